@@ -1,0 +1,153 @@
+//! Assembles a running edgeseo: loads the rules, starts the embedded origins they name, binds the
+//! listeners and serves until shut down. Reloading builds a complete new [`Runtime`] and swaps it in
+//! only when the new rules are valid, so a broken edit never stops a site.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
+use crate::demo::DemoSite;
+use crate::proxy::Proxy;
+use crate::server::{self, Listener, Shutdown};
+use crate::sites::Runtime;
+use crate::tls::{self, TlsError};
+use crate::upstream::{EmbeddedOrigins, UpstreamError};
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub rules_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub certs_dir: PathBuf,
+    /// Where an embedded site (the demo) listens when the rules name one.
+    pub embedded_listen: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid rules:\n{0}")]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+pub struct App {
+    pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+    pub embedded: EmbeddedOrigins,
+    rules_dir: PathBuf,
+    runtime: Arc<ArcSwap<Runtime>>,
+    stop_proxy: watch::Sender<bool>,
+    proxy_tasks: JoinSet<()>,
+    stop_embedded: watch::Sender<bool>,
+    embedded_tasks: JoinSet<()>,
+}
+
+impl App {
+    pub async fn start(opts: ServeOptions) -> Result<App, StartError> {
+        let rules = Rules::load(&opts.rules_dir)?;
+        let settings = rules.server.clone();
+
+        let (stop_embedded, embedded_shutdown) = Shutdown::new();
+        let mut embedded_tasks = JoinSet::new();
+        let mut embedded = EmbeddedOrigins::default();
+        let wants_demo = rules
+            .sites
+            .iter()
+            .any(|s| s.origin.target == OriginTarget::Embedded(EmbeddedSite::Demo));
+        if wants_demo {
+            let tcp = bind(opts.embedded_listen).await?;
+            embedded.demo = Some(tcp.local_addr().map_err(|source| StartError::Bind {
+                addr: opts.embedded_listen,
+                source,
+            })?);
+            let listener = Listener { tcp, tls: None };
+            embedded_tasks.spawn(server::serve(
+                listener,
+                Arc::new(DemoSite),
+                ServerSettings::default(),
+                embedded_shutdown,
+            ));
+        }
+
+        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(rules, &embedded)?));
+        let proxy = Arc::new(Proxy::new(runtime.clone()));
+        let (stop_proxy, proxy_shutdown) = Shutdown::new();
+        let mut proxy_tasks = JoinSet::new();
+
+        let tcp = bind(opts.listen).await?;
+        let http_addr = local_addr(&tcp, opts.listen)?;
+        proxy_tasks.spawn(server::serve(
+            Listener { tcp, tls: None },
+            proxy.clone(),
+            settings.clone(),
+            proxy_shutdown.clone(),
+        ));
+        let mut https_addr = None;
+        if let Some(addr) = opts.tls_listen {
+            let acceptor = tls::acceptor(&opts.certs_dir)?;
+            let tcp = bind(addr).await?;
+            https_addr = Some(local_addr(&tcp, addr)?);
+            proxy_tasks.spawn(server::serve(
+                Listener {
+                    tcp,
+                    tls: Some(acceptor),
+                },
+                proxy,
+                settings,
+                proxy_shutdown,
+            ));
+        }
+
+        Ok(App {
+            http_addr,
+            https_addr,
+            embedded,
+            rules_dir: opts.rules_dir,
+            runtime,
+            stop_proxy,
+            proxy_tasks,
+            stop_embedded,
+            embedded_tasks,
+        })
+    }
+
+    /// Loads the rules again and swaps them in; on any error the running rules stay.
+    pub fn reload(&self) -> Result<(), StartError> {
+        let rules = Rules::load(&self.rules_dir)?;
+        let runtime = Runtime::build(rules, &self.embedded)?;
+        self.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain timeout), then stops the
+    /// embedded origins, which in-flight proxied requests may still have needed.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_proxy.send(true);
+        while self.proxy_tasks.join_next().await.is_some() {}
+        let _ = self.stop_embedded.send(true);
+        while self.embedded_tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(tcp: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    tcp.local_addr()
+        .map_err(|source| StartError::Bind { addr, source })
+}

@@ -1,0 +1,584 @@
+//! Rule files, parsed once into validated, typed structs.
+//!
+//! Layout of a rules directory:
+//! ```text
+//! rules/server.toml          optional: listener limits shared by every site
+//! rules/<site>/site.toml     one directory per site: hosts, origin, limits
+//! ```
+//! Loading reads every file, reports every problem as `path:line:col: message` and returns either a
+//! complete [`Rules`] or all the diagnostics; it never returns half a configuration.
+
+mod diag;
+mod raw;
+
+use std::collections::HashMap;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Uri};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use diag::file_diagnostic;
+pub use diag::{Diagnostic, RulesError, SourceFile};
+use raw::{RawOrigin, RawServer, RawSite};
+
+/// Everything loaded from one rules directory.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub dir: PathBuf,
+    pub server: ServerSettings,
+    pub sites: Vec<Site>,
+}
+
+/// Listener limits (`rules/server.toml`, `[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Largest request head accepted; larger ones get 431.
+    pub max_header_size: usize,
+    /// Time a client has to send a complete request head (slowloris defence).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub drain_timeout: Duration,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_header_size: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_concurrent_streams: 200,
+        }
+    }
+}
+
+/// One site: the hosts it answers for and the origin behind it.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The directory name under `rules/`.
+    pub name: String,
+    /// Lower-case host names without port; `*.example.com` matches any subdomain.
+    pub hosts: Vec<String>,
+    pub origin: Origin,
+    pub limits: SiteLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub target: OriginTarget,
+    /// Host header sent upstream; `None` sends the origin URL's authority.
+    pub host: Option<HeaderValue>,
+    pub connect_timeout: Duration,
+    /// Time from sending the request until the origin's response head arrives.
+    pub response_timeout: Duration,
+    /// Extra trust anchors for an https origin with a private CA.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub max_idle_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginTarget {
+    /// A real origin: scheme and authority only.
+    Url {
+        scheme: Scheme,
+        authority: Authority,
+    },
+    /// A site compiled into the binary and served on a loopback port (`embedded = "demo"`).
+    Embedded(EmbeddedSite),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmbeddedSite {
+    Demo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteLimits {
+    /// Larger request bodies get 413.
+    pub max_request_body: u64,
+}
+
+impl Default for SiteLimits {
+    fn default() -> Self {
+        Self {
+            max_request_body: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl Rules {
+    /// Loads and validates a rules directory, reporting every problem at once.
+    pub fn load(dir: &Path) -> Result<Rules, RulesError> {
+        let mut diags = Vec::new();
+        let server = load_server(&dir.join("server.toml"), &mut diags);
+        let mut sites = Vec::new();
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut dirs: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect();
+                dirs.sort();
+                for site_dir in dirs {
+                    if let Some(site) = load_site(&site_dir, &mut diags) {
+                        sites.push(site);
+                    }
+                }
+            }
+            Err(e) => diags.push(file_diagnostic(
+                dir,
+                format!("cannot read rules directory: {e}"),
+            )),
+        }
+        if sites.is_empty() && diags.is_empty() {
+            diags.push(file_diagnostic(
+                dir,
+                "no site: add a directory with a site.toml",
+            ));
+        }
+        check_unique_hosts(&sites, dir, &mut diags);
+        if diags.is_empty() {
+            Ok(Rules {
+                dir: dir.to_path_buf(),
+                server: server.unwrap_or_default(),
+                sites,
+            })
+        } else {
+            Err(RulesError { diagnostics: diags })
+        }
+    }
+}
+
+fn read_source(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<SourceFile> {
+    match fs::read_to_string(path) {
+        Ok(text) => Some(SourceFile::new(path, text)),
+        Err(e) => {
+            diags.push(file_diagnostic(path, format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
+fn parse_toml<T: DeserializeOwned>(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match toml::from_str(&src.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            diags.push(src.diagnostic(span, e.message().trim().to_string()));
+            None
+        }
+    }
+}
+
+fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSettings> {
+    if !path.exists() {
+        return Some(ServerSettings::default());
+    }
+    let src = read_source(path, diags)?;
+    let raw: RawServer = parse_toml(&src, diags)?;
+    let mut v = Validator::new(&src, diags);
+    let d = ServerSettings::default();
+    let l = &raw.limits;
+    Some(ServerSettings {
+        max_header_size: v.size(&l.max_header_size, d.max_header_size as u64, 1024..=1 << 20)
+            as usize,
+        header_read_timeout: v.duration(&l.header_read_timeout, d.header_read_timeout),
+        idle_timeout: v.duration(&l.idle_timeout, d.idle_timeout),
+        drain_timeout: v.duration(&l.drain_timeout, d.drain_timeout),
+        max_connections: v.count(&l.max_connections, d.max_connections as i64, 1..=1_000_000)
+            as usize,
+        max_concurrent_streams: v.count(
+            &l.max_concurrent_streams,
+            i64::from(d.max_concurrent_streams),
+            1..=10_000,
+        ) as u32,
+    })
+}
+
+fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
+    let path = dir.join("site.toml");
+    if !path.exists() {
+        diags.push(file_diagnostic(
+            &path,
+            "missing: every directory under rules/ is a site and needs a site.toml",
+        ));
+        return None;
+    }
+    let name = dir.file_name()?.to_string_lossy().into_owned();
+    let src = read_source(&path, diags)?;
+    let raw: RawSite = parse_toml(&src, diags)?;
+    let before = diags.len();
+    let mut v = Validator::new(&src, diags);
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        v.error(
+            0..0,
+            format!("site directory name `{name}` must use only a-z, 0-9, `-` and `_`"),
+        );
+    }
+    let hosts = v.hosts(&raw.hosts);
+    let origin = v.origin(&raw.origin, dir);
+    let limits = SiteLimits {
+        max_request_body: v.size(
+            &raw.limits.max_request_body,
+            SiteLimits::default().max_request_body,
+            0..=1 << 40,
+        ),
+    };
+    let ok = diags.len() == before;
+    match origin {
+        Some(origin) if ok => Some(Site {
+            name,
+            hosts,
+            origin,
+            limits,
+        }),
+        _ => None,
+    }
+}
+
+fn check_unique_hosts(sites: &[Site], dir: &Path, diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for site in sites {
+        for host in &site.hosts {
+            if let Some(first) = seen.insert(host, &site.name) {
+                diags.push(file_diagnostic(
+                    &dir.join(&site.name).join("site.toml"),
+                    format!("host `{host}` is already served by site `{first}`"),
+                ));
+            }
+        }
+    }
+}
+
+/// Turns raw values into typed ones, recording a diagnostic for each bad value and substituting a
+/// default so validation can go on and find the next problem.
+struct Validator<'a> {
+    src: &'a SourceFile,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(src: &'a SourceFile, diags: &'a mut Vec<Diagnostic>) -> Self {
+        Self { src, diags }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.diags.push(self.src.diagnostic(span, message));
+    }
+
+    fn duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.error(value.span(), "duration must be greater than zero");
+                default
+            }
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "invalid duration `{}` ({e}); write e.g. \"500ms\", \"10s\", \"2m\"",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn size(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        let Some(value) = value else { return default };
+        match parse_size(value.get_ref()) {
+            Some(n) if range.contains(&n) => n,
+            Some(n) => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "size {n} bytes is out of range {}..={} bytes",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+            None => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "invalid size `{}`; write e.g. \"512KiB\", \"8MiB\", \"1GiB\" or a number of bytes",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> i64 {
+        let Some(value) = value else { return default };
+        if range.contains(value.get_ref()) {
+            *value.get_ref()
+        } else {
+            self.error(
+                value.span(),
+                format!(
+                    "{} is out of range {}..={}",
+                    value.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+
+    fn hosts(&mut self, hosts: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+        if hosts.get_ref().is_empty() {
+            self.error(hosts.span(), "hosts must name at least one host");
+        }
+        let mut out = Vec::new();
+        for host in hosts.get_ref() {
+            match normalize_host_pattern(host.get_ref()) {
+                Ok(h) if out.contains(&h) => {
+                    self.error(host.span(), format!("host `{h}` is listed twice"))
+                }
+                Ok(h) => out.push(h),
+                Err(msg) => self.error(host.span(), msg),
+            }
+        }
+        out
+    }
+
+    fn origin(&mut self, raw: &Spanned<RawOrigin>, site_dir: &Path) -> Option<Origin> {
+        let o = raw.get_ref();
+        let target = match (&o.url, &o.embedded) {
+            (Some(url), None) => self.origin_url(url),
+            (None, Some(name)) => match name.get_ref().as_str() {
+                "demo" => Some(OriginTarget::Embedded(EmbeddedSite::Demo)),
+                other => {
+                    self.error(
+                        name.span(),
+                        format!("unknown embedded site `{other}`; the only one is \"demo\""),
+                    );
+                    None
+                }
+            },
+            (Some(_), Some(embedded)) => {
+                self.error(embedded.span(), "set either `url` or `embedded`, not both");
+                None
+            }
+            (None, None) => {
+                self.error(
+                    raw.span(),
+                    "[origin] needs `url` (e.g. \"https://www.example.com\")",
+                );
+                None
+            }
+        };
+        let host = o.host.as_ref().and_then(|h| {
+            match (
+                h.get_ref().parse::<Authority>(),
+                HeaderValue::from_str(h.get_ref()),
+            ) {
+                (Ok(_), Ok(v)) => Some(v),
+                _ => {
+                    self.error(
+                        h.span(),
+                        format!("`{}` is not a valid Host header value", h.get_ref()),
+                    );
+                    None
+                }
+            }
+        });
+        let extra_roots = o
+            .ca_file
+            .as_ref()
+            .map(|f| self.ca_file(f, site_dir))
+            .unwrap_or_default();
+        // Every value is checked before giving up on a bad target, so all problems get reported.
+        let connect_timeout = self.duration(&o.connect_timeout, Duration::from_secs(5));
+        let response_timeout = self.duration(&o.response_timeout, Duration::from_secs(60));
+        let max_idle_connections = self.count(&o.max_idle_connections, 256, 0..=100_000) as usize;
+        Some(Origin {
+            target: target?,
+            host,
+            connect_timeout,
+            response_timeout,
+            extra_roots,
+            max_idle_connections,
+        })
+    }
+
+    fn origin_url(&mut self, url: &Spanned<String>) -> Option<OriginTarget> {
+        let text = url.get_ref();
+        let uri: Uri = match text.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                self.error(url.span(), format!("invalid origin url `{text}`: {e}"));
+                return None;
+            }
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            self.error(
+                url.span(),
+                format!(
+                    "origin url `{text}` needs a scheme and host, e.g. \"http://10.0.0.5:8080\""
+                ),
+            );
+            return None;
+        };
+        if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
+            self.error(
+                url.span(),
+                format!("origin url scheme must be http or https, not `{scheme}`"),
+            );
+            return None;
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            self.error(
+                url.span(),
+                "origin url must not carry a path or query: request paths are forwarded as they are",
+            );
+            return None;
+        }
+        Some(OriginTarget::Url {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+        })
+    }
+
+    fn ca_file(&mut self, file: &Spanned<String>, site_dir: &Path) -> Vec<CertificateDer<'static>> {
+        let path = site_dir.join(file.get_ref());
+        let certs: Result<Vec<_>, _> = match CertificateDer::pem_file_iter(&path) {
+            Ok(iter) => iter.collect(),
+            Err(e) => {
+                self.error(file.span(), format!("cannot read {}: {e}", path.display()));
+                return Vec::new();
+            }
+        };
+        match certs {
+            Ok(certs) if !certs.is_empty() => certs,
+            Ok(_) => {
+                self.error(
+                    file.span(),
+                    format!("{} holds no PEM certificate", path.display()),
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                self.error(
+                    file.span(),
+                    format!("{} is not valid PEM: {e}", path.display()),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Parses "8MiB", "512 KiB", "1GB", "1048576" into bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Validates one `hosts` entry: a host name or IP literal without port, optionally `*.` + domain.
+fn normalize_host_pattern(host: &str) -> Result<String, String> {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let h = h
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .map_or(h.clone(), str::to_string);
+    if h.is_empty() {
+        return Err("host must not be empty".into());
+    }
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(h);
+    }
+    let name = h.strip_prefix("*.").unwrap_or(&h);
+    let valid = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(h)
+    } else {
+        Err(format!(
+            "`{host}` is not a host name (no port, no scheme; `*.example.com` for subdomains)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Some(8 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("2 parsecs"), None);
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            normalize_host_pattern("WWW.Example.com.").unwrap(),
+            "www.example.com"
+        );
+        assert_eq!(normalize_host_pattern("[::1]").unwrap(), "::1");
+        assert_eq!(
+            normalize_host_pattern("*.example.com").unwrap(),
+            "*.example.com"
+        );
+        assert!(normalize_host_pattern("example.com:8080").is_err());
+        assert!(normalize_host_pattern("http://example.com").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! edgeseo: an edge proxy that serves a supplier's unchanged website localized for Indonesia,
+//! Vietnam and Thailand. The request flow is in [`proxy`]; [`app`] assembles a running server.
+
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod forward;
+pub mod proxy;
+pub mod server;
+pub mod sites;
+pub mod tls;
+pub mod upstream;

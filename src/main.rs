@@ -1,0 +1,167 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edgeseo::app::{App, ServeOptions};
+use edgeseo::config::Rules;
+
+/// Edge proxy that serves a supplier's website localized for Indonesia, Vietnam and Thailand.
+#[derive(Parser)]
+#[command(name = "edgeseo", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded sample supplier site behind the proxy, with the rules in rules/.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Where the embedded sample site itself listens (loopback, any free port by default).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        origin_listen: SocketAddr,
+    },
+    /// Serve the sites described by a rules directory.
+    Serve {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Also serve HTTPS here, with certificates from --certs.
+        #[arg(long)]
+        tls_listen: Option<SocketAddr>,
+        #[arg(long, default_value = "certs")]
+        certs: PathBuf,
+    },
+    /// Validate a rules directory; prints every problem as path:line:col: message.
+    Check {
+        #[arg(long)]
+        rules: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,edgeseo::access=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { rules } => return check(&rules),
+        Command::Demo {
+            listen,
+            rules,
+            origin_listen,
+        } => run(
+            ServeOptions {
+                rules_dir: rules,
+                listen,
+                tls_listen: None,
+                certs_dir: PathBuf::from("certs"),
+                embedded_listen: origin_listen,
+            },
+            true,
+        ),
+        Command::Serve {
+            rules,
+            listen,
+            tls_listen,
+            certs,
+        } => run(
+            ServeOptions {
+                rules_dir: rules,
+                listen,
+                tls_listen,
+                certs_dir: certs,
+                embedded_listen: "127.0.0.1:0".parse().expect("valid address"),
+            },
+            false,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgeseo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(dir: &std::path::Path) -> ExitCode {
+    match Rules::load(dir) {
+        Ok(rules) => {
+            println!(
+                "{}: {} site(s), all rules valid",
+                dir.display(),
+                rules.sites.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                println!("{d}");
+            }
+            eprintln!("{} problem(s) found", e.diagnostics.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: ServeOptions, demo: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = App::start(opts).await?;
+        if demo {
+            print_demo_urls(&app);
+        } else {
+            tracing::info!(http = %app.http_addr, https = ?app.https_addr, "edgeseo serving");
+        }
+        wait_for_signals(&app).await?;
+        tracing::info!("shutting down: draining in-flight requests");
+        app.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Returns on SIGINT or SIGTERM; reloads the rules on SIGHUP.
+async fn wait_for_signals(app: &App) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => match app.reload() {
+                Ok(()) => tracing::info!("rules reloaded"),
+                Err(e) => tracing::error!("reload refused, previous rules keep serving: {e}"),
+            },
+        }
+    }
+}
+
+fn print_demo_urls(app: &App) {
+    let base = format!("http://{}", app.http_addr);
+    let localhost = format!("http://localhost:{}", app.http_addr.port());
+    println!("edgeseo demo: the LIANHE sample supplier site behind the proxy");
+    if let Some(origin) = app.embedded.demo {
+        println!("  origin (direct, unproxied): http://{origin}/");
+    }
+    println!("  home            {base}/   (also {localhost}/)");
+    println!("  catalogue       {base}/products");
+    println!("  product page    {base}/products/air-fryer-4-5l");
+    println!("  FAQ             {base}/faq");
+    println!("Press Ctrl-C to stop.");
+}

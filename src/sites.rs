@@ -1,0 +1,85 @@
+//! The live state built from loaded rules: each site with its origin client, and the host table
+//! that picks a site for a request. Built whole from [`Rules`] and swapped atomically on reload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{Rules, Site};
+use crate::upstream::{EmbeddedOrigins, Upstream, UpstreamError};
+
+pub struct SiteState {
+    pub config: Site,
+    pub upstream: Upstream,
+}
+
+pub struct Runtime {
+    pub rules: Rules,
+    exact: HashMap<String, Arc<SiteState>>,
+    /// `(".example.com", site)` for `*.example.com`, longest suffix first.
+    wildcards: Vec<(String, Arc<SiteState>)>,
+}
+
+impl Runtime {
+    pub fn build(rules: Rules, embedded: &EmbeddedOrigins) -> Result<Self, UpstreamError> {
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for site in &rules.sites {
+            let state = Arc::new(SiteState {
+                upstream: Upstream::new(&site.origin, embedded)?,
+                config: site.clone(),
+            });
+            for host in &site.hosts {
+                match host.strip_prefix('*') {
+                    Some(suffix) => wildcards.push((suffix.to_string(), state.clone())),
+                    None => {
+                        exact.insert(host.clone(), state.clone());
+                    }
+                }
+            }
+        }
+        wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        Ok(Self {
+            rules,
+            exact,
+            wildcards,
+        })
+    }
+
+    /// The site serving `host` (any port, any case), if one does.
+    pub fn route(&self, host: &str) -> Option<&Arc<SiteState>> {
+        let host = normalize_host(host);
+        self.exact.get(host.as_str()).or_else(|| {
+            self.wildcards
+                .iter()
+                .find(|(suffix, _)| host.ends_with(suffix.as_str()))
+                .map(|(_, site)| site)
+        })
+    }
+}
+
+/// Lower-case host without port, brackets or trailing dot: `[::1]:8080` → `::1`.
+pub fn normalize_host(authority: &str) -> String {
+    let authority = authority.trim();
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn hosts_normalize_without_port() {
+        assert_eq!(normalize_host("LocalHost:8080"), "localhost");
+        assert_eq!(normalize_host("127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("shop.example."), "shop.example");
+    }
+}

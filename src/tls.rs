@@ -1,0 +1,105 @@
+//! TLS termination: one certificate per host from `certs/<host>/{cert.pem,key.pem}`, chosen by the
+//! server name the client sends (SNI). ALPN offers HTTP/2 and HTTP/1.1.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::ring;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("no certificate found under {0} (expected <host>/cert.pem and <host>/key.pem)")]
+    Empty(PathBuf),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Certificates by lower-case host name; `*.example.com` directories serve subdomains.
+#[derive(Debug)]
+struct CertStore {
+    by_host: HashMap<String, Arc<CertifiedKey>>,
+    /// Used when the client sends no server name and only one certificate exists.
+    only: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = hello.server_name() else {
+            return self.only.clone();
+        };
+        let name = name.to_ascii_lowercase();
+        if let Some(key) = self.by_host.get(&name) {
+            return Some(key.clone());
+        }
+        let parent = name.split_once('.')?.1;
+        self.by_host.get(&format!("*.{parent}")).cloned()
+    }
+}
+
+/// Builds a TLS acceptor from a certificates directory.
+pub fn acceptor(certs_dir: &Path) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(ring::default_provider());
+    let mut by_host = HashMap::new();
+    let entries = fs::read_dir(certs_dir).map_err(|e| TlsError::File {
+        path: certs_dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    for entry in entries.filter_map(Result::ok) {
+        let dir = entry.path();
+        if !dir.join("cert.pem").exists() {
+            continue;
+        }
+        let host = entry.file_name().to_string_lossy().to_ascii_lowercase();
+        by_host.insert(host, Arc::new(load_key(&dir, &provider)?));
+    }
+    if by_host.is_empty() {
+        return Err(TlsError::Empty(certs_dir.to_path_buf()));
+    }
+    let only = (by_host.len() == 1)
+        .then(|| by_host.values().next().cloned())
+        .flatten();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(CertStore { by_host, only }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn load_key(
+    dir: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let file_err = |path: PathBuf| {
+        move |e: rustls::pki_types::pem::Error| TlsError::File {
+            path,
+            message: e.to_string(),
+        }
+    };
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(file_err(cert_path.clone()))?
+        .collect::<Result<_, _>>()
+        .map_err(file_err(cert_path.clone()))?;
+    if chain.is_empty() {
+        return Err(TlsError::File {
+            path: cert_path,
+            message: "holds no certificate".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(file_err(key_path.clone()))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| TlsError::File {
+        path: key_path,
+        message: e.to_string(),
+    })
+}

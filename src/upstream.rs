@@ -1,0 +1,150 @@
+//! The connection to a site's origin: one pooled HTTP client per site, http or https (rustls), with
+//! connect and response timeouts, and the classification of its failures into [`ProxyError`]s.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http_body_util::LengthLimitError;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{Body, BoxError};
+use crate::config::{Origin, OriginTarget};
+use crate::error::ProxyError;
+
+/// Where the sites compiled into the binary are listening, once started.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedOrigins {
+    pub demo: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the embedded demo site is not running")]
+    EmbeddedNotRunning,
+    #[error("invalid extra CA certificate: {0}")]
+    BadRoot(#[from] rustls::Error),
+}
+
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+    response_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(origin: &Origin, embedded: &EmbeddedOrigins) -> Result<Self, UpstreamError> {
+        let (scheme, authority) = match &origin.target {
+            OriginTarget::Url { scheme, authority } => (scheme.clone(), authority.clone()),
+            OriginTarget::Embedded(_) => {
+                let addr = embedded.demo.ok_or(UpstreamError::EmbeddedNotRunning)?;
+                let authority = addr
+                    .to_string()
+                    .parse()
+                    .expect("socket address is an authority");
+                (Scheme::HTTP, authority)
+            }
+        };
+        let host = match &origin.host {
+            Some(h) => h.clone(),
+            None => HeaderValue::from_str(authority.as_str()).expect("authority is a header value"),
+        };
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(origin.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in &origin.extra_roots {
+            roots.add(cert.clone())?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(origin.max_idle_connections)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            host,
+            response_timeout: origin.response_timeout,
+        })
+    }
+
+    /// Sends a request (path and headers already prepared) and waits for the response head.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, ProxyError> {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .expect("scheme, authority and path are valid");
+        // The origin is spoken to over HTTP/1.1 whatever the client used.
+        *req.version_mut() = Version::HTTP_11;
+        req.headers_mut().insert(header::HOST, self.host.clone());
+
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(e, self.response_timeout)),
+            Err(_) => Err(ProxyError::OriginTimeout(self.response_timeout)),
+        }
+    }
+}
+
+fn classify(err: hyper_util::client::legacy::Error, waited: Duration) -> ProxyError {
+    // Only the size limit wrapped around the client's body produces this error.
+    if find_source::<LengthLimitError>(&err).is_some() {
+        return ProxyError::BodyTooLarge;
+    }
+    let timed_out = find_source::<std::io::Error>(&err)
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    if timed_out {
+        ProxyError::OriginTimeout(waited)
+    } else if err.is_connect() {
+        ProxyError::OriginUnreachable(Box::new(err) as BoxError)
+    } else {
+        ProxyError::OriginProtocol(Box::new(err) as BoxError)
+    }
+}
+
+fn find_source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}

@@ -1,0 +1,117 @@
+//! The `edgeseo` binary as an operator runs it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+
+fn edgeseo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_edgeseo"))
+}
+
+#[test]
+fn check_accepts_the_shipped_rules() {
+    let out = edgeseo()
+        .args([
+            "check",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn check_reports_every_problem_with_its_position() {
+    let rules = RulesDir::new()
+        .site("a", "hosts = [\"a.test\"]\ncolour = \"blue\"\n[origin]\nurl = \"http://127.0.0.1:1\"\n")
+        .site(
+            "b",
+            "hosts = [\"b.test\", \"b.test:80\"]\n[origin]\nurl = \"ftp://127.0.0.1\"\nconnect_timeout = \"soon\"\n",
+        )
+        .site("c", "hosts = [\"c.test\"\n")
+        .file("server.toml", "[limits]\nidle_timeout = \"0s\"\n");
+    let out = edgeseo()
+        .args(["check", "--rules"])
+        .arg(rules.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let root = rules.path().display().to_string();
+    for expected in [
+        format!("{root}/a/site.toml:2:1: unknown field `colour`"),
+        format!("{root}/b/site.toml:1:20: `b.test:80` is not a host name"),
+        format!("{root}/b/site.toml:3:7: origin url scheme must be http or https"),
+        format!("{root}/b/site.toml:4:19: invalid duration `soon`"),
+        format!("{root}/c/site.toml:1:"),
+        format!("{root}/server.toml:2:16: duration must be greater than zero"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&expected)),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn demo_serves_the_sample_site_and_stops_on_sigterm() {
+    let mut child = edgeseo()
+        .args(["demo", "--listen", "127.0.0.1:0", "--rules"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let home = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:") && w.ends_with('/'))
+                .filter(|_| line.trim_start().starts_with("home"))
+                .map(str::to_string)
+        })
+        .expect("demo prints its home URL");
+    let addr: std::net::SocketAddr = home
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = http1_client();
+        for host in ["127.0.0.1", "localhost"] {
+            let (status, _, body) =
+                fetch(&client, get(addr, &format!("{host}:{}", addr.port()), "/")).await;
+            assert_eq!(status, StatusCode::OK);
+            let page = String::from_utf8_lossy(&body);
+            assert!(page.contains("LIANHE"), "demo home page through the proxy");
+        }
+    });
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "demo did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
