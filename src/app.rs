@@ -16,9 +16,9 @@ use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSetting
 use crate::demo::DemoSite;
 use crate::proxy::Proxy;
 use crate::server::{self, Listener, Shutdown};
-use crate::sites::Runtime;
+use crate::sites::{BuildError, Runtime};
 use crate::tls::{self, TlsError};
-use crate::upstream::{EmbeddedOrigins, UpstreamError};
+use crate::upstream::EmbeddedOrigins;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -35,7 +35,7 @@ pub enum StartError {
     #[error("invalid rules:\n{0}")]
     Rules(#[from] RulesError),
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Build(#[from] BuildError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -68,10 +68,7 @@ impl App {
             .any(|s| s.origin.target == OriginTarget::Embedded(EmbeddedSite::Demo));
         if wants_demo {
             let tcp = bind(opts.embedded_listen).await?;
-            embedded.demo = Some(tcp.local_addr().map_err(|source| StartError::Bind {
-                addr: opts.embedded_listen,
-                source,
-            })?);
+            embedded.demo = Some(local_addr(&tcp, opts.embedded_listen)?);
             let listener = Listener { tcp, tls: None };
             embedded_tasks.spawn(server::serve(
                 listener,

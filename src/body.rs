@@ -2,26 +2,27 @@
 //! generic plumbing: a boxed, streaming body of `Bytes`.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-pub type Body = BoxBody<Bytes, BoxError>;
+/// Send but not Sync: the HTML rewriter inside a rewritten body is used by one task at a time.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
 pub fn boxed<B>(body: B) -> Body
 where
-    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    body.map_err(Into::into).boxed()
+    body.map_err(Into::into).boxed_unsync()
 }

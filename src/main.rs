@@ -153,15 +153,32 @@ async fn wait_for_signals(app: &App) -> anyhow::Result<()> {
 }
 
 fn print_demo_urls(app: &App) {
+    use std::io::Write;
     let base = format!("http://{}", app.http_addr);
     let localhost = format!("http://localhost:{}", app.http_addr.port());
-    println!("edgeseo demo: the LIANHE sample supplier site behind the proxy");
+    let mut text = String::from("edgeseo demo: the LIANHE sample supplier site behind the proxy\n");
     if let Some(origin) = app.embedded.demo {
-        println!("  origin (direct, unproxied): http://{origin}/");
+        text.push_str(&format!("  origin (direct, unproxied): http://{origin}/\n"));
     }
-    println!("  home            {base}/   (also {localhost}/)");
-    println!("  catalogue       {base}/products");
-    println!("  product page    {base}/products/air-fryer-4-5l");
-    println!("  FAQ             {base}/faq");
-    println!("Press Ctrl-C to stop.");
+    text.push_str(&format!(
+        "  home            {base}/   (also {localhost}/)\n"
+    ));
+    text.push_str(&format!("  catalogue       {base}/products\n"));
+    text.push_str(&format!(
+        "  product page    {base}/products/air-fryer-4-5l\n"
+    ));
+    text.push_str(&format!(
+        "  Indonesian      {base}/id/products/air-fryer-4-5l\n"
+    ));
+    text.push_str(&format!(
+        "  Vietnamese      {base}/vi/products/air-fryer-4-5l\n"
+    ));
+    text.push_str(&format!(
+        "  Thai            {base}/th/products/air-fryer-4-5l\n"
+    ));
+    text.push_str(&format!("  sitemap         {base}/sitemap.xml\n"));
+    text.push_str("Press Ctrl-C to stop.\n");
+    // A closed stdout (the demo started from a script that stopped reading) is not an error.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
 }

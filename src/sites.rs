@@ -2,14 +2,28 @@
 //! that picks a site for a request. Built whole from [`Rules`] and swapped atomically on reload.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::config::{Rules, Site};
+use crate::geoip::{GeoIp, GeoIpError};
 use crate::upstream::{EmbeddedOrigins, Upstream, UpstreamError};
+
+/// The compiled-in GeoIP database, opened once and shared by every rules generation.
+static DEFAULT_GEOIP: LazyLock<GeoIp> = LazyLock::new(GeoIp::embedded);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
+}
 
 pub struct SiteState {
     pub config: Site,
     pub upstream: Upstream,
+    /// The site's own GeoIP database, when its rules name one.
+    geoip: Option<GeoIp>,
 }
 
 pub struct Runtime {
@@ -20,13 +34,18 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn build(rules: Rules, embedded: &EmbeddedOrigins) -> Result<Self, UpstreamError> {
+    pub fn build(rules: Rules, embedded: &EmbeddedOrigins) -> Result<Self, BuildError> {
         let mut exact = HashMap::new();
         let mut wildcards = Vec::new();
         for site in &rules.sites {
+            let geoip = match site.seo.as_ref().and_then(|s| s.geoip.as_deref()) {
+                Some(path) => Some(GeoIp::open(path)?),
+                None => None,
+            };
             let state = Arc::new(SiteState {
                 upstream: Upstream::new(&site.origin, embedded)?,
                 config: site.clone(),
+                geoip,
             });
             for host in &site.hosts {
                 match host.strip_prefix('*') {
@@ -43,6 +62,11 @@ impl Runtime {
             exact,
             wildcards,
         })
+    }
+
+    /// The GeoIP database for a site's suggestions.
+    pub fn geoip<'a>(&self, site: &'a SiteState) -> &'a GeoIp {
+        site.geoip.as_ref().unwrap_or(&DEFAULT_GEOIP)
     }
 
     /// The site serving `host` (any port, any case), if one does.

@@ -72,9 +72,9 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let home = stdout
-        .lines()
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let home = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|line| {
             line.split_whitespace()
@@ -83,6 +83,8 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
                 .map(str::to_string)
         })
         .expect("demo prints its home URL");
+    // Keep reading so the demo never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr: std::net::SocketAddr = home
         .trim_start_matches("http://")
         .trim_end_matches('/')

@@ -10,11 +10,13 @@
 
 mod diag;
 mod raw;
+mod seo;
 
 use std::collections::HashMap;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
@@ -27,6 +29,10 @@ use toml::Spanned;
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
+pub use seo::{
+    Field, Keyword, Keywords, Localized, Organization, PageKind, PageRule, Pages, Part,
+    PathPattern, Product, Products, RewriteSettings, SiteSeo, SuggestMode, Template,
+};
 
 /// Everything loaded from one rules directory.
 #[derive(Debug, Clone)]
@@ -75,6 +81,8 @@ pub struct Site {
     pub hosts: Vec<String>,
     pub origin: Origin,
     pub limits: SiteLimits,
+    /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
+    pub seo: Option<Arc<SiteSeo>>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +231,9 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
     let src = read_source(&path, diags)?;
     let raw: RawSite = parse_toml(&src, diags)?;
     let before = diags.len();
+    // Problems in the site's other files are collected apart while site.toml's validator holds
+    // the list, and joined after.
+    let mut other_files = Vec::new();
     let mut v = Validator::new(&src, diags);
     if !name
         .chars()
@@ -242,6 +253,8 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             0..=1 << 40,
         ),
     };
+    let seo = seo::load(dir, &raw, &mut v, &mut other_files);
+    diags.append(&mut other_files);
     let ok = diags.len() == before;
     match origin {
         Some(origin) if ok => Some(Site {
@@ -249,6 +262,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             hosts,
             origin,
             limits,
+            seo: seo.map(Arc::new),
         }),
         _ => None,
     }

@@ -28,9 +28,89 @@ pub struct RawServerLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
     pub hosts: Spanned<Vec<Spanned<String>>>,
+    pub public_origin: Option<Spanned<String>>,
     pub origin: Spanned<RawOrigin>,
     #[serde(default)]
     pub limits: RawSiteLimits,
+    #[serde(default)]
+    pub locales: RawLocales,
+    pub organization: Option<Spanned<RawOrganization>>,
+    #[serde(default)]
+    pub rewrite: RawRewrite,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocales {
+    pub enabled: Option<Spanned<Vec<Spanned<String>>>>,
+    pub suggest: Option<Spanned<String>>,
+    pub geoip: Option<Spanned<String>>,
+    pub verify_crawlers: Option<bool>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrganization {
+    pub name: Spanned<String>,
+    pub legal_name: Option<String>,
+    pub logo: Option<Spanned<String>>,
+    pub email: Option<String>,
+    pub telephone: Option<String>,
+    pub whatsapp: Option<String>,
+    pub street_address: Option<String>,
+    pub address_locality: Option<String>,
+    pub address_region: Option<String>,
+    pub postal_code: Option<String>,
+    pub address_country: Option<Spanned<String>>,
+    pub founding_date: Option<String>,
+    pub same_as: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRewrite {
+    pub max_memory: Option<Spanned<String>>,
+    pub price_selector: Option<Spanned<String>>,
+}
+
+/// `rules/<site>/pages.toml`: page rules, first match wins.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    #[serde(default)]
+    pub home_label: Option<Spanned<RawLocalized>>,
+    #[serde(default)]
+    pub sitemap: Option<RawSitemap>,
+    #[serde(default)]
+    pub page: Vec<Spanned<RawPage>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSitemap {
+    pub paths: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPage {
+    pub path: Spanned<String>,
+    pub kind: Option<Spanned<String>>,
+    pub category: Option<Spanned<String>>,
+    pub name: Option<Spanned<RawLocalized>>,
+    pub title: Spanned<RawLocalized>,
+    pub description: Spanned<RawLocalized>,
+}
+
+/// A text per locale code.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalized {
+    pub en: Option<Spanned<String>>,
+    pub id: Option<Spanned<String>>,
+    pub vi: Option<Spanned<String>>,
+    pub th: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,1041 @@
+//! The SEO half of a site's rules: locales, organization, page rules with title/description
+//! templates (`pages.toml`), the product feed (`products.csv`) and the marketplace keyword database
+//! (`keywords/<locale>.csv`). A site without `pages.toml` is proxied without rewriting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::diag::{Diagnostic, SourceFile, file_diagnostic};
+use super::raw::{RawLocalized, RawOrganization, RawPage, RawPages, RawSite};
+use super::{Validator, parse_toml, read_source};
+use crate::locale::Locale;
+
+/// One value per locale, indexed by [`Locale`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Localized<T>([T; 4]);
+
+impl<T> Localized<T> {
+    pub fn get(&self, locale: Locale) -> &T {
+        &self.0[locale as usize]
+    }
+
+    fn set(&mut self, locale: Locale, value: T) {
+        self.0[locale as usize] = value;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteSeo {
+    /// `https://www.example.com` (no trailing slash) for absolute URLs; `None` uses the request's
+    /// scheme and host.
+    pub public_origin: Option<String>,
+    /// Enabled locales, English (the root and `x-default`) first.
+    pub locales: Vec<Locale>,
+    pub suggest: SuggestMode,
+    /// A GeoIP database file; `None` uses the database compiled into the binary.
+    pub geoip: Option<PathBuf>,
+    pub verify_crawlers: bool,
+    /// Peers whose `Forwarded`/`X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub organization: Organization,
+    pub rewrite: RewriteSettings,
+    pub pages: Pages,
+    pub products: Products,
+    pub keywords: Keywords,
+}
+
+impl SiteSeo {
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// What a human on the English pages is offered when their country or language suggests another
+/// locale. Crawlers are never offered anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuggestMode {
+    /// A dismissible banner, drawn by a script so the page itself stays the same for everyone.
+    Banner,
+    /// A 302 to the locale URL (not cached, `Vary` set).
+    Redirect,
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Organization {
+    pub name: String,
+    pub legal_name: Option<String>,
+    /// Path or absolute URL of the logo.
+    pub logo: Option<String>,
+    pub email: Option<String>,
+    pub telephone: Option<String>,
+    pub whatsapp: Option<String>,
+    pub street_address: Option<String>,
+    pub address_locality: Option<String>,
+    pub address_region: Option<String>,
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub address_country: Option<String>,
+    pub founding_date: Option<String>,
+    pub same_as: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RewriteSettings {
+    /// Memory the HTML rewriter may use per response; beyond it the rest passes through unmodified.
+    pub max_memory: usize,
+    /// Elements showing a price: `data-sku` names the product; their text becomes the locale's price.
+    pub price_selector: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pages {
+    pub rules: Vec<PageRule>,
+    /// The home page's name in breadcrumbs.
+    pub home_label: Localized<String>,
+    /// Origin paths listed in the sitemap besides the product pages.
+    pub sitemap_paths: Vec<String>,
+}
+
+impl Pages {
+    /// The first rule whose pattern matches an origin path.
+    pub fn rule_for(&self, path: &str) -> Option<&PageRule> {
+        self.rules.iter().find(|r| r.pattern.matches(path))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PageRule {
+    pub pattern: PathPattern,
+    pub kind: PageKind,
+    /// Keyword category for `{kw1}`…; product pages use their product's category.
+    pub category: Option<String>,
+    /// Name in breadcrumbs.
+    pub name: Option<Localized<String>>,
+    pub title: Localized<Template>,
+    pub description: Localized<Template>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    Page,
+    /// A product page: its path is in the product feed.
+    Product,
+}
+
+/// A path glob: `*` matches one segment, a final `**` any rest. A trailing slash is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segments: Vec<String>,
+}
+
+impl PathPattern {
+    fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!("path pattern `{text}` must start with `/`"));
+        }
+        let segments: Vec<String> = segments(text).map(str::to_string).collect();
+        if let Some(pos) = segments.iter().position(|s| s == "**")
+            && pos + 1 != segments.len()
+        {
+            return Err("`**` may only end a path pattern".into());
+        }
+        Ok(Self { segments })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = segments(path);
+        for (i, pattern) in self.segments.iter().enumerate() {
+            if pattern == "**" {
+                return i + 1 == self.segments.len();
+            }
+            match parts.next() {
+                Some(part) if pattern == "*" || pattern == part => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+/// A title or description template: text with `{placeholders}`, checked when the rules load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Template {
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    Field(Field),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    ProductName,
+    ProductPrice,
+    ProductSku,
+    OrgName,
+    PageName,
+    /// `{kw1}`…`{kw5}`: the category's keywords by search volume, 0-based here.
+    Keyword(usize),
+}
+
+impl Template {
+    fn parse(text: &str, kind: PageKind) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_string()));
+            }
+            let close = rest[open..].find('}').ok_or("unclosed `{` in template")? + open;
+            let name = &rest[open + 1..close];
+            let field = match name {
+                "product.name" => Field::ProductName,
+                "product.price" => Field::ProductPrice,
+                "product.sku" => Field::ProductSku,
+                "org.name" => Field::OrgName,
+                "page.name" => Field::PageName,
+                kw if kw.starts_with("kw") => match kw[2..].parse::<usize>() {
+                    Ok(n @ 1..=5) => Field::Keyword(n - 1),
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder `{{{name}}}`: keywords are {{kw1}}…{{kw5}}"
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}`; known: product.name, product.price, product.sku, org.name, page.name, kw1…kw5"
+                    ));
+                }
+            };
+            if kind != PageKind::Product
+                && matches!(
+                    field,
+                    Field::ProductName | Field::ProductPrice | Field::ProductSku
+                )
+            {
+                return Err(format!(
+                    "`{{{name}}}` needs `kind = \"product\"` on this page rule"
+                ));
+            }
+            parts.push(Part::Field(field));
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Ok(Self { parts })
+    }
+
+    pub fn uses_keywords(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Field(Field::Keyword(_))))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Products {
+    pub list: Vec<Arc<Product>>,
+    by_path: HashMap<String, Arc<Product>>,
+    by_sku: HashMap<String, Arc<Product>>,
+}
+
+impl Products {
+    pub fn by_path(&self, path: &str) -> Option<&Arc<Product>> {
+        self.by_path.get(path.trim_end_matches('/'))
+    }
+
+    pub fn by_sku(&self, sku: &str) -> Option<&Arc<Product>> {
+        self.by_sku.get(sku)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub sku: String,
+    /// Origin path of the product page.
+    pub path: String,
+    pub name: Localized<String>,
+    /// Decimal price text per locale's currency, as in the feed (`24.90`, `408400`).
+    pub price: Localized<String>,
+    /// schema.org ItemAvailability name (`InStock`, `PreOrder`, …).
+    pub availability: String,
+    pub image: String,
+    pub brand: String,
+    pub category: String,
+}
+
+/// Marketplace search keywords per locale and category, highest volume first.
+#[derive(Debug, Clone, Default)]
+pub struct Keywords {
+    by_locale: Localized<HashMap<String, Vec<Keyword>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyword {
+    pub text: String,
+    pub volume: u64,
+    pub marketplace: String,
+}
+
+impl Keywords {
+    pub fn top(&self, locale: Locale, category: &str) -> &[Keyword] {
+        self.by_locale
+            .get(locale)
+            .get(category)
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+const AVAILABILITY: [&str; 10] = [
+    "InStock",
+    "OutOfStock",
+    "PreOrder",
+    "BackOrder",
+    "Discontinued",
+    "LimitedAvailability",
+    "SoldOut",
+    "OnlineOnly",
+    "InStoreOnly",
+    "PreSale",
+];
+
+const MARKETPLACES: [&str; 5] = ["lazada", "shopee", "tokopedia", "tiki", "other"];
+
+/// Loads the SEO rules of one site; `None` when the site has no `pages.toml` or on errors (which
+/// are pushed to `diags`).
+pub(super) fn load(
+    site_dir: &Path,
+    raw: &RawSite,
+    v: &mut Validator<'_>,
+    diags_after: &mut Vec<Diagnostic>,
+) -> Option<SiteSeo> {
+    let pages_path = site_dir.join("pages.toml");
+    if !pages_path.exists() {
+        if let Some(org) = &raw.organization {
+            v.error(
+                org.span(),
+                "[organization] is only used for rewriting, which needs a pages.toml next to site.toml",
+            );
+        }
+        return None;
+    }
+    let public_origin = raw.public_origin.as_ref().and_then(|o| v.public_origin(o));
+    let locales = v.locales(&raw.locales.enabled);
+    let suggest = match raw
+        .locales
+        .suggest
+        .as_ref()
+        .map(|s| (s, s.get_ref().as_str()))
+    {
+        None | Some((_, "banner")) => SuggestMode::Banner,
+        Some((_, "redirect")) => SuggestMode::Redirect,
+        Some((_, "off")) => SuggestMode::Off,
+        Some((s, other)) => {
+            v.error(
+                s.span(),
+                format!("suggest must be \"banner\", \"redirect\" or \"off\", not `{other}`"),
+            );
+            SuggestMode::Off
+        }
+    };
+    let geoip = raw.locales.geoip.as_ref().and_then(|g| {
+        let path = site_dir.join(g.get_ref());
+        if path.is_file() {
+            Some(path)
+        } else {
+            v.error(
+                g.span(),
+                format!("GeoIP database {} not found", path.display()),
+            );
+            None
+        }
+    });
+    let trusted_proxies = raw
+        .locales
+        .trusted_proxies
+        .iter()
+        .flatten()
+        .filter_map(|p| v.network(p))
+        .collect();
+    let organization = match &raw.organization {
+        Some(org) => v.organization(org.get_ref()),
+        None => {
+            v.error(
+                0..0,
+                "a site with pages.toml needs an [organization] with at least `name`",
+            );
+            Organization::default()
+        }
+    };
+    let rewrite = RewriteSettings {
+        max_memory: v.size(&raw.rewrite.max_memory, 4 << 20, 64 << 10..=1 << 30) as usize,
+        price_selector: match &raw.rewrite.price_selector {
+            Some(s) => match s.get_ref().parse::<lol_html::Selector>() {
+                Ok(_) => s.get_ref().clone(),
+                Err(e) => {
+                    v.error(s.span(), format!("invalid CSS selector: {e}"));
+                    String::new()
+                }
+            },
+            None => "[data-sku][data-currency]".to_string(),
+        },
+    };
+
+    let keywords = load_keywords(site_dir, &locales, diags_after);
+    let products = load_products(&site_dir.join("products.csv"), &locales, diags_after);
+    let pages = load_pages(&pages_path, &locales, &keywords, &products, diags_after)?;
+
+    Some(SiteSeo {
+        public_origin,
+        locales,
+        suggest,
+        geoip,
+        verify_crawlers: raw.locales.verify_crawlers.unwrap_or(false),
+        trusted_proxies,
+        organization,
+        rewrite,
+        pages,
+        products: products?,
+        keywords: keywords?,
+    })
+}
+
+impl Validator<'_> {
+    fn public_origin(&mut self, value: &Spanned<String>) -> Option<String> {
+        let text = value.get_ref().trim_end_matches('/');
+        match text.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some()
+                    && matches!(uri.path(), "" | "/") =>
+            {
+                Some(text.to_string())
+            }
+            _ => {
+                self.error(
+                    value.span(),
+                    format!("public_origin must be like \"https://www.example.com\", not `{text}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn locales(&mut self, enabled: &Option<Spanned<Vec<Spanned<String>>>>) -> Vec<Locale> {
+        let Some(enabled) = enabled else {
+            return Locale::ALL.to_vec();
+        };
+        let mut out = vec![Locale::En];
+        for code in enabled.get_ref() {
+            match Locale::from_code(code.get_ref()) {
+                Some(Locale::En) => {}
+                Some(l) if !out.contains(&l) => out.push(l),
+                Some(l) => self.error(code.span(), format!("locale `{l}` is listed twice")),
+                None => self.error(
+                    code.span(),
+                    format!("unknown locale `{}`; known: en, id, vi, th", code.get_ref()),
+                ),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn network(&mut self, value: &Spanned<String>) -> Option<IpNet> {
+        let text = value.get_ref();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => Some(net),
+            Err(_) => {
+                self.error(
+                    value.span(),
+                    format!("`{text}` is not an IP address or CIDR network"),
+                );
+                None
+            }
+        }
+    }
+
+    fn organization(&mut self, raw: &RawOrganization) -> Organization {
+        if raw.name.get_ref().trim().is_empty() {
+            self.error(raw.name.span(), "organization name must not be empty");
+        }
+        let address_country = raw.address_country.as_ref().and_then(|c| {
+            let code = c.get_ref();
+            if code.len() == 2 && code.chars().all(|ch| ch.is_ascii_uppercase()) {
+                Some(code.clone())
+            } else {
+                self.error(
+                    c.span(),
+                    "address_country must be an ISO 3166-1 code like \"CN\"",
+                );
+                None
+            }
+        });
+        let same_as = raw
+            .same_as
+            .iter()
+            .flatten()
+            .filter(|u| {
+                let ok = u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://");
+                if !ok {
+                    self.error(u.span(), "same_as entries must be absolute URLs");
+                }
+                ok
+            })
+            .map(|u| u.get_ref().clone())
+            .collect();
+        Organization {
+            name: raw.name.get_ref().clone(),
+            legal_name: raw.legal_name.clone(),
+            logo: raw.logo.as_ref().map(|l| l.get_ref().clone()),
+            email: raw.email.clone(),
+            telephone: raw.telephone.clone(),
+            whatsapp: raw.whatsapp.clone(),
+            street_address: raw.street_address.clone(),
+            address_locality: raw.address_locality.clone(),
+            address_region: raw.address_region.clone(),
+            postal_code: raw.postal_code.clone(),
+            address_country,
+            founding_date: raw.founding_date.clone(),
+            same_as,
+        }
+    }
+}
+
+fn load_pages(
+    path: &Path,
+    locales: &[Locale],
+    keywords: &Option<Keywords>,
+    products: &Option<Products>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Pages> {
+    let src = read_source(path, diags)?;
+    let raw: RawPages = parse_toml(&src, diags)?;
+    let before = diags.len();
+    let mut v = Validator::new(&src, diags);
+    let home_label = match &raw.home_label {
+        Some(labels) => v.localized_text(labels, locales, "home_label"),
+        None => {
+            let mut l = Localized::default();
+            for (locale, text) in
+                Locale::ALL
+                    .into_iter()
+                    .zip(["Home", "Beranda", "Trang chủ", "หน้าแรก"])
+            {
+                l.set(locale, text.to_string());
+            }
+            l
+        }
+    };
+    let mut rules = Vec::new();
+    for page in &raw.page {
+        if let Some(rule) = v.page_rule(page, locales, keywords.as_ref(), products.as_ref()) {
+            rules.push(rule);
+        }
+    }
+    let sitemap_paths = raw
+        .sitemap
+        .iter()
+        .flat_map(|s| &s.paths)
+        .filter_map(|p| {
+            if p.get_ref().starts_with('/') {
+                Some(p.get_ref().clone())
+            } else {
+                v.error(p.span(), "sitemap paths are origin paths starting with `/`");
+                None
+            }
+        })
+        .collect();
+    if let Some(products) = products {
+        for product in &products.list {
+            let covered = rules
+                .iter()
+                .find(|r| r.pattern.matches(&product.path))
+                .is_some_and(|r| r.kind == PageKind::Product);
+            if !covered {
+                v.error(
+                    0..0,
+                    format!(
+                        "product {} ({}) is matched by no page rule with kind = \"product\"",
+                        product.sku, product.path
+                    ),
+                );
+            }
+        }
+    }
+    (diags.len() == before).then_some(Pages {
+        rules,
+        home_label,
+        sitemap_paths,
+    })
+}
+
+impl Validator<'_> {
+    fn page_rule(
+        &mut self,
+        page: &Spanned<RawPage>,
+        locales: &[Locale],
+        keywords: Option<&Keywords>,
+        products: Option<&Products>,
+    ) -> Option<PageRule> {
+        let raw = page.get_ref();
+        let pattern = match PathPattern::parse(raw.path.get_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error(raw.path.span(), e);
+                None
+            }
+        };
+        let kind = match raw.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
+            None | Some((_, "page")) => PageKind::Page,
+            Some((_, "product")) => PageKind::Product,
+            Some((k, other)) => {
+                self.error(
+                    k.span(),
+                    format!("kind must be \"page\" or \"product\", not `{other}`"),
+                );
+                PageKind::Page
+            }
+        };
+        let title = self.templates(&raw.title, locales, kind, "title");
+        let description = self.templates(&raw.description, locales, kind, "description");
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| self.localized_text(n, locales, "name"));
+        // Every locale whose templates use {kw…} needs keywords for the category it will look up.
+        let categories: Vec<(String, std::ops::Range<usize>)> = match (&raw.category, kind) {
+            (Some(c), PageKind::Page) => vec![(c.get_ref().clone(), c.span())],
+            (None, PageKind::Page) => Vec::new(),
+            (_, PageKind::Product) => products
+                .iter()
+                .flat_map(|p| &p.list)
+                .filter(|p| pattern.as_ref().is_some_and(|pat| pat.matches(&p.path)))
+                .map(|p| (p.category.clone(), raw.path.span()))
+                .collect(),
+        };
+        for &locale in locales {
+            if !(title.get(locale).uses_keywords() || description.get(locale).uses_keywords()) {
+                continue;
+            }
+            if kind == PageKind::Page && raw.category.is_none() {
+                self.error(
+                    page.span(),
+                    "templates use {kw…}: set `category` to pick the keywords",
+                );
+                break;
+            }
+            let Some(keywords) = keywords else { continue };
+            for (category, span) in &categories {
+                if keywords.top(locale, category).is_empty() {
+                    self.error(
+                        span.clone(),
+                        format!("category `{category}` has no keywords in keywords/{locale}.csv"),
+                    );
+                }
+            }
+        }
+        Some(PageRule {
+            pattern: pattern?,
+            kind,
+            category: raw.category.as_ref().map(|c| c.get_ref().clone()),
+            name,
+            title,
+            description,
+        })
+    }
+
+    fn templates(
+        &mut self,
+        raw: &Spanned<RawLocalized>,
+        locales: &[Locale],
+        kind: PageKind,
+        what: &str,
+    ) -> Localized<Template> {
+        let mut out = Localized::default();
+        for &locale in locales {
+            match localized_field(raw.get_ref(), locale) {
+                Some(text) => match Template::parse(text.get_ref(), kind) {
+                    Ok(t) => out.set(locale, t),
+                    Err(e) => self.error(text.span(), e),
+                },
+                None => self.error(
+                    raw.span(),
+                    format!(
+                        "{what} has no `{}` text, and locale {locale} is enabled",
+                        locale.code()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn localized_text(
+        &mut self,
+        raw: &Spanned<RawLocalized>,
+        locales: &[Locale],
+        what: &str,
+    ) -> Localized<String> {
+        let mut out = Localized::default();
+        for &locale in locales {
+            match localized_field(raw.get_ref(), locale) {
+                Some(text) => out.set(locale, text.get_ref().clone()),
+                None => self.error(
+                    raw.span(),
+                    format!(
+                        "{what} has no `{}` text, and locale {locale} is enabled",
+                        locale.code()
+                    ),
+                ),
+            }
+        }
+        out
+    }
+}
+
+fn localized_field(raw: &RawLocalized, locale: Locale) -> Option<&Spanned<String>> {
+    match locale {
+        Locale::En => raw.en.as_ref(),
+        Locale::Id => raw.id.as_ref(),
+        Locale::Vi => raw.vi.as_ref(),
+        Locale::Th => raw.th.as_ref(),
+    }
+}
+
+/// A CSV file read with headers; each record keeps its line for diagnostics.
+struct Csv {
+    src: SourceFile,
+    headers: Vec<String>,
+    records: Vec<(csv::StringRecord, usize)>,
+}
+
+impl Csv {
+    fn read(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<Csv> {
+        let src = read_source(path, diags)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(src.text.as_bytes());
+        let headers = match reader.headers() {
+            Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+            Err(e) => {
+                diags.push(src.diagnostic(0..0, format!("cannot read CSV header: {e}")));
+                return None;
+            }
+        };
+        let mut records = Vec::new();
+        for result in reader.records() {
+            match result {
+                Ok(record) => {
+                    let offset = record.position().map_or(0, |p| p.byte() as usize);
+                    records.push((record, offset));
+                }
+                Err(e) => {
+                    let offset = e.position().map_or(0, |p| p.byte() as usize);
+                    diags.push(src.diagnostic(offset..offset, format!("invalid CSV: {e}")));
+                    return None;
+                }
+            }
+        }
+        Some(Csv {
+            src,
+            headers,
+            records,
+        })
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == name)
+    }
+
+    /// Diagnostic pointing at field `col` of the record starting at `offset`.
+    fn at(
+        &self,
+        offset: usize,
+        record: &csv::StringRecord,
+        col: usize,
+        message: String,
+    ) -> Diagnostic {
+        let field = record.get(col).unwrap_or("");
+        let line_end = self.src.text[offset..]
+            .find('\n')
+            .map_or(self.src.text.len(), |i| offset + i);
+        let line = &self.src.text[offset..line_end];
+        let within = if field.is_empty() {
+            0
+        } else {
+            line.find(field).unwrap_or(0)
+        };
+        self.src
+            .diagnostic(offset + within..offset + within, message)
+    }
+}
+
+fn load_keywords(
+    site_dir: &Path,
+    locales: &[Locale],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Keywords> {
+    let before = diags.len();
+    let mut keywords = Keywords::default();
+    for &locale in locales {
+        let path = site_dir
+            .join("keywords")
+            .join(format!("{}.csv", locale.code()));
+        // English pages may go without: the supplier's own English copy is the baseline.
+        if locale == Locale::En && !path.exists() {
+            continue;
+        }
+        if !path.exists() {
+            diags.push(file_diagnostic(
+                &path,
+                format!("missing: locale {locale} is enabled and needs its keyword database"),
+            ));
+            continue;
+        }
+        let Some(csv) = Csv::read(&path, diags) else {
+            continue;
+        };
+        let cols: Option<Vec<usize>> = ["keyword", "volume", "category", "marketplace"]
+            .iter()
+            .map(|c| csv.column(c))
+            .collect();
+        let Some(cols) = cols else {
+            diags.push(
+                csv.src
+                    .diagnostic(0..0, "header must be keyword,volume,category,marketplace"),
+            );
+            continue;
+        };
+        let mut by_category: HashMap<String, Vec<Keyword>> = HashMap::new();
+        for (record, offset) in &csv.records {
+            let field = |i: usize| record.get(cols[i]).unwrap_or("").trim();
+            let volume = match field(1).parse::<u64>() {
+                Ok(v) => v,
+                Err(_) => {
+                    diags.push(csv.at(
+                        *offset,
+                        record,
+                        cols[1],
+                        format!("volume `{}` is not a whole number", field(1)),
+                    ));
+                    continue;
+                }
+            };
+            if field(0).is_empty() || field(2).is_empty() {
+                diags.push(csv.at(
+                    *offset,
+                    record,
+                    cols[0],
+                    "keyword and category must not be empty".into(),
+                ));
+                continue;
+            }
+            if !MARKETPLACES.contains(&field(3)) {
+                diags.push(csv.at(
+                    *offset,
+                    record,
+                    cols[3],
+                    format!(
+                        "unknown marketplace `{}`; known: {}",
+                        field(3),
+                        MARKETPLACES.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            by_category
+                .entry(field(2).to_string())
+                .or_default()
+                .push(Keyword {
+                    text: field(0).to_string(),
+                    volume,
+                    marketplace: field(3).to_string(),
+                });
+        }
+        for list in by_category.values_mut() {
+            list.sort_by(|a, b| b.volume.cmp(&a.volume).then_with(|| a.text.cmp(&b.text)));
+            list.dedup_by(|a, b| a.text == b.text);
+        }
+        keywords.by_locale.set(locale, by_category);
+    }
+    (diags.len() == before).then_some(keywords)
+}
+
+fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -> Option<Products> {
+    if !path.exists() {
+        return Some(Products::default());
+    }
+    let before = diags.len();
+    let csv = Csv::read(path, diags)?;
+    let required = ["sku", "path", "availability", "image", "brand", "category"];
+    let mut missing: Vec<String> = required
+        .iter()
+        .filter(|c| csv.column(c).is_none())
+        .map(|c| c.to_string())
+        .collect();
+    for &locale in locales {
+        for col in [
+            format!("name_{}", locale.code()),
+            format!("price_{}", locale.currency().to_lowercase()),
+        ] {
+            if csv.column(&col).is_none() {
+                missing.push(col);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        diags.push(
+            csv.src
+                .diagnostic(0..0, format!("missing columns: {}", missing.join(", "))),
+        );
+        return None;
+    }
+    let col = |name: &str| csv.column(name).expect("checked above");
+    let mut products = Products::default();
+    for (record, offset) in &csv.records {
+        let get = |name: &str| record.get(col(name)).unwrap_or("").trim().to_string();
+        let sku = get("sku");
+        let page = get("path");
+        if sku.is_empty() || products.by_sku.contains_key(&sku) {
+            diags.push(csv.at(
+                *offset,
+                record,
+                col("sku"),
+                format!("sku `{sku}` is empty or repeated"),
+            ));
+            continue;
+        }
+        if !page.starts_with('/') || products.by_path.contains_key(page.trim_end_matches('/')) {
+            diags.push(csv.at(
+                *offset,
+                record,
+                col("path"),
+                format!("path `{page}` must start with `/` and be unique"),
+            ));
+            continue;
+        }
+        let availability = get("availability");
+        if !AVAILABILITY.contains(&availability.as_str()) {
+            diags.push(csv.at(
+                *offset,
+                record,
+                col("availability"),
+                format!(
+                    "availability `{availability}` is not one of {}",
+                    AVAILABILITY.join(", ")
+                ),
+            ));
+        }
+        let mut name = Localized::default();
+        let mut price = Localized::default();
+        for &locale in locales {
+            let name_col = format!("name_{}", locale.code());
+            let price_col = format!("price_{}", locale.currency().to_lowercase());
+            let text = get(&name_col);
+            if text.is_empty() {
+                diags.push(csv.at(
+                    *offset,
+                    record,
+                    col(&name_col),
+                    format!("{name_col} is empty"),
+                ));
+            }
+            name.set(locale, text);
+            let amount = get(&price_col);
+            if !is_decimal(&amount) {
+                diags.push(csv.at(
+                    *offset,
+                    record,
+                    col(&price_col),
+                    format!(
+                        "{price_col} `{amount}` must be a plain decimal like 24.90 (no separators)"
+                    ),
+                ));
+            }
+            price.set(locale, amount);
+        }
+        let product = Arc::new(Product {
+            sku: sku.clone(),
+            path: page.trim_end_matches('/').to_string(),
+            name,
+            price,
+            availability,
+            image: get("image"),
+            brand: get("brand"),
+            category: get("category"),
+        });
+        products.by_sku.insert(sku, product.clone());
+        products
+            .by_path
+            .insert(product.path.clone(), product.clone());
+        products.list.push(product);
+    }
+    (diags.len() == before).then_some(products)
+}
+
+fn is_decimal(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    !int.is_empty()
+        && int.chars().all(|c| c.is_ascii_digit())
+        && frac.chars().all(|c| c.is_ascii_digit())
+        && frac.is_empty() != s.contains('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_patterns() {
+        let p = PathPattern::parse("/products/*").unwrap();
+        assert!(p.matches("/products/air-fryer"));
+        assert!(p.matches("/products/air-fryer/"));
+        assert!(!p.matches("/products"));
+        assert!(!p.matches("/products/a/b"));
+        let root = PathPattern::parse("/").unwrap();
+        assert!(root.matches("/"));
+        assert!(!root.matches("/about"));
+        let all = PathPattern::parse("/**").unwrap();
+        assert!(all.matches("/"));
+        assert!(all.matches("/a/b/c"));
+        assert!(PathPattern::parse("/a/**/b").is_err());
+    }
+
+    #[test]
+    fn templates_parse_and_reject_unknown_fields() {
+        let t = Template::parse("{product.name} {kw1} | {org.name}", PageKind::Product).unwrap();
+        assert_eq!(t.parts.len(), 5);
+        assert!(t.uses_keywords());
+        assert!(Template::parse("{product.name}", PageKind::Page).is_err());
+        assert!(Template::parse("{kw9}", PageKind::Page).is_err());
+        assert!(Template::parse("{nope}", PageKind::Page).is_err());
+        assert!(Template::parse("open {kw1", PageKind::Page).is_err());
+    }
+
+    #[test]
+    fn decimals() {
+        assert!(is_decimal("24.90"));
+        assert!(is_decimal("408400"));
+        assert!(!is_decimal("408.400,00"));
+        assert!(!is_decimal("1."));
+        assert!(!is_decimal(""));
+    }
+}

@@ -1,0 +1,584 @@
+//! Streaming HTML rewrite: the origin's page passes through lol_html chunk by chunk and comes out
+//! with the localized head of a [`HeadPlan`], localized links and prices. Output starts with the
+//! first chunk; memory per response is bounded (beyond the limit the rest passes through
+//! unmodified); compressed bodies are decoded and encoded again; legacy charsets are honoured.
+//!
+//! What is changed, and nothing else:
+//! - `<html lang>`; the first `<title>`'s text (later ones removed);
+//! - origin `meta description`, `og:title|description|url|locale*`, canonical and hreflang links
+//!   are removed, and the plan's versions are added once, just before `</head>`;
+//! - origin JSON-LD blocks describing only types the plan describes are removed;
+//! - `a[href]`, `form[action]` to this site gain the locale prefix;
+//! - the text of price elements becomes the locale's price.
+
+pub mod codec;
+pub mod links;
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use encoding_rs::Encoding;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use lol_html::html_content::{ContentType, EndTag, TextChunk};
+use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink, Selector};
+
+use crate::body::{Body, BoxError};
+use crate::locale::Locale;
+use crate::seo::{HeadPlan, Needs};
+use codec::{Coding, Decoder, Encoder};
+
+/// What the rewriter needs besides the plan.
+pub struct RewriteOptions {
+    pub plan: Arc<HeadPlan>,
+    /// Charset named by the response's Content-Type, if any.
+    pub charset: Option<&'static Encoding>,
+    pub coding: Coding,
+    pub max_memory: usize,
+    /// Whether a host names this site (for absolute links).
+    pub own_host: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Extra HTML to insert before `</body>` (the chat widget's script tag).
+    pub body_end: Option<String>,
+}
+
+/// The charset a `Content-Type` value names, when lol_html can rewrite in it.
+pub fn charset_of(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| Encoding::for_label(value.trim().trim_matches('"').as_bytes()))
+            .flatten()
+    })
+}
+
+/// Whether a page in this encoding can be rewritten at all (UTF-16 and ISO-2022-JP cannot).
+pub fn can_rewrite(encoding: Option<&'static Encoding>) -> bool {
+    encoding.is_none_or(|e| AsciiCompatibleEncoding::new(e).is_some())
+}
+
+/// Wraps `body` so it is rewritten as it streams.
+pub fn rewrite(body: Body, opts: RewriteOptions) -> Body {
+    http_body_util::BodyExt::boxed_unsync(RewriteBody {
+        inner: body,
+        machine: Some(Machine::new(opts)),
+    })
+}
+
+struct RewriteBody {
+    inner: Body,
+    /// `None` once the body has ended.
+    machine: Option<Machine>,
+}
+
+impl HttpBody for RewriteBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            let Some(machine) = self.machine.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let _ = machine;
+            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let machine = self.machine.as_mut().expect("checked above");
+                        let out = machine.push(&data)?;
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                        }
+                    }
+                    // Trailers cannot describe a rewritten body; they are dropped.
+                    Err(_trailers) => {}
+                },
+                Some(Err(e)) => {
+                    self.machine = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    let machine = self.machine.take().expect("checked above");
+                    let out = machine.finish()?;
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.machine.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Collects what lol_html writes; drained after every input chunk.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl OutputSink for Sink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0.lock().expect("sink lock").extend_from_slice(chunk);
+    }
+}
+
+impl Sink {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("sink lock"))
+    }
+}
+
+/// decode → rewrite → encode, one chunk at a time.
+struct Machine {
+    decoder: Decoder,
+    rewriter: HtmlRewriter<'static, Sink>,
+    sink: Sink,
+    encoder: Encoder,
+}
+
+impl Machine {
+    fn new(opts: RewriteOptions) -> Machine {
+        let sink = Sink::default();
+        let coding = opts.coding;
+        let rewriter = HtmlRewriter::new(settings(opts), sink.clone());
+        Machine {
+            decoder: Decoder::new(coding),
+            rewriter,
+            sink,
+            encoder: Encoder::new(coding),
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, BoxError> {
+        let decoded = self.decoder.push(data)?;
+        self.rewriter.write(&decoded)?;
+        Ok(self.encoder.push(self.sink.take())?)
+    }
+
+    fn finish(self) -> Result<Vec<u8>, BoxError> {
+        let Machine {
+            decoder,
+            mut rewriter,
+            sink,
+            mut encoder,
+        } = self;
+        let tail = decoder.finish()?;
+        rewriter.write(&tail)?;
+        rewriter.end()?;
+        let mut out = encoder.push(sink.take())?;
+        out.extend(encoder.finish()?);
+        Ok(out)
+    }
+}
+
+/// What the handlers learn while the page streams by.
+#[derive(Default)]
+struct PageState {
+    titles: usize,
+    origin_canonical: Option<String>,
+    injected: bool,
+    /// The page's encoding cannot carry every character: injected JSON is escaped to ASCII.
+    ascii_only: bool,
+    /// The start tag of the JSON-LD block being read, and its text so far.
+    ld_open: String,
+    ld_text: String,
+}
+
+type State = Arc<Mutex<PageState>>;
+
+fn lock(state: &State) -> std::sync::MutexGuard<'_, PageState> {
+    // A panicking handler poisons nothing we cannot still read.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Fixed {
+    html: Selector,
+    title: Selector,
+    meta: Selector,
+    link: Selector,
+    script: Selector,
+    head: Selector,
+    body: Selector,
+    anchor: Selector,
+    form: Selector,
+}
+
+static SELECTORS: LazyLock<Fixed> = LazyLock::new(|| {
+    let parse = |s: &str| s.parse::<Selector>().expect("static selector");
+    Fixed {
+        html: parse("html"),
+        title: parse("head title"),
+        meta: parse("meta"),
+        link: parse("link[rel]"),
+        script: parse("script[type]"),
+        head: parse("head"),
+        body: parse("body"),
+        anchor: parse("a[href]"),
+        form: parse("form[action]"),
+    }
+});
+
+type Handlers = (Cow<'static, Selector>, ElementContentHandlers<'static>);
+
+fn on_element(
+    selector: &'static Selector,
+    handler: impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + Send + 'static,
+) -> Handlers {
+    (
+        Cow::Borrowed(selector),
+        ElementContentHandlers::default().element(handler),
+    )
+}
+
+fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
+    let s = &*SELECTORS;
+    let plan = opts.plan;
+    let state: State = Arc::new(Mutex::new(PageState {
+        ascii_only: opts.charset.is_some_and(|e| e != encoding_rs::UTF_8),
+        ..PageState::default()
+    }));
+    let locale = plan.locale;
+
+    let mut settings = Settings::new_send()
+        .with_memory_settings(
+            MemorySettings::new()
+                .with_max_allowed_memory_usage(opts.max_memory)
+                .with_graceful_bail_out_on_memory_limit_exceeded(true),
+        )
+        .with_strict(false)
+        .with_graceful_bail_out_on_content_handler_error(true)
+        .append_bail_out_handler(|err: &lol_html::errors::RewritingError, _: &mut lol_html::html_content::BailOut<'_>| {
+            tracing::warn!(error = %err, "HTML rewrite stopped; the rest of the page passes through unmodified");
+        });
+    settings = match opts.charset.and_then(AsciiCompatibleEncoding::new) {
+        Some(encoding) => settings.with_encoding(encoding),
+        // No charset in the header: a <meta charset> decides, as in a browser.
+        None => settings.with_adjust_charset_on_meta_tag(true),
+    };
+
+    settings = settings.append_element_content_handler(on_element(&s.html, move |el| {
+        el.set_attribute("lang", locale.tag())?;
+        Ok(())
+    }));
+
+    if plan.title.is_some() {
+        let (plan, state) = (plan.clone(), state.clone());
+        settings = settings.append_element_content_handler(on_element(&s.title, move |el| {
+            let mut st = lock(&state);
+            st.titles += 1;
+            if st.titles == 1 {
+                let title = plan.title.as_deref().unwrap_or_default();
+                el.set_inner_content(title, ContentType::Text);
+            } else {
+                el.remove();
+            }
+            Ok(())
+        }));
+    }
+
+    {
+        let (plan, state) = (plan.clone(), state.clone());
+        settings = settings.append_element_content_handler(on_element(&s.meta, move |el| {
+            if let Some(charset) = el.get_attribute("charset") {
+                note_charset(&state, &charset);
+            }
+            if let Some(content) = el.get_attribute("content")
+                && el
+                    .get_attribute("http-equiv")
+                    .is_some_and(|h| h.eq_ignore_ascii_case("content-type"))
+                && let Some(enc) = charset_of(&content)
+            {
+                note_charset(&state, enc.name());
+            }
+            let name = el
+                .get_attribute("name")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let property = el
+                .get_attribute("property")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let replaced = (name == "description" && plan.description.is_some())
+                || (property == "og:description" && plan.description.is_some())
+                || (property == "og:title" && plan.title.is_some())
+                || matches!(
+                    property.as_str(),
+                    "og:url" | "og:locale" | "og:locale:alternate"
+                );
+            if replaced {
+                el.remove();
+            }
+            Ok(())
+        }));
+    }
+
+    {
+        let state = state.clone();
+        settings = settings.append_element_content_handler(on_element(&s.link, move |el| {
+            let rel = el
+                .get_attribute("rel")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let mut tokens = rel.split_ascii_whitespace();
+            if tokens.clone().any(|t| t == "canonical") {
+                let mut st = lock(&state);
+                if st.origin_canonical.is_none() {
+                    st.origin_canonical = el.get_attribute("href");
+                }
+                el.remove();
+            } else if tokens.any(|t| t == "alternate") && el.has_attribute("hreflang") {
+                el.remove();
+            }
+            Ok(())
+        }));
+    }
+
+    settings = jsonld_handlers(settings, &plan, &state);
+
+    {
+        let (plan, state) = (plan.clone(), state.clone());
+        settings = settings.append_element_content_handler(on_element(&s.head, move |el| {
+            let (plan, state) = (plan.clone(), state.clone());
+            // No end tag (implicit </head>): the body handler or the document end injects instead.
+            let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+                if let Some(html) = take_head_html(&plan, &state) {
+                    end.before(&html, ContentType::Html);
+                }
+                Ok(())
+            }));
+            Ok(())
+        }));
+    }
+    {
+        let (plan, state) = (plan.clone(), state.clone());
+        let body_end = opts.body_end.clone();
+        settings = settings.append_element_content_handler(on_element(&s.body, move |el| {
+            // Tags placed before <body> land in <head> when a parser builds the tree.
+            if let Some(html) = take_head_html(&plan, &state) {
+                el.before(&html, ContentType::Html);
+            }
+            if let Some(extra) = body_end.clone() {
+                let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+                    end.before(&extra, ContentType::Html);
+                    Ok(())
+                }));
+            }
+            Ok(())
+        }));
+    }
+    {
+        let (plan, state) = (plan.clone(), state.clone());
+        settings = settings.append_document_content_handler(
+            lol_html::send::DocumentContentHandlers::default().end(
+                move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+                    if let Some(html) = take_head_html(&plan, &state) {
+                        end.append(&html, ContentType::Html);
+                    }
+                    Ok(())
+                },
+            ),
+        );
+    }
+
+    if locale != Locale::En {
+        for (selector, attr) in [(&s.anchor, "href"), (&s.form, "action")] {
+            let own_host = opts.own_host.clone();
+            settings = settings.append_element_content_handler(on_element(selector, move |el| {
+                if let Some(value) = el.get_attribute(attr)
+                    && let Some(localized) = links::localize(&value, locale, &*own_host)
+                {
+                    el.set_attribute(attr, &localized)?;
+                }
+                Ok(())
+            }));
+        }
+    }
+
+    if let Ok(price) = plan.price_selector.parse::<Selector>() {
+        let plan = plan.clone();
+        settings = settings.append_element_content_handler((
+            Cow::Owned(price),
+            ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                if let Some(formatted) = el
+                    .get_attribute("data-sku")
+                    .and_then(|sku| plan.prices.get(&sku))
+                {
+                    el.set_inner_content(formatted, ContentType::Text);
+                    if el.has_attribute("data-currency") {
+                        el.set_attribute("data-currency", plan.locale.currency())?;
+                    }
+                }
+                Ok(())
+            }),
+        ));
+    }
+    settings
+}
+
+fn note_charset(state: &State, label: &str) {
+    if let Some(encoding) = Encoding::for_label(label.trim().as_bytes()) {
+        lock(state).ascii_only = encoding != encoding_rs::UTF_8;
+    }
+}
+
+/// The head tags, the first time this is asked for; `None` afterwards.
+fn take_head_html(plan: &HeadPlan, state: &State) -> Option<String> {
+    let mut st = lock(state);
+    if st.injected {
+        return None;
+    }
+    st.injected = true;
+    let needs = Needs {
+        title: st.titles == 0,
+        description: true,
+    };
+    Some(plan.head_html(st.origin_canonical.as_deref(), needs, st.ascii_only))
+}
+
+/// Origin JSON-LD blocks are held back until their text is complete, then either re-emitted
+/// unchanged or dropped when everything they describe is described by the plan.
+fn jsonld_handlers(
+    settings: Settings<'static, 'static>,
+    plan: &Arc<HeadPlan>,
+    state: &State,
+) -> Settings<'static, 'static> {
+    let s = &*SELECTORS;
+    let element_state = state.clone();
+    let text_state = state.clone();
+    let types = plan.jsonld_types;
+    settings.append_element_content_handler((
+        Cow::Borrowed(&s.script),
+        ElementContentHandlers::default()
+            .element(move |el: &mut Element<'_, '_>| {
+                let is_ld = el
+                    .get_attribute("type")
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json"));
+                if is_ld {
+                    let mut open = String::from("<script");
+                    for attr in el.attributes() {
+                        open.push_str(&format!(
+                            " {}=\"{}\"",
+                            attr.name(),
+                            crate::seo::escape_attr(&attr.value())
+                        ));
+                    }
+                    open.push('>');
+                    let mut st = lock(&element_state);
+                    st.ld_open = open;
+                    st.ld_text.clear();
+                    el.remove_and_keep_content();
+                }
+                Ok(())
+            })
+            .text(move |chunk: &mut TextChunk<'_>| {
+                let mut st = lock(&text_state);
+                if st.ld_open.is_empty() {
+                    return Ok(());
+                }
+                st.ld_text.push_str(chunk.as_str());
+                chunk.remove();
+                if chunk.last_in_text_node() {
+                    let open = std::mem::take(&mut st.ld_open);
+                    let text = std::mem::take(&mut st.ld_text);
+                    if !describes_only(&text, types) {
+                        chunk.replace(&format!("{open}{text}</script>"), ContentType::Html);
+                    }
+                }
+                Ok(())
+            }),
+    ))
+}
+
+/// True when the JSON-LD document's top-level nodes (or `@graph` members) all have types in
+/// `types`. Unparseable blocks are kept: they are the origin's business.
+fn describes_only(text: &str, types: &[&str]) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    let nodes: Vec<&serde_json::Value> = match &value {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        v => match v.get("@graph").and_then(|g| g.as_array()) {
+            Some(graph) => graph.iter().collect(),
+            None => vec![v],
+        },
+    };
+    let type_of = |node: &serde_json::Value| -> Vec<String> {
+        match node.get("@type") {
+            Some(serde_json::Value::String(t)) => vec![t.clone()],
+            Some(serde_json::Value::Array(ts)) => ts
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    !nodes.is_empty()
+        && nodes.iter().all(|n| {
+            let ts = type_of(n);
+            !ts.is_empty()
+                && ts.iter().all(|t| {
+                    let t = t
+                        .trim_start_matches("http://schema.org/")
+                        .trim_start_matches("https://schema.org/");
+                    types.contains(&t)
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonld_blocks_are_dropped_only_when_fully_replaced() {
+        let types = &["Organization", "WebSite"];
+        assert!(describes_only(
+            r#"{"@type":"Organization","name":"x"}"#,
+            types
+        ));
+        assert!(describes_only(
+            r#"[{"@type":"Organization"},{"@type":"WebSite"}]"#,
+            types
+        ));
+        assert!(describes_only(
+            r#"{"@graph":[{"@type":"https://schema.org/WebSite"}]}"#,
+            types
+        ));
+        assert!(!describes_only(
+            r#"{"@type":"NewsArticle","publisher":{"@type":"Organization"}}"#,
+            types
+        ));
+        assert!(!describes_only(
+            r#"[{"@type":"Organization"},{"@type":"Event"}]"#,
+            types
+        ));
+        assert!(!describes_only("{not json", types));
+    }
+
+    #[test]
+    fn charsets_from_content_type() {
+        assert_eq!(
+            charset_of("text/html; charset=windows-874"),
+            Some(encoding_rs::WINDOWS_874)
+        );
+        assert_eq!(
+            charset_of("text/html;charset=\"GBK\""),
+            Some(encoding_rs::GBK)
+        );
+        assert_eq!(charset_of("text/html"), None);
+        assert!(!can_rewrite(charset_of("text/html; charset=utf-16le")));
+        assert!(can_rewrite(None));
+    }
+}

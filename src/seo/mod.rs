@@ -1,0 +1,344 @@
+//! What a page should say about itself at one locale URL: the localized title and description,
+//! canonical and hreflang links, Open Graph tags, JSON-LD and localized prices. Built per request
+//! from the site's rules before the origin's body arrives, and finished at `</head>` once the
+//! origin's own canonical is known. Nothing here depends on who is asking, only on the URL.
+
+mod jsonld;
+mod text;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::config::{Field, Keyword, PageKind, Part, Product, SiteSeo, Template};
+use crate::locale::Locale;
+
+pub use text::{escape_attr, escape_text, format_price};
+
+/// A page request as the SEO layer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    pub locale: Locale,
+    /// The path the origin knows (locale prefix removed), without query.
+    pub origin_path: &'a str,
+    /// `https://www.example.com`: the site's public origin or the request's scheme and host.
+    pub base: &'a str,
+}
+
+/// Everything the rewriter needs to localize one page.
+#[derive(Debug, Clone)]
+pub struct HeadPlan {
+    pub locale: Locale,
+    /// `None` keeps the origin's own title (an empty template).
+    pub title: Option<String>,
+    pub description: Option<String>,
+    base: String,
+    origin_path: String,
+    locales: Vec<Locale>,
+    /// Serialized `@graph` for the JSON-LD script, without the tags.
+    jsonld: String,
+    /// schema.org types the injected JSON-LD describes; origin blocks of these types are dropped.
+    pub jsonld_types: &'static [&'static str],
+    /// Formatted price per SKU, for elements matching the site's price selector.
+    pub prices: HashMap<String, String>,
+    pub price_selector: String,
+}
+
+impl HeadPlan {
+    pub fn build(seo: &SiteSeo, req: PageRequest<'_>) -> HeadPlan {
+        let locale = req.locale;
+        let path = normalize_path(req.origin_path);
+        let rule = seo.pages.rule_for(&path);
+        let product = rule
+            .filter(|r| r.kind == PageKind::Product)
+            .and_then(|_| seo.products.by_path(&path));
+        let category = product
+            .map(|p| p.category.as_str())
+            .or_else(|| rule.and_then(|r| r.category.as_deref()));
+        let keywords = category.map_or(&[][..], |c| seo.keywords.top(locale, c));
+        let page_name = page_name(seo, locale, &path);
+        let ctx = TemplateCtx {
+            seo,
+            locale,
+            product: product.map(|p| &**p),
+            page_name: &page_name,
+            keywords,
+        };
+        let limits = text::limits(locale);
+        let render = |t: &Template, max: usize| {
+            let s = ctx.render(t);
+            (!s.trim().is_empty()).then(|| text::clamp(&s, max))
+        };
+        let title = rule.and_then(|r| render(r.title.get(locale), limits.title));
+        let description = rule.and_then(|r| render(r.description.get(locale), limits.description));
+
+        let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
+        let graph = jsonld::graph(&jsonld::PageFacts {
+            seo,
+            locale,
+            base: req.base,
+            url: &format!("{}{}", req.base, locale.localize_path(&path)),
+            description: description.as_deref(),
+            product: product.map(|p| &**p),
+            breadcrumbs: &breadcrumbs,
+        });
+        let prices = seo
+            .products
+            .list
+            .iter()
+            .map(|p| (p.sku.clone(), format_price(locale, p.price.get(locale))))
+            .collect();
+        HeadPlan {
+            locale,
+            title,
+            description,
+            base: req.base.to_string(),
+            origin_path: path,
+            locales: seo.locales.clone(),
+            jsonld: graph,
+            jsonld_types: jsonld::TYPES,
+            prices,
+            price_selector: seo.rewrite.price_selector.clone(),
+        }
+    }
+
+    /// The URL of this page at `locale`.
+    pub fn url(&self, locale: Locale, path: &str) -> String {
+        format!("{}{}", self.base, locale.localize_path(path))
+    }
+
+    /// The tags that close `<head>`. `origin_canonical` is the href of the origin's own canonical
+    /// link, if it had one: a page canonical to another URL keeps pointing there (at this locale)
+    /// and, not being self-canonical, gets no hreflang set. `ascii_only` escapes the JSON-LD for
+    /// pages whose encoding cannot carry every character.
+    pub fn head_html(
+        &self,
+        origin_canonical: Option<&str>,
+        need: Needs,
+        ascii_only: bool,
+    ) -> String {
+        let canonical_path = origin_canonical
+            .and_then(canonical_path)
+            .unwrap_or_else(|| self.origin_path.clone());
+        let self_canonical = canonical_path == self.origin_path;
+        let canonical = self.url(self.locale, &canonical_path);
+        let mut html = String::with_capacity(2048);
+        if need.title
+            && let Some(title) = &self.title
+        {
+            let _ = write!(html, "<title>{}</title>", escape_text(title));
+        }
+        if let Some(description) = &self.description {
+            if need.description {
+                let _ = write!(
+                    html,
+                    r#"<meta name="description" content="{}">"#,
+                    escape_attr(description)
+                );
+            }
+            let _ = write!(
+                html,
+                r#"<meta property="og:description" content="{}">"#,
+                escape_attr(description)
+            );
+        }
+        if let Some(title) = &self.title {
+            let _ = write!(
+                html,
+                r#"<meta property="og:title" content="{}">"#,
+                escape_attr(title)
+            );
+        }
+        let _ = write!(
+            html,
+            r#"<link rel="canonical" href="{}">"#,
+            escape_attr(&canonical)
+        );
+        let _ = write!(
+            html,
+            r#"<meta property="og:url" content="{}">"#,
+            escape_attr(&canonical)
+        );
+        let _ = write!(
+            html,
+            r#"<meta property="og:locale" content="{}">"#,
+            self.locale.og()
+        );
+        for &other in self.locales.iter().filter(|&&l| l != self.locale) {
+            let _ = write!(
+                html,
+                r#"<meta property="og:locale:alternate" content="{}">"#,
+                other.og()
+            );
+        }
+        if self_canonical {
+            for &locale in &self.locales {
+                let _ = write!(
+                    html,
+                    r#"<link rel="alternate" hreflang="{}" href="{}">"#,
+                    locale.tag(),
+                    escape_attr(&self.url(locale, &self.origin_path))
+                );
+            }
+            let _ = write!(
+                html,
+                r#"<link rel="alternate" hreflang="x-default" href="{}">"#,
+                escape_attr(&self.url(Locale::En, &self.origin_path))
+            );
+        }
+        html.push_str(r#"<script type="application/ld+json">"#);
+        html.push_str(&jsonld::script_safe(&self.jsonld, ascii_only));
+        html.push_str("</script>");
+        html
+    }
+}
+
+/// Which of the replaceable tags the origin's head lacked, so they are added rather than swapped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub title: bool,
+    pub description: bool,
+}
+
+/// `/products/` → `/products`; the root stays `/`.
+fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The path (and query) of an origin canonical href, whatever host it names.
+fn canonical_path(href: &str) -> Option<String> {
+    let href = href.trim();
+    let after_scheme = href
+        .strip_prefix("https://")
+        .or_else(|| href.strip_prefix("http://"))
+        .or_else(|| href.strip_prefix("//"));
+    let path = match after_scheme {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None if href.starts_with('/') => href,
+        None => return None,
+    };
+    let path = path.split('#').next().unwrap_or(path);
+    let (p, query) = path.split_once('?').unwrap_or((path, ""));
+    let p = Locale::split_path(p).1;
+    let mut out = normalize_path(p);
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+    }
+    Some(out)
+}
+
+struct TemplateCtx<'a> {
+    seo: &'a SiteSeo,
+    locale: Locale,
+    product: Option<&'a Product>,
+    page_name: &'a str,
+    keywords: &'a [Keyword],
+}
+
+impl TemplateCtx<'_> {
+    fn render(&self, template: &Template) -> String {
+        let mut out = String::new();
+        for part in &template.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Field(field) => match field {
+                    Field::ProductName => {
+                        out.push_str(self.product.map_or("", |p| p.name.get(self.locale)))
+                    }
+                    Field::ProductSku => out.push_str(self.product.map_or("", |p| &p.sku)),
+                    Field::ProductPrice => {
+                        if let Some(p) = self.product {
+                            out.push_str(&format_price(self.locale, p.price.get(self.locale)));
+                        }
+                    }
+                    Field::OrgName => out.push_str(&self.seo.organization.name),
+                    Field::PageName => out.push_str(self.page_name),
+                    Field::Keyword(i) => {
+                        // Fewer keywords than asked for: fall back to the top one.
+                        let kw = self.keywords.get(*i).or_else(|| self.keywords.first());
+                        out.push_str(kw.map_or("", |k| k.text.as_str()));
+                    }
+                },
+            }
+        }
+        // Collapse the doubled spaces an empty placeholder leaves behind.
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The page's name in breadcrumbs: the product's name, the rule's name, or the path segment.
+fn page_name(seo: &SiteSeo, locale: Locale, path: &str) -> String {
+    if path == "/" {
+        return seo.pages.home_label.get(locale).clone();
+    }
+    if let Some(product) = seo.products.by_path(path) {
+        return product.name.get(locale).clone();
+    }
+    let named = seo
+        .pages
+        .rule_for(path)
+        .filter(|r| r.kind == PageKind::Page)
+        .and_then(|r| r.name.as_ref());
+    match named {
+        Some(name) => name.get(locale).clone(),
+        None => humanize(path.rsplit('/').next().unwrap_or(path)),
+    }
+}
+
+fn humanize(segment: &str) -> String {
+    let words = segment.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `(name, absolute URL)` from the home page down to this page; empty on the home page.
+fn breadcrumbs(seo: &SiteSeo, locale: Locale, path: &str, base: &str) -> Vec<(String, String)> {
+    if path == "/" {
+        return Vec::new();
+    }
+    let mut trail = vec![(
+        seo.pages.home_label.get(locale).clone(),
+        format!("{base}{}", locale.localize_path("/")),
+    )];
+    let mut prefix = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(segment);
+        trail.push((
+            page_name(seo, locale, &prefix),
+            format!("{base}{}", locale.localize_path(&prefix)),
+        ));
+    }
+    trail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths_ignore_host_and_locale() {
+        assert_eq!(
+            canonical_path("https://www.example.com/products/x/").as_deref(),
+            Some("/products/x")
+        );
+        assert_eq!(
+            canonical_path("/id/products/x").as_deref(),
+            Some("/products/x")
+        );
+        assert_eq!(canonical_path("https://e.com").as_deref(), Some("/"));
+        assert_eq!(
+            canonical_path("/a?page=2#top").as_deref(),
+            Some("/a?page=2")
+        );
+        assert_eq!(canonical_path("relative"), None);
+    }
+}
