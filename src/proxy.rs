@@ -226,7 +226,12 @@ fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Respon
                 .unwrap_or_else(|| "/".into());
             let (locale, origin_path) = Locale::split_path(target.split('?').next().unwrap_or("/"));
             let offer = if locale == Locale::En {
-                let visitor = visitor(req, ctx, &page.seo, false);
+                // A banner is cheap to withhold: any crawler claim counts, unverified.
+                let crawler = !matches!(
+                    suggest::classify_agent(req.headers()),
+                    suggest::Agent::Human
+                );
+                let visitor = visitor(req, ctx, &page.seo, crawler);
                 suggest::decide(&page.seo, ctx.runtime.geoip(&ctx.site), &visitor)
             } else {
                 None
@@ -245,11 +250,7 @@ fn visitor(
 ) -> suggest::Visitor {
     suggest::Visitor {
         ip: suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
-        crawler: crawler
-            || !matches!(
-                suggest::classify_agent(req.headers()),
-                suggest::Agent::Human
-            ),
+        crawler,
         chosen: suggest::chosen_locale(req.headers(), suggest::COOKIE),
         languages: suggest::languages(req.headers()),
     }

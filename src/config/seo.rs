@@ -50,6 +50,15 @@ pub struct SiteSeo {
 }
 
 impl SiteSeo {
+    /// The rule for an origin path: the first that matches, skipping product rules for paths
+    /// that are not in the product feed (a product template without a product says nothing).
+    pub fn page_rule(&self, path: &str) -> Option<&PageRule> {
+        self.pages.rules.iter().find(|r| {
+            r.pattern.matches(path)
+                && (r.kind == PageKind::Page || self.products.by_path(path).is_some())
+        })
+    }
+
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -100,13 +109,6 @@ pub struct Pages {
     pub home_label: Localized<String>,
     /// Origin paths listed in the sitemap besides the product pages.
     pub sitemap_paths: Vec<String>,
-}
-
-impl Pages {
-    /// The first rule whose pattern matches an origin path.
-    pub fn rule_for(&self, path: &str) -> Option<&PageRule> {
-        self.rules.iter().find(|r| r.pattern.matches(path))
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -187,6 +187,10 @@ impl Machine {
 #[derive(Default)]
 struct PageState {
     titles: usize,
+    descriptions: usize,
+    /// Past the head: an element that belongs in <body> has been seen.
+    in_body: bool,
+    body_end_done: bool,
     origin_canonical: Option<String>,
     injected: bool,
     /// The page's encoding cannot carry every character: injected JSON is escaped to ASCII.
@@ -197,6 +201,11 @@ struct PageState {
 }
 
 type State = Arc<Mutex<PageState>>;
+
+/// Elements a document may have before its body; anything else starts the body.
+const HEAD_ELEMENTS: &[&str] = &[
+    "html", "head", "title", "meta", "link", "script", "style", "base", "noscript", "template",
+];
 
 fn lock(state: &State) -> std::sync::MutexGuard<'_, PageState> {
     // A panicking handler poisons nothing we cannot still read.
@@ -211,6 +220,7 @@ struct Fixed {
     script: Selector,
     head: Selector,
     body: Selector,
+    any: Selector,
     anchor: Selector,
     form: Selector,
 }
@@ -219,12 +229,15 @@ static SELECTORS: LazyLock<Fixed> = LazyLock::new(|| {
     let parse = |s: &str| s.parse::<Selector>().expect("static selector");
     Fixed {
         html: parse("html"),
-        title: parse("head title"),
+        title: parse("title"),
         meta: parse("meta"),
         link: parse("link[rel]"),
-        script: parse("script[type]"),
+        // Only JSON-LD: a text handler re-encodes the text it sees, which must never touch
+        // other scripts (a page whose bytes disagree with its declared charset would change).
+        script: parse(r#"script[type="application/ld+json" i]"#),
         head: parse("head"),
         body: parse("body"),
+        any: parse("*"),
         anchor: parse("a[href]"),
         form: parse("form[action]"),
     }
@@ -273,16 +286,22 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
         Ok(())
     }));
 
-    if plan.title.is_some() {
+    {
         let (plan, state) = (plan.clone(), state.clone());
         settings = settings.append_element_content_handler(on_element(&s.title, move |el| {
+            // A <title> in the body is an SVG caption, not the document's (the namespace alone
+            // is not reliable in a streaming tokenizer).
             let mut st = lock(&state);
+            if st.in_body || el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
+                return Ok(());
+            }
             st.titles += 1;
-            if st.titles == 1 {
-                let title = plan.title.as_deref().unwrap_or_default();
-                el.set_inner_content(title, ContentType::Text);
-            } else {
-                el.remove();
+            match (&plan.title, st.titles) {
+                (Some(title), 1) => el.set_inner_content(title, ContentType::Text),
+                (Some(_), _) => el.remove(),
+                // The origin's own title stays; a second one still goes.
+                (None, 1) => {}
+                (None, _) => el.remove(),
             }
             Ok(())
         }));
@@ -310,7 +329,14 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
                 .get_attribute("property")
                 .unwrap_or_default()
                 .to_ascii_lowercase();
+            // Without a localized description the origin's first one stays, and only that one.
+            let repeated = name == "description" && plan.description.is_none() && {
+                let mut st = lock(&state);
+                st.descriptions += 1;
+                st.descriptions > 1
+            };
             let replaced = (name == "description" && plan.description.is_some())
+                || repeated
                 || (property == "og:description" && plan.description.is_some())
                 || (property == "og:title" && plan.title.is_some())
                 || matches!(
@@ -363,28 +389,49 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
     }
     {
         let (plan, state) = (plan.clone(), state.clone());
-        let body_end = opts.body_end.clone();
-        settings = settings.append_element_content_handler(on_element(&s.body, move |el| {
-            // Tags placed before <body> land in <head> when a parser builds the tree.
+        settings = settings.append_element_content_handler(on_element(&s.any, move |el| {
+            let mut st = lock(&state);
+            if st.in_body {
+                return Ok(());
+            }
+            if HEAD_ELEMENTS.contains(&el.tag_name().as_str()) {
+                return Ok(());
+            }
+            // The first element that can only live in <body> (or <body> itself): tags placed
+            // before it land in <head> when a parser builds the tree, even without a <head> tag.
+            st.in_body = true;
+            drop(st);
             if let Some(html) = take_head_html(&plan, &state) {
                 el.before(&html, ContentType::Html);
             }
-            if let Some(extra) = body_end.clone() {
-                let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
-                    end.before(&extra, ContentType::Html);
-                    Ok(())
-                }));
-            }
+            Ok(())
+        }));
+    }
+    if let Some(extra) = opts.body_end.clone() {
+        let state = state.clone();
+        settings = settings.append_element_content_handler(on_element(&s.body, move |el| {
+            let (extra, state) = (extra.clone(), state.clone());
+            let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+                lock(&state).body_end_done = true;
+                end.before(&extra, ContentType::Html);
+                Ok(())
+            }));
             Ok(())
         }));
     }
     {
         let (plan, state) = (plan.clone(), state.clone());
+        let body_end = opts.body_end.clone();
         settings = settings.append_document_content_handler(
             lol_html::send::DocumentContentHandlers::default().end(
                 move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
                     if let Some(html) = take_head_html(&plan, &state) {
                         end.append(&html, ContentType::Html);
+                    }
+                    if let Some(extra) = body_end
+                        && !lock(&state).body_end_done
+                    {
+                        end.append(&extra, ContentType::Html);
                     }
                     Ok(())
                 },

@@ -30,6 +30,8 @@ pub struct HeadPlan {
     pub locale: Locale,
     /// `None` keeps the origin's own title (an empty template).
     pub title: Option<String>,
+    /// Used when the origin page has no title and the template keeps the origin's.
+    fallback_title: String,
     pub description: Option<String>,
     base: String,
     origin_path: String,
@@ -47,7 +49,7 @@ impl HeadPlan {
     pub fn build(seo: &SiteSeo, req: PageRequest<'_>) -> HeadPlan {
         let locale = req.locale;
         let path = normalize_path(req.origin_path);
-        let rule = seo.pages.rule_for(&path);
+        let rule = seo.page_rule(&path);
         let product = rule
             .filter(|r| r.kind == PageKind::Product)
             .and_then(|_| seo.products.by_path(&path));
@@ -87,9 +89,15 @@ impl HeadPlan {
             .iter()
             .map(|p| (p.sku.clone(), format_price(locale, p.price.get(locale))))
             .collect();
+        let fallback_title = if path == "/" {
+            seo.organization.name.clone()
+        } else {
+            format!("{page_name} | {}", seo.organization.name)
+        };
         HeadPlan {
             locale,
             title,
+            fallback_title,
             description,
             base: req.base.to_string(),
             origin_path: path,
@@ -122,9 +130,8 @@ impl HeadPlan {
         let self_canonical = canonical_path == self.origin_path;
         let canonical = self.url(self.locale, &canonical_path);
         let mut html = String::with_capacity(2048);
-        if need.title
-            && let Some(title) = &self.title
-        {
+        if need.title {
+            let title = self.title.as_deref().unwrap_or(&self.fallback_title);
             let _ = write!(html, "<title>{}</title>", escape_text(title));
         }
         if let Some(description) = &self.description {
@@ -280,8 +287,7 @@ fn page_name(seo: &SiteSeo, locale: Locale, path: &str) -> String {
         return product.name.get(locale).clone();
     }
     let named = seo
-        .pages
-        .rule_for(path)
+        .page_rule(path)
         .filter(|r| r.kind == PageKind::Page)
         .and_then(|r| r.name.as_ref());
     match named {

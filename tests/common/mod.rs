@@ -37,6 +37,7 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 /// - anything else: a small HTML page.
 pub struct Origin {
     pub addr: SocketAddr,
+    pub pages: Pages,
     pub requests: Arc<AtomicUsize>,
     pub release: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -45,7 +46,45 @@ pub struct Origin {
 struct OriginHandler {
     requests: Arc<AtomicUsize>,
     release: Arc<Notify>,
+    pages: Pages,
 }
+
+/// A canned response the origin serves at a path: headers and body bytes as given.
+#[derive(Clone)]
+pub struct CannedPage {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Send the body in pieces of this size, pausing for `release` after the first one.
+    pub hold_after_first: Option<usize>,
+}
+
+impl CannedPage {
+    pub fn html(body: impl Into<Bytes>) -> Self {
+        Self::new("text/html; charset=utf-8", body)
+    }
+
+    pub fn new(content_type: &str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+            hold_after_first: None,
+        }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+pub type Pages = Arc<std::sync::Mutex<std::collections::HashMap<String, CannedPage>>>;
 
 pub const STREAM_FIRST: usize = 1 << 20;
 pub const STREAM_REST: usize = 3 << 20;
@@ -53,6 +92,10 @@ pub const STREAM_REST: usize = 3 << 20;
 impl Handler for OriginHandler {
     async fn handle(&self, req: Request<Incoming>, _conn: &ConnInfo) -> Response<Body> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        let canned = self.pages.lock().unwrap().get(req.uri().path()).cloned();
+        if let Some(page) = canned {
+            return self.canned(page);
+        }
         match req.uri().path() {
             "/echo" => {
                 let mut builder = Response::builder();
@@ -113,6 +156,30 @@ impl Handler for OriginHandler {
     }
 }
 
+impl OriginHandler {
+    fn canned(&self, page: CannedPage) -> Response<Body> {
+        let mut builder = Response::builder().status(page.status);
+        for (name, value) in &page.headers {
+            builder = builder.header(name, value);
+        }
+        let body = match page.hold_after_first {
+            None => body::full(page.body),
+            Some(first) => {
+                let (mut tx, channel) = Channel::<Bytes, edgeseo::body::BoxError>::new(1);
+                let release = self.release.clone();
+                tokio::spawn(async move {
+                    let first = first.min(page.body.len());
+                    let _ = tx.send_data(page.body.slice(..first)).await;
+                    release.notified().await;
+                    let _ = tx.send_data(page.body.slice(first..)).await;
+                });
+                body::boxed(channel)
+            }
+        };
+        builder.body(body).unwrap()
+    }
+}
+
 async fn send_bytes(tx: &mut Sender<Bytes, edgeseo::body::BoxError>, len: usize, fill: u8) {
     const PIECE: usize = 64 * 1024;
     let mut left = len;
@@ -131,9 +198,11 @@ impl Origin {
         let addr = tcp.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
+        let pages = Pages::default();
         let handler = Arc::new(OriginHandler {
             requests: requests.clone(),
             release: release.clone(),
+            pages: pages.clone(),
         });
         let (stop, shutdown) = Shutdown::new();
         tokio::spawn(server::serve(
@@ -144,10 +213,16 @@ impl Origin {
         ));
         Origin {
             addr,
+            pages,
             requests,
             release,
             stop,
         }
+    }
+
+    /// Serves `page` at `path` from now on.
+    pub fn serve(&self, path: &str, page: CannedPage) {
+        self.pages.lock().unwrap().insert(path.to_string(), page);
     }
 
     pub fn count(&self) -> usize {
@@ -263,3 +338,129 @@ pub fn channel_body() -> (Sender<Bytes, edgeseo::body::BoxError>, Body) {
 }
 
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// A small deterministic generator for random chunk boundaries; the seed comes from
+/// `EDGESEO_SEED` when set, so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(default: u64) -> (Rng, u64) {
+        let seed = std::env::var("EDGESEO_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default);
+        (Rng(seed.max(1)), seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Splits `len` bytes into random pieces (1 byte up to `max`).
+    pub fn split(&mut self, len: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < len {
+            let n = 1 + self.below(max);
+            let end = (at + n).min(len);
+            out.push(at..end);
+            at = end;
+        }
+        out
+    }
+}
+
+/// Runs `input` through edgeseo's rewriter in the given pieces and returns the output.
+pub async fn rewrite_in_pieces(
+    input: &[u8],
+    pieces: &[std::ops::Range<usize>],
+    opts: edgeseo::rewrite::RewriteOptions,
+) -> Vec<u8> {
+    let (mut tx, body) = channel_body();
+    let chunks: Vec<Bytes> = pieces
+        .iter()
+        .map(|r| Bytes::copy_from_slice(&input[r.clone()]))
+        .collect();
+    tokio::spawn(async move {
+        for chunk in chunks {
+            if tx.send_data(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let out = edgeseo::rewrite::rewrite(body, opts);
+    tokio::time::timeout(PATIENCE, out.collect())
+        .await
+        .expect("rewrite finishes")
+        .expect("rewrite succeeds")
+        .to_bytes()
+        .to_vec()
+}
+
+/// Runs `input` through the rewriter as one piece.
+pub async fn rewrite_whole(input: &[u8], opts: edgeseo::rewrite::RewriteOptions) -> Vec<u8> {
+    let all = std::iter::once(0..input.len()).collect::<Vec<_>>();
+    rewrite_in_pieces(input, &all, opts).await
+}
+
+/// The SEO rules of the fixture site (tests/fixtures/rules/shop).
+pub fn fixture_seo() -> Arc<edgeseo::config::SiteSeo> {
+    let rules = edgeseo::config::Rules::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rules"
+    )))
+    .expect("fixture rules load");
+    rules.sites[0]
+        .seo
+        .clone()
+        .expect("fixture site has SEO rules")
+}
+
+/// Rewrite options for a page of the fixture site.
+pub fn fixture_options(
+    locale: edgeseo::locale::Locale,
+    path: &str,
+    charset: Option<&'static encoding_rs::Encoding>,
+) -> edgeseo::rewrite::RewriteOptions {
+    let seo = fixture_seo();
+    let plan = edgeseo::seo::HeadPlan::build(
+        &seo,
+        edgeseo::seo::PageRequest {
+            locale,
+            origin_path: path,
+            base: "https://shop.example",
+        },
+    );
+    edgeseo::rewrite::RewriteOptions {
+        plan: Arc::new(plan),
+        charset,
+        coding: edgeseo::rewrite::codec::Coding::Identity,
+        max_memory: seo.rewrite.max_memory,
+        own_host: Arc::new(|h: &str| edgeseo::sites::normalize_host(h) == "shop.example"),
+        body_end: None,
+    }
+}
+
+/// Path of a file under ../shared/data, or `None` (with a note) where shared data is absent.
+pub fn shared_data(rel: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: {} is absent (../shared not checked out beside the repo)",
+            path.display()
+        );
+        None
+    }
+}

@@ -1,0 +1,953 @@
+//! Localized SEO end to end: the demo and a test origin behind edgeseo, pages fetched with a real
+//! HTTP client and parsed back with an HTML5 parser (html5ever, via scraper).
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use common::*;
+use edgeseo::locale::Locale;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use scraper::{Html, Selector};
+use serde_json::Value;
+
+fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    let sel = Selector::parse(css).unwrap();
+    doc.select(&sel).collect()
+}
+
+fn attr(doc: &Html, css: &str, name: &str) -> Vec<String> {
+    select(doc, css)
+        .into_iter()
+        .filter_map(|e| e.value().attr(name).map(str::to_string))
+        .collect()
+}
+
+fn jsonld(doc: &Html) -> Vec<Value> {
+    select(doc, r#"script[type="application/ld+json"]"#)
+        .into_iter()
+        .map(|e| serde_json::from_str(&e.text().collect::<String>()).expect("JSON-LD parses"))
+        .collect()
+}
+
+fn graph_node<'a>(ld: &'a [Value], ty: &str) -> Option<&'a Value> {
+    ld.iter()
+        .filter_map(|block| block["@graph"].as_array())
+        .flatten()
+        .find(|node| node["@type"] == ty)
+}
+
+/// Reads a CSV of the demo rules into maps keyed by header.
+fn demo_csv(rel: &str) -> Vec<HashMap<String, String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("rules/demo-supplier")
+        .join(rel);
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(str::to_string)
+                .zip(r.iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+fn top_keyword(locale: Locale, category: &str) -> String {
+    demo_csv(&format!("keywords/{}.csv", locale.code()))
+        .into_iter()
+        .filter(|k| k["category"] == category)
+        .max_by_key(|k| k["volume"].parse::<u64>().unwrap())
+        .map(|k| k["keyword"].clone())
+        .unwrap()
+}
+
+async fn demo() -> edgeseo::app::App {
+    start_proxy_with(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
+        None,
+        Default::default(),
+    )
+    .await
+}
+
+async fn page(app: &edgeseo::app::App, path: &str) -> (StatusCode, http::HeaderMap, Html, String) {
+    let host = format!("localhost:{}", app.http_addr.port());
+    let (status, headers, body) = fetch(&http1_client(), get(app.http_addr, &host, path)).await;
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    (status, headers, Html::parse_document(&text), text)
+}
+
+#[tokio::test]
+async fn demo_product_pages_carry_a_complete_localized_head() {
+    let app = demo().await;
+    let base = format!("http://localhost:{}", app.http_addr.port());
+    let products = demo_csv("products.csv");
+    let mut hreflang_sets = Vec::new();
+    for product in &products {
+        for locale in Locale::ALL {
+            let url_path = locale.localize_path(&product["path"]);
+            let (status, headers, doc, _) = page(&app, &url_path).await;
+            assert_eq!(status, StatusCode::OK, "{url_path}");
+            assert_eq!(headers["content-language"], locale.tag());
+            assert_eq!(attr(&doc, "html", "lang"), [locale.tag()]);
+
+            let titles: Vec<String> = select(&doc, "head title")
+                .iter()
+                .map(|t| t.text().collect())
+                .collect();
+            assert_eq!(titles.len(), 1, "{url_path}: one title");
+            let name = &product[&format!("name_{}", locale.code())];
+            assert!(
+                titles[0].contains(name.as_str()),
+                "{url_path}: title {:?} names {name}",
+                titles[0]
+            );
+            let descriptions = attr(&doc, r#"meta[name="description"]"#, "content");
+            assert_eq!(descriptions.len(), 1, "{url_path}: one description");
+            if locale != Locale::En {
+                let kw = top_keyword(locale, &product["category"]);
+                assert!(
+                    descriptions[0].contains(&kw),
+                    "{url_path}: description {:?} uses the top {} keyword {kw:?}",
+                    descriptions[0],
+                    locale
+                );
+            }
+
+            let canonical = attr(&doc, r#"link[rel="canonical"]"#, "href");
+            assert_eq!(canonical, [format!("{base}{url_path}")], "self canonical");
+            let alternates: BTreeSet<(String, String)> =
+                select(&doc, r#"link[rel="alternate"][hreflang]"#)
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.value().attr("hreflang").unwrap().into(),
+                            e.value().attr("href").unwrap().into(),
+                        )
+                    })
+                    .collect();
+            assert_eq!(
+                alternates.len(),
+                5,
+                "{url_path}: en, id-ID, vi-VN, th-TH, x-default"
+            );
+            assert!(
+                alternates.contains(&(locale.tag().to_string(), format!("{base}{url_path}"))),
+                "lists itself"
+            );
+            assert!(
+                alternates.contains(&("x-default".into(), format!("{base}{}", product["path"])))
+            );
+            hreflang_sets.push(alternates);
+            assert_eq!(
+                attr(&doc, r#"meta[property="og:locale"]"#, "content"),
+                [locale.og()]
+            );
+            assert_eq!(
+                attr(&doc, r#"meta[property="og:locale:alternate"]"#, "content").len(),
+                3
+            );
+
+            let ld = jsonld(&doc);
+            let product_node = graph_node(&ld, "Product").expect("Product JSON-LD");
+            let price_col = format!("price_{}", locale.currency().to_lowercase());
+            assert_eq!(
+                product_node["offers"]["price"],
+                product[&price_col].as_str()
+            );
+            assert_eq!(product_node["offers"]["priceCurrency"], locale.currency());
+            assert_eq!(product_node["name"], name.as_str());
+            assert!(graph_node(&ld, "Organization").is_some());
+            assert!(graph_node(&ld, "WebSite").is_some());
+            let crumbs =
+                graph_node(&ld, "BreadcrumbList").expect("breadcrumbs")["itemListElement"].clone();
+            assert_eq!(crumbs.as_array().unwrap().len(), 3);
+            assert_eq!(crumbs[2]["item"], format!("{base}{url_path}"));
+
+            // The price the page shows is the price the structured data states.
+            let shown: Vec<String> = select(&doc, "[data-sku][data-currency]")
+                .iter()
+                .map(|e| e.text().collect())
+                .collect();
+            assert_eq!(
+                shown,
+                [edgeseo::seo::format_price(locale, &product[&price_col])]
+            );
+
+            // Same-site links keep the locale; assets stay where they are.
+            for href in attr(&doc, "a[href]", "href")
+                .iter()
+                .filter(|h| h.starts_with('/'))
+            {
+                assert!(
+                    locale == Locale::En || href.starts_with(locale.prefix()),
+                    "{url_path}: link {href} keeps the locale"
+                );
+            }
+            assert!(
+                attr(&doc, r#"link[rel="stylesheet"]"#, "href")
+                    .contains(&"/assets/style.css".to_string())
+            );
+        }
+        // Reciprocal by construction: every member lists the identical set.
+        let last4 = &hreflang_sets[hreflang_sets.len() - 4..];
+        assert!(
+            last4.iter().all(|s| s == &last4[0]),
+            "{} hreflang sets differ",
+            product["path"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_demo_page_is_localized_in_every_locale() {
+    let app = demo().await;
+    for path in ["/", "/products", "/about", "/contact", "/faq"] {
+        for locale in Locale::ALL {
+            let url_path = locale.localize_path(path);
+            let (status, _, doc, _) = page(&app, &url_path).await;
+            assert_eq!(status, StatusCode::OK, "{url_path}");
+            assert_eq!(select(&doc, "head title").len(), 1, "{url_path}");
+            assert_eq!(
+                attr(&doc, r#"meta[name="description"]"#, "content").len(),
+                1,
+                "{url_path}"
+            );
+            assert_eq!(
+                attr(&doc, r#"link[rel="canonical"]"#, "href").len(),
+                1,
+                "{url_path}"
+            );
+            assert_eq!(
+                select(&doc, r#"link[rel="alternate"][hreflang]"#).len(),
+                5,
+                "{url_path}"
+            );
+            let ld = jsonld(&doc);
+            assert!(
+                graph_node(&ld, "Organization").is_some() && graph_node(&ld, "WebSite").is_some()
+            );
+            let title: String = select(&doc, "head title")[0].text().collect();
+            let graphemes =
+                unicode_segmentation::UnicodeSegmentation::graphemes(title.as_str(), true).count();
+            assert!(
+                graphemes <= 70,
+                "{url_path}: title of {graphemes} graphemes"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn injected_jsonld_uses_only_schema_org_terms_with_googles_required_properties() {
+    let Some(vocab_path) = shared_data("schemaorg/30.0/schemaorg-current-https.jsonld") else {
+        return;
+    };
+    let vocab: Value = serde_json::from_str(&std::fs::read_to_string(vocab_path).unwrap()).unwrap();
+    let mut classes: HashMap<String, Vec<String>> = HashMap::new();
+    let mut properties: HashMap<String, Vec<String>> = HashMap::new();
+    let ids = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i["@id"].as_str())
+                .map(|s| s.trim_start_matches("schema:").to_string())
+                .collect(),
+            Value::Object(_) => v["@id"]
+                .as_str()
+                .map(|s| vec![s.trim_start_matches("schema:").to_string()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    for node in vocab["@graph"].as_array().unwrap() {
+        let Some(id) = node["@id"].as_str().and_then(|s| s.strip_prefix("schema:")) else {
+            continue;
+        };
+        let types = ids(&node["@type"]).join(" ") + node["@type"].as_str().unwrap_or("");
+        if types.contains("rdfs:Class") {
+            classes.insert(id.into(), ids(&node["rdfs:subClassOf"]));
+        }
+        if types.contains("rdf:Property") {
+            properties.insert(id.into(), ids(&node["schema:domainIncludes"]));
+        }
+    }
+    let ancestors = |ty: &str| -> HashSet<String> {
+        let mut out = HashSet::new();
+        let mut todo = vec![ty.to_string()];
+        while let Some(t) = todo.pop() {
+            if out.insert(t.clone()) {
+                todo.extend(classes.get(&t).cloned().unwrap_or_default());
+            }
+        }
+        out
+    };
+
+    fn walk(node: &Value, check: &mut dyn FnMut(&str, &str)) {
+        match node {
+            Value::Object(map) => {
+                if let Some(ty) = map.get("@type").and_then(Value::as_str) {
+                    for (key, value) in map {
+                        if !key.starts_with('@') {
+                            check(ty, key);
+                        }
+                        walk(value, check);
+                    }
+                } else {
+                    for value in map.values() {
+                        walk(value, check);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, check)),
+            _ => {}
+        }
+    }
+
+    let app = demo().await;
+    let mut checked = 0;
+    for path in [
+        "/",
+        "/products",
+        "/id/products/air-fryer-4-5l",
+        "/th/about",
+        "/vi/products/blender-1-5l",
+        "/products/stand-mixer-1200w",
+    ] {
+        let (_, _, doc, _) = page(&app, path).await;
+        for block in jsonld(&doc) {
+            walk(&block, &mut |ty, prop| {
+                assert!(
+                    classes.contains_key(ty),
+                    "{path}: type {ty} is not in schema.org"
+                );
+                let domains = properties
+                    .get(prop)
+                    .unwrap_or_else(|| panic!("{path}: property {prop} is not in schema.org"));
+                let anc = ancestors(ty);
+                assert!(
+                    domains.iter().any(|d| anc.contains(d)),
+                    "{path}: {prop} is not a property of {ty}"
+                );
+                checked += 1;
+            });
+            for node in block["@graph"].as_array().unwrap() {
+                match node["@type"].as_str().unwrap() {
+                    "Product" => {
+                        for key in ["name", "image", "offers"] {
+                            assert!(!node[key].is_null(), "Product.{key}");
+                        }
+                        for key in ["price", "priceCurrency", "availability"] {
+                            assert!(!node["offers"][key].is_null(), "Offer.{key}");
+                        }
+                    }
+                    "BreadcrumbList" => {
+                        for item in node["itemListElement"].as_array().unwrap() {
+                            for key in ["position", "name", "item"] {
+                                assert!(!item[key].is_null(), "ListItem.{key}");
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked} properties checked");
+}
+
+#[tokio::test]
+async fn assets_pass_byte_for_byte_and_sitemap_robots_are_served() {
+    let app = demo().await;
+    let origin = app.embedded.demo.unwrap();
+    let client = http1_client();
+    for path in [
+        "/assets/style.css",
+        "/assets/app.js",
+        "/assets/img/air-fryer-4-5l.svg",
+    ] {
+        let (_, _, direct) = fetch(&client, get(origin, "127.0.0.1", path)).await;
+        let (status, headers, proxied) = fetch(
+            &client,
+            get(app.http_addr, "localhost", &format!("/id{path}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(direct, proxied, "{path}");
+        assert!(!headers.contains_key("content-language"));
+    }
+
+    let host = format!("localhost:{}", app.http_addr.port());
+    let (status, headers, body) = fetch(&client, get(app.http_addr, &host, "/sitemap.xml")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let xml = String::from_utf8(body.to_vec()).unwrap();
+    let base = format!("http://localhost:{}", app.http_addr.port());
+    assert_eq!(
+        xml.matches("<url>").count(),
+        (5 + 10) * 4,
+        "every page at every locale"
+    );
+    assert!(xml.contains(&format!("<loc>{base}/th/products/air-fryer-4-5l</loc>")));
+    assert_eq!(xml.matches("hreflang=\"x-default\"").count(), 60);
+
+    let (_, _, robots) = fetch(&client, get(app.http_addr, &host, "/robots.txt")).await;
+    assert!(String::from_utf8_lossy(&robots).contains(&format!("Sitemap: {base}/sitemap.xml")));
+}
+
+#[tokio::test]
+async fn compressed_origin_pages_are_rewritten_and_reencoded() {
+    use std::io::Write;
+    let origin = Origin::start().await;
+    let page = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rewrite/product-id.src.html"
+    ))
+    .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&page).unwrap();
+    let mut br = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+    br.write_all(&page).unwrap();
+    let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zl.write_all(&page).unwrap();
+    let encoded = [
+        ("gzip", gz.finish().unwrap()),
+        ("br", br.into_inner()),
+        ("deflate", zl.finish().unwrap()),
+    ];
+    for (coding, bytes) in &encoded {
+        origin.serve(
+            &format!("/products/{coding}"),
+            CannedPage::html(bytes.clone())
+                .header("content-encoding", coding)
+                .header("content-length", &bytes.len().to_string()),
+        );
+    }
+    let blob: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+    origin.serve(
+        "/blob.bin",
+        CannedPage::new("application/octet-stream", blob.clone())
+            .header("content-encoding", "gzip"),
+    );
+
+    let rules = fixture_rules_for(origin.addr);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    for (coding, _) in &encoded {
+        let req = Request::get(format!("http://{}/id/products/{coding}", app.http_addr))
+            .header("host", "shop.test")
+            .header("accept-encoding", "gzip, deflate, br")
+            .body(edgeseo::body::empty())
+            .unwrap();
+        let (status, headers, body) = fetch(&client, req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-encoding"], *coding, "same coding back");
+        assert!(!headers.contains_key("content-length"));
+        let mut text = String::new();
+        match *coding {
+            "gzip" => flate2::read::GzDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap(),
+            "deflate" => flate2::read::ZlibDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap(),
+            _ => brotli::Decompressor::new(&body[..], 4096)
+                .read_to_string(&mut text)
+                .unwrap(),
+        };
+        let doc = Html::parse_document(&text);
+        assert_eq!(attr(&doc, "html", "lang"), ["id-ID"], "{coding}");
+        assert_eq!(attr(&doc, r#"link[rel="canonical"]"#, "href").len(), 1);
+    }
+    // Non-HTML passes as the origin sent it, compressed bytes and all.
+    let req = Request::get(format!("http://{}/id/blob.bin", app.http_addr))
+        .header("host", "shop.test")
+        .header("accept-encoding", "gzip")
+        .body(edgeseo::body::empty())
+        .unwrap();
+    let (_, headers, body) = fetch(&client, req).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(&body[..], &blob[..]);
+}
+
+/// The fixture rules (tests/fixtures/rules) pointed at `origin`.
+fn fixture_rules_for(origin: std::net::SocketAddr) -> RulesDir {
+    fixture_rules_with(origin, "")
+}
+
+fn fixture_rules_with(origin: std::net::SocketAddr, locales_extra: &str) -> RulesDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let mut rules = RulesDir::new();
+    for rel in [
+        "pages.toml",
+        "products.csv",
+        "keywords/id.csv",
+        "keywords/vi.csv",
+        "keywords/th.csv",
+    ] {
+        rules = rules.file(
+            &format!("shop/{rel}"),
+            &std::fs::read_to_string(src.join(rel)).unwrap(),
+        );
+    }
+    let mut site = std::fs::read_to_string(src.join("site.toml"))
+        .unwrap()
+        .replace("http://127.0.0.1:9", &format!("http://{origin}"));
+    if !locales_extra.is_empty() {
+        site = site.replace("suggest = \"banner\"", locales_extra);
+    }
+    rules.file("shop/site.toml", &site)
+}
+
+#[tokio::test]
+async fn rewritten_output_starts_before_the_origin_finishes() {
+    let origin = Origin::start().await;
+    let mut page = String::from("<!DOCTYPE html><html><head><title>x</title></head><body>");
+    let head_len = page.len();
+    page.push_str(&"<p>filler text</p>".repeat(20_000));
+    page.push_str("</body></html>");
+    let mut canned = CannedPage::html(page.clone());
+    canned.hold_after_first = Some(head_len + 4096);
+    origin.serve("/about", canned);
+    let rules = fixture_rules_for(origin.addr);
+    let app = start_proxy(&rules).await;
+    let resp = send(
+        &http1_client(),
+        get(app.http_addr, "shop.test", "/id/about"),
+    )
+    .await;
+    let mut body = resp.into_body();
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains("</head>") {
+        let frame = tokio::time::timeout(PATIENCE, body.frame())
+            .await
+            .expect("the localized head arrives while the origin holds back the rest")
+            .unwrap()
+            .unwrap();
+        received.extend_from_slice(frame.data_ref().unwrap());
+    }
+    assert!(String::from_utf8_lossy(&received).contains("hreflang=\"id-ID\""));
+    origin.release.notify_one();
+    let rest = body.collect().await.unwrap().to_bytes();
+    received.extend_from_slice(&rest);
+    let text = String::from_utf8(received).unwrap();
+    assert_eq!(text.matches("<p>filler text</p>").count(), 20_000);
+    assert!(text.ends_with("</body></html>"));
+}
+
+#[tokio::test]
+async fn redirects_keep_the_locale_and_head_requests_get_headers_only() {
+    let origin = Origin::start().await;
+    origin.serve(
+        "/old",
+        CannedPage::new("text/plain", "moved")
+            .status(301)
+            .header("location", "/products/kettle"),
+    );
+    origin.serve(
+        "/elsewhere",
+        CannedPage::new("text/plain", "moved")
+            .status(302)
+            .header("location", "https://other.example/x"),
+    );
+    origin.serve(
+        "/products/kettle",
+        CannedPage::html("<html><head><title>k</title></head><body></body></html>"),
+    );
+    let rules = fixture_rules_for(origin.addr);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    let (status, headers, _) = fetch(&client, get(app.http_addr, "shop.test", "/vi/old")).await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(headers["location"], "/vi/products/kettle");
+    let (_, headers, _) = fetch(&client, get(app.http_addr, "shop.test", "/vi/elsewhere")).await;
+    assert_eq!(headers["location"], "https://other.example/x");
+
+    let head = Request::head(format!("http://{}/th/products/kettle", app.http_addr))
+        .header("host", "shop.test")
+        .body(edgeseo::body::empty())
+        .unwrap();
+    let (status, headers, body) = fetch(&client, head).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(headers["content-language"], "th-TH");
+    assert!(!headers.contains_key("content-length"));
+}
+
+async fn suggest_json(app: &edgeseo::app::App, headers: &[(&str, &str)]) -> Value {
+    let mut req = Request::get(format!(
+        "http://{}/__edgeseo/suggest?path=%2Fabout",
+        app.http_addr
+    ))
+    .header("host", "shop.test");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let (status, resp_headers, body) =
+        fetch(&http1_client(), req.body(edgeseo::body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(resp_headers["cache-control"], "private, no-store");
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn suggestions_follow_choice_language_then_country_and_skip_crawlers() {
+    let origin = Origin::start().await;
+    let rules = fixture_rules_with(
+        origin.addr,
+        "suggest = \"banner\"\ntrusted_proxies = [\"127.0.0.1\"]",
+    );
+    let app = start_proxy(&rules).await;
+    // A visitor from Telkom Indonesia, through a trusted proxy.
+    let jakarta = [("x-forwarded-for", "36.80.10.1")];
+    assert_eq!(suggest_json(&app, &jakarta).await["locale"], "id");
+    assert_eq!(suggest_json(&app, &jakarta).await["url"], "/id/about");
+    // Hanoi and Bangkok.
+    assert_eq!(
+        suggest_json(&app, &[("x-forwarded-for", "14.160.1.1")]).await["locale"],
+        "vi"
+    );
+    assert_eq!(
+        suggest_json(&app, &[("x-forwarded-for", "1.0.128.1")]).await["locale"],
+        "th"
+    );
+    // The browser's language beats the country; the switcher's choice beats both.
+    assert_eq!(
+        suggest_json(
+            &app,
+            &[
+                ("x-forwarded-for", "36.80.10.1"),
+                ("accept-language", "th-TH,th;q=0.9")
+            ]
+        )
+        .await["locale"],
+        "th"
+    );
+    assert!(
+        suggest_json(
+            &app,
+            &[
+                ("x-forwarded-for", "36.80.10.1"),
+                ("cookie", "edgeseo_locale=en")
+            ]
+        )
+        .await["locale"]
+            .is_null()
+    );
+    // Crawlers get nothing, whatever their address.
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    assert!(
+        suggest_json(
+            &app,
+            &[("x-forwarded-for", "36.80.10.1"), ("user-agent", googlebot)]
+        )
+        .await["locale"]
+            .is_null()
+    );
+    // An X-Forwarded-For from an untrusted peer is ignored: 127.0.0.2 is not a trusted proxy.
+    let untrusted = fixture_rules_with(origin.addr, "suggest = \"banner\"");
+    let app2 = start_proxy(&untrusted).await;
+    assert!(suggest_json(&app2, &jakarta).await["locale"].is_null());
+}
+
+#[tokio::test]
+async fn redirect_mode_sends_humans_to_their_locale_but_never_crawlers() {
+    let origin = Origin::start().await;
+    origin.serve(
+        "/about",
+        CannedPage::html("<html><head><title>About</title></head><body>about</body></html>"),
+    );
+    let rules = fixture_rules_with(
+        origin.addr,
+        "suggest = \"redirect\"\nverify_crawlers = true",
+    );
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    let req = |ua: &str, lang: &str| {
+        Request::get(format!("http://{}/about?x=1", app.http_addr))
+            .header("host", "shop.test")
+            .header("user-agent", ua)
+            .header("accept-language", lang)
+            .body(edgeseo::body::empty())
+            .unwrap()
+    };
+    let chrome = "Mozilla/5.0 (Windows NT 10.0) Chrome/130.0 Safari/537.36";
+    let (status, headers, _) = fetch(&client, req(chrome, "vi-VN,vi;q=0.9,en;q=0.5")).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(headers["location"], "/vi/about?x=1");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    assert!(
+        headers["vary"]
+            .to_str()
+            .unwrap()
+            .contains("Accept-Language")
+    );
+    // English first: no redirect.
+    let (status, _, _) = fetch(&client, req(chrome, "en-US,vi;q=0.5")).await;
+    assert_eq!(status, StatusCode::OK);
+    // A generic bot is never redirected.
+    let (status, _, _) = fetch(
+        &client,
+        req("SomeCrawler/1.0 (+https://crawler.example/bot)", "vi"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A Googlebot claim from 127.0.0.1 fails reverse DNS (it is not under googlebot.com): treated as
+    // the human it is, so it is redirected like one.
+    let fake = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let (status, _, _) = fetch(&client, req(fake, "th")).await;
+    assert_eq!(status, StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn real_world_pages_keep_everything_but_the_managed_head() {
+    let Some(readability) = shared_data("html/readability") else {
+        return;
+    };
+    let Some(extruct) = shared_data("html/extruct-samples") else {
+        return;
+    };
+    let mut files = Vec::new();
+    for dir in [readability, extruct] {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() && !p.to_string_lossy().ends_with(".invalid") {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "html") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 180, "{} pages", files.len());
+    let origin = Origin::start().await;
+    for (i, file) in files.iter().enumerate() {
+        origin.serve(
+            &format!("/page/{i}"),
+            CannedPage::new("text/html", std::fs::read(file).unwrap()),
+        );
+    }
+    let rules = fixture_rules_for(origin.addr);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    for (i, file) in files.iter().enumerate() {
+        let original = std::fs::read(file).unwrap();
+        for locale in [Locale::En, Locale::Id] {
+            let path = locale.localize_path(&format!("/page/{i}"));
+            let (status, _, body) = fetch(&client, get(app.http_addr, "shop.test", &path)).await;
+            assert_eq!(status, StatusCode::OK);
+            let name = file.display();
+            let text = String::from_utf8_lossy(&body);
+            let doc = Html::parse_document(&text);
+            // One document title: at most one in <head>, and the document's title (the first
+            // HTML <title> in tree order, as `document.title` reads it) is the localized one.
+            // A <title> an origin put in its body stays where it is.
+            assert!(
+                select(&doc, "head title").len() <= 1,
+                "{name} {locale}: one title in head"
+            );
+            let first_title = select(&doc, "title")
+                .into_iter()
+                .find(|t| {
+                    !t.ancestors()
+                        .any(|a| a.value().as_element().is_some_and(|e| e.name() == "svg"))
+                })
+                .map(|t| t.text().collect::<String>());
+            assert!(first_title.is_some(), "{name} {locale}: has a title");
+            if locale == Locale::Id {
+                assert_eq!(
+                    first_title.as_deref(),
+                    Some("peralatan dapur | Example"),
+                    "{name}"
+                );
+            }
+            assert_eq!(
+                attr(&doc, r#"link[rel~="canonical"]"#, "href").len(),
+                1,
+                "{name}: one canonical"
+            );
+            let descriptions = select(&doc, "meta[name]")
+                .iter()
+                .filter(|m| {
+                    m.value()
+                        .attr("name")
+                        .unwrap()
+                        .eq_ignore_ascii_case("description")
+                })
+                .count();
+            assert!(descriptions <= 1, "{name}: {descriptions} descriptions");
+            if locale == Locale::Id {
+                assert_eq!(descriptions, 1, "{name}: localized description");
+            }
+            // A page canonical to another URL is no member of a hreflang cluster (Google's rule);
+            // every origin canonical here names another path than /page/N.
+            let origin_doc = Html::parse_document(&String::from_utf8_lossy(&original));
+            // Google reads rel=canonical in <head> only; one in the body does not count.
+            let self_canonical = select(&origin_doc, "head link[rel~=canonical][href]").is_empty();
+            let expected = if self_canonical { 5 } else { 0 };
+            assert_eq!(
+                select(&doc, "link[rel~=alternate][hreflang]").len(),
+                expected,
+                "{name}: hreflang set"
+            );
+            let ld = select(&doc, r#"script[type="application/ld+json"]"#);
+            let ours = ld
+                .iter()
+                .filter(|s| {
+                    s.text()
+                        .collect::<String>()
+                        .contains("\"@graph\":[{\"@id\":\"https://shop.example/#organization\"")
+                })
+                .count();
+            assert_eq!(ours, 1, "{name}: our JSON-LD once");
+            // Everything else is the origin's document, element for element.
+            let before = skeleton(&origin_doc, locale);
+            let after = skeleton(&doc, locale);
+            if before != after {
+                let diff = before
+                    .iter()
+                    .zip(&after)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(before.len().min(after.len()));
+                panic!(
+                    "{name} {locale}: document changed at element {diff}: {:?} vs {:?}",
+                    before.get(diff),
+                    after.get(diff)
+                );
+            }
+        }
+    }
+}
+
+/// The document as a list of (element, attributes, own text), minus what the rewriter manages:
+/// title/description/canonical/hreflang/og tags, JSON-LD of the replaced types, the `lang` of
+/// `<html>`, and locale prefixes of links.
+fn skeleton(doc: &Html, locale: Locale) -> Vec<String> {
+    let mut out = Vec::new();
+    for node in doc.tree.root().descendants() {
+        let Some(el) = scraper::ElementRef::wrap(node) else {
+            continue;
+        };
+        let v = el.value();
+        let name = v.name();
+        let attr = |a: &str| v.attr(a).unwrap_or("").to_ascii_lowercase();
+        let in_svg = el
+            .ancestors()
+            .any(|a| a.value().as_element().is_some_and(|e| e.name() == "svg"));
+        let managed = (name == "title" && !in_svg)
+            || (name == "meta"
+                && (attr("name") == "description"
+                    || attr("property").starts_with("og:url")
+                    || attr("property").starts_with("og:locale")
+                    || attr("property") == "og:title"
+                    || attr("property") == "og:description"))
+            || (name == "link"
+                && (attr("rel").split_whitespace().any(|r| r == "canonical")
+                    || (attr("rel").split_whitespace().any(|r| r == "alternate")
+                        && v.attr("hreflang").is_some())))
+            || (name == "script" && attr("type").trim() == "application/ld+json")
+            || (name == "script" && attr("src").starts_with("/__edgeseo/"));
+        if managed {
+            continue;
+        }
+        let mut attrs: Vec<String> = v
+            .attrs()
+            .filter(|(k, _)| !(name == "html" && *k == "lang"))
+            .map(|(k, val)| {
+                let val = if locale != Locale::En && (k == "href" || k == "action") {
+                    val.strip_prefix(locale.prefix())
+                        .filter(|r| r.starts_with('/'))
+                        .unwrap_or(val)
+                        .replace(
+                            &format!("https://shop.test{}", locale.prefix()),
+                            "https://shop.test",
+                        )
+                } else {
+                    val.to_string()
+                };
+                format!("{k}={val}")
+            })
+            .collect();
+        attrs.sort();
+        let text: String = el
+            .children()
+            .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
+            .collect();
+        out.push(format!("{name} {} {}", attrs.join(" "), text.trim()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_real_extractor_reads_the_product_jsonld_in_every_locale() {
+    let script = r#"
+import json, sys, extruct
+html = sys.stdin.read()
+data = extruct.extract(html, base_url=sys.argv[1], syntaxes=["json-ld"], uniform=True)
+out = []
+for block in data["json-ld"]:
+    for node in block.get("@graph", [block]):
+        if node.get("@type") == "Product":
+            out.append({"name": node["name"], "price": node["offers"]["price"], "currency": node["offers"]["priceCurrency"]})
+print(json.dumps(out))
+"#;
+    let has_extruct = std::process::Command::new("python3")
+        .args(["-c", "import extruct"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_extruct {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install extruct (pip install extruct)"
+        );
+        eprintln!("skipping: python3 with extruct is not installed (pip install extruct)");
+        return;
+    }
+    let app = demo().await;
+    let products = demo_csv("products.csv");
+    let air_fryer = products.iter().find(|p| p["sku"] == "LH-AF-45").unwrap();
+    for locale in Locale::ALL {
+        let path = locale.localize_path("/products/air-fryer-4-5l");
+        let (_, _, _, html) = page(&app, &path).await;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script, &format!("http://localhost{path}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(html.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let price_col = format!("price_{}", locale.currency().to_lowercase());
+        assert_eq!(found.as_array().unwrap().len(), 1, "{path}: one Product");
+        assert_eq!(
+            found[0]["name"],
+            air_fryer[&format!("name_{}", locale.code())].as_str()
+        );
+        assert_eq!(found[0]["price"], air_fryer[&price_col].as_str());
+        assert_eq!(found[0]["currency"], locale.currency());
+    }
+}
