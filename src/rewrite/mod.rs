@@ -68,6 +68,22 @@ pub fn rewrite(body: Body, opts: RewriteOptions) -> Body {
     })
 }
 
+/// Rewrites a page held in memory, fed in `chunk`-byte pieces as a network would deliver it.
+/// The same machinery as [`rewrite`], without the async body around it (benchmarks, tools).
+pub fn rewrite_bytes(
+    input: &[u8],
+    chunk: usize,
+    opts: RewriteOptions,
+) -> Result<Vec<u8>, BoxError> {
+    let mut machine = Machine::new(opts);
+    let mut out = Vec::with_capacity(input.len() + 4096);
+    for piece in input.chunks(chunk.max(1)) {
+        out.extend(machine.push(piece)?);
+    }
+    out.extend(machine.finish()?);
+    Ok(out)
+}
+
 struct RewriteBody {
     inner: Body,
     /// `None` once the body has ended.
@@ -220,7 +236,7 @@ struct Fixed {
     script: Selector,
     head: Selector,
     body: Selector,
-    any: Selector,
+    top: Selector,
     anchor: Selector,
     form: Selector,
 }
@@ -237,7 +253,9 @@ static SELECTORS: LazyLock<Fixed> = LazyLock::new(|| {
         script: parse(r#"script[type="application/ld+json" i]"#),
         head: parse("head"),
         body: parse("body"),
-        any: parse("*"),
+        // Children of <html> and <head> only: matching every element would double the cost of a
+        // rewrite, and these are where a parser decides the head has ended.
+        top: parse("html > *, head > *"),
         anchor: parse("a[href]"),
         form: parse("form[action]"),
     }
@@ -360,7 +378,7 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
             let mut tokens = rel.split_ascii_whitespace();
             if tokens.clone().any(|t| t == "canonical") {
                 let mut st = lock(&state);
-                if st.origin_canonical.is_none() {
+                if st.origin_canonical.is_none() && !st.in_body {
                     st.origin_canonical = el.get_attribute("href");
                 }
                 el.remove();
@@ -389,7 +407,7 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
     }
     {
         let (plan, state) = (plan.clone(), state.clone());
-        settings = settings.append_element_content_handler(on_element(&s.any, move |el| {
+        settings = settings.append_element_content_handler(on_element(&s.top, move |el| {
             let mut st = lock(&state);
             if st.in_body {
                 return Ok(());
@@ -397,8 +415,10 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
             if HEAD_ELEMENTS.contains(&el.tag_name().as_str()) {
                 return Ok(());
             }
-            // The first element that can only live in <body> (or <body> itself): tags placed
-            // before it land in <head> when a parser builds the tree, even without a <head> tag.
+            // The first element that can only live in <body> (or <body> itself) ends the head for
+            // a parser, even inside an unclosed <head>: tags placed before it land in <head>, tags
+            // after it do not count as head tags (Google ignores a canonical there). A fragment
+            // without <html> gets the tags at the document end instead.
             st.in_body = true;
             drop(st);
             if let Some(html) = take_head_html(&plan, &state) {

@@ -1,0 +1,147 @@
+//! The cost of localizing a page: edgeseo's whole rewrite of the ~60 KB demo product page (plan
+//! built from the rules, every handler, templates, JSON-LD, links, prices) against a bare lol_html
+//! rewriter with the same selectors doing trivial edits, measured in the same run.
+//!
+//!     cargo bench --bench rewrite
+//!
+//! The ratio edgeseo/bare is the figure to watch (target <= 1.3x).
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use edgeseo::config::Rules;
+use edgeseo::locale::Locale;
+use edgeseo::rewrite::{RewriteOptions, codec::Coding, rewrite_bytes};
+use edgeseo::seo::{HeadPlan, PageRequest};
+use lol_html::html_content::ContentType;
+use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{MemorySettings, Selector};
+
+const CHUNK: usize = 16 * 1024;
+
+fn page() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/demo/site/products/air-fryer-4-5l.html"
+    ))
+    .unwrap()
+}
+
+const SELECTORS: [&str; 11] = [
+    "html",
+    "title",
+    "meta",
+    "link[rel]",
+    r#"script[type="application/ld+json" i]"#,
+    "head",
+    "html > *, head > *",
+    "body",
+    "a[href]",
+    "form[action]",
+    "[data-sku][data-currency]",
+];
+
+/// A rewriter with edgeseo's selectors and edits of the same kind, but fixed strings and no
+/// per-page logic: the floor any HTML rewrite of this page pays. `skip` leaves one selector out,
+/// to show what it costs.
+fn bare_rewrite(input: &[u8], head: &str, selectors: &[Selector], skip: Option<usize>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + head.len());
+    let mut settings = Settings::new_send()
+        .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(4 << 20));
+    for (i, selector) in selectors.iter().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        let head = head.to_string();
+        settings = settings.append_element_content_handler((
+            Cow::Borrowed(selector),
+            ElementContentHandlers::default().element(
+                move |el: &mut lol_html::send::Element<'_, '_>| {
+                    match i {
+                        0 => el.set_attribute("lang", "id-ID")?,
+                        1 => el.set_inner_content("Air Fryer 4.5 Liter", ContentType::Text),
+                        5 => {
+                            let head = head.clone();
+                            el.on_end_tag(Box::new(move |end| {
+                                end.before(&head, ContentType::Html);
+                                Ok(())
+                            }))?;
+                        }
+                        8 | 9 => {
+                            let attr = if i == 8 { "href" } else { "action" };
+                            if let Some(v) = el.get_attribute(attr)
+                                && v.starts_with('/')
+                            {
+                                el.set_attribute(attr, &format!("/id{v}"))?;
+                            }
+                        }
+                        10 => el.set_inner_content("Rp 408.400", ContentType::Text),
+                        _ => {}
+                    }
+                    Ok(())
+                },
+            ),
+        ));
+    }
+    let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+    for piece in input.chunks(CHUNK) {
+        rewriter.write(piece).unwrap();
+    }
+    rewriter.end().unwrap();
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let input = page();
+    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
+    let seo = rules.sites[0].seo.clone().unwrap();
+    let request = PageRequest {
+        locale: Locale::Id,
+        origin_path: "/products/air-fryer-4-5l",
+        base: "https://www.lianhe-appliance.example",
+    };
+    let head = HeadPlan::build(&seo, request).head_html(None, Default::default(), false);
+
+    let mut group = c.benchmark_group("rewrite 60 KB product page");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.measurement_time(Duration::from_secs(6));
+    let selectors: Vec<Selector> = SELECTORS.iter().map(|s| s.parse().unwrap()).collect();
+    group.bench_function("bare lol_html, same selectors, trivial edits", |b| {
+        b.iter(|| bare_rewrite(&input, &head, &selectors, None))
+    });
+    group.bench_function("bare lol_html without `html > *, head > *`", |b| {
+        b.iter(|| bare_rewrite(&input, &head, &selectors, Some(6)))
+    });
+    group.bench_function("edgeseo (plan + all handlers)", |b| {
+        b.iter(|| {
+            let plan = HeadPlan::build(&seo, request);
+            let opts = RewriteOptions {
+                plan: Arc::new(plan),
+                charset: Some(encoding_rs::UTF_8),
+                coding: Coding::Identity,
+                max_memory: seo.rewrite.max_memory,
+                own_host: Arc::new(|h: &str| h == "www.lianhe-appliance.example"),
+                body_end: Some(edgeseo::edge::LOCALE_SCRIPT_TAG.to_string()),
+            };
+            rewrite_bytes(&input, CHUNK, opts).unwrap()
+        })
+    });
+    group.bench_function("tokenize only (no selectors)", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            let mut rewriter = HtmlRewriter::new(Settings::new_send(), |c: &[u8]| n += c.len());
+            for piece in input.chunks(CHUNK) {
+                rewriter.write(piece).unwrap();
+            }
+            rewriter.end().unwrap();
+            n
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

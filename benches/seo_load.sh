@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Serving localized pages against plain proxying of the same page, in one run, with no cache:
+#
+#   benches/seo_load.sh [seconds per run, default 10] [connections, default 64]
+#
+#   plain     edgeseo proxying the ~60 KB demo product page untouched (a site without pages.toml)
+#   localized edgeseo serving /id/ of the same page, rewritten as it streams
+#   nginx     nginx proxy_pass + sub_filter injecting a head of the same size (context)
+#
+# All three front the same embedded demo origin; wrk, the proxies and the origin share two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10}
+CONNS=${2:-64}
+PAGE=/products/air-fryer-4-5l
+ORIGIN=127.0.0.1:18181
+EDGE=127.0.0.1:18180
+NGINX=127.0.0.1:18182
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need nginx nginx-light
+cargo build --release --quiet
+
+work=$(mktemp -d)
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  kill "${PIDS[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+PIDS=()
+trap cleanup EXIT
+
+# The origin: the demo's embedded site on a fixed port (its own proxy listener is unused here).
+./target/release/edgeseo demo --listen 127.0.0.1:18183 --origin-listen "$ORIGIN" >/dev/null 2>&1 &
+PIDS+=($!)
+
+# Two sites in one edgeseo: the demo's localized rules, and the same origin with no rewriting.
+mkdir -p "$work/rules/plain" "$work/rules/seo"
+cp -r rules/demo-supplier/. "$work/rules/seo/"
+sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$ORIGIN\"|" "$work/rules/seo/site.toml"
+printf 'hosts = ["plain.test"]\n[origin]\nurl = "http://%s"\n' "$ORIGIN" > "$work/rules/plain/site.toml"
+./target/release/edgeseo check --rules "$work/rules" >/dev/null
+./target/release/edgeseo serve --rules "$work/rules" --listen "$EDGE" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -fs -o /dev/null -H "Host: plain.test" "http://$EDGE$PAGE" && break; sleep 0.1; done
+
+# nginx with the head edgeseo would inject, as a fixed string.
+head_html=$(curl -fs -H "Host: seo.test" "http://$EDGE/id$PAGE" | python3 -c '
+import sys, re
+page = sys.stdin.read()
+start = page.index("<meta name=\"description\"")
+end = page.index("</head>")
+print(page[start:end].replace("\x27", "&#39;").replace("\n", " "))')
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream origin { server $ORIGIN; keepalive 64; }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Accept-Encoding "";
+      sub_filter_once on;
+      sub_filter '</head>' '$head_html</head>';
+    }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 50); do curl -fs -o /dev/null "http://$NGINX$PAGE" && break; sleep 0.1; done
+
+plain_size=$(curl -fs -H "Host: plain.test" "http://$EDGE$PAGE" | wc -c)
+seo_size=$(curl -fs -H "Host: seo.test" "http://$EDGE/id$PAGE" | wc -c)
+nginx_size=$(curl -fs "http://$NGINX$PAGE" | wc -c)
+echo "page $PAGE: plain $plain_size B, localized $seo_size B, nginx sub_filter $nginx_size B"
+echo "wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk, proxies and origin"
+
+measure() { # url host -> "rps p99_ms"
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $2" "$1" |
+    awk '/Requests\/sec/ {rps=$2}
+         /^ +99%/ {v=$2; ms=v+0; if (v ~ /us$/) ms/=1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) ms*=1000; p99=ms}
+         END {printf "%.0f %.2f\n", rps, p99}'
+}
+for warm in "http://$EDGE$PAGE plain.test" "http://$EDGE/id$PAGE seo.test" "http://$NGINX$PAGE x"; do
+  set -- $warm; wrk -t1 -c"$CONNS" -d2s -H "Host: $2" "$1" >/dev/null
+done
+read -r plain_rps plain_p99 < <(measure "http://$EDGE$PAGE" plain.test)
+read -r seo_rps seo_p99 < <(measure "http://$EDGE/id$PAGE" seo.test)
+read -r nginx_rps nginx_p99 < <(measure "http://$NGINX$PAGE" localhost)
+
+printf "%-34s %12s %10s\n" "" "requests/s" "p99 ms"
+printf "%-34s %12s %10s\n" "edgeseo plain proxy" "$plain_rps" "$plain_p99"
+printf "%-34s %12s %10s\n" "edgeseo localized (/id/, rewrite)" "$seo_rps" "$seo_p99"
+printf "%-34s %12s %10s\n" "nginx proxy_pass + sub_filter" "$nginx_rps" "$nginx_p99"
+awk -v s="$seo_rps" -v p="$plain_rps" -v n="$nginx_rps" \
+  'BEGIN {printf "ratio localized/plain: %.2fx   localized/nginx sub_filter: %.2fx\n", s/p, s/n}'
