@@ -99,7 +99,7 @@ pub struct RewriteSettings {
     /// Memory the HTML rewriter may use per response; beyond it the rest passes through unmodified.
     pub max_memory: usize,
     /// Elements showing a price: `data-sku` names the product; their text becomes the locale's price.
-    pub price_selector: String,
+    pub price_selector: lol_html::Selector,
 }
 
 #[derive(Debug, Clone)]
@@ -385,15 +385,22 @@ pub(super) fn load(
     };
     let rewrite = RewriteSettings {
         max_memory: v.size(&raw.rewrite.max_memory, 4 << 20, 64 << 10..=1 << 30) as usize,
-        price_selector: match &raw.rewrite.price_selector {
-            Some(s) => match s.get_ref().parse::<lol_html::Selector>() {
-                Ok(_) => s.get_ref().clone(),
-                Err(e) => {
-                    v.error(s.span(), format!("invalid CSS selector: {e}"));
-                    String::new()
-                }
-            },
-            None => "[data-sku][data-currency]".to_string(),
+        price_selector: {
+            let default = || {
+                "span[data-sku][data-currency]"
+                    .parse()
+                    .expect("valid selector")
+            };
+            match &raw.rewrite.price_selector {
+                Some(s) => s
+                    .get_ref()
+                    .parse::<lol_html::Selector>()
+                    .unwrap_or_else(|e| {
+                        v.error(s.span(), format!("invalid CSS selector: {e}"));
+                        default()
+                    }),
+                None => default(),
+            }
         },
     };
 

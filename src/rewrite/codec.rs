@@ -2,6 +2,7 @@
 //! rewritten and encoded again in the same coding (which the client accepted, since only codings it
 //! accepts are asked of the origin). Every chunk is flushed, so compression never stops streaming.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use flate2::Compression;
@@ -106,12 +107,12 @@ impl Decoder {
     }
 
     /// Decodes one chunk; returns what could be decoded so far.
-    pub fn push(&mut self, input: &[u8]) -> io::Result<Vec<u8>> {
-        match self {
-            Decoder::Identity => Ok(input.to_vec()),
+    pub fn push<'a>(&mut self, input: &'a [u8]) -> io::Result<Cow<'a, [u8]>> {
+        let decoded = match self {
+            Decoder::Identity => return Ok(Cow::Borrowed(input)),
             Decoder::Gzip(d) => {
                 d.write_all(input)?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
             Decoder::Deflate(sink) => {
                 let d = sink.get_or_insert_with(|| {
@@ -122,14 +123,15 @@ impl Decoder {
                     }
                 });
                 d.write_all(input)?;
-                Ok(d.take())
+                d.take()
             }
             Decoder::Brotli(d) => {
                 d.write_all(input)?;
                 d.flush()?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
-        }
+        };
+        Ok(Cow::Owned(decoded))
     }
 
     /// Ends the stream, failing if it was truncated.
@@ -232,7 +234,7 @@ mod tests {
         let mut dec = Decoder::new(coding);
         let mut decoded = Vec::new();
         for piece in encoded.chunks(333) {
-            decoded.extend(dec.push(piece).unwrap());
+            decoded.extend_from_slice(&dec.push(piece).unwrap());
         }
         decoded.extend(dec.finish().unwrap());
         decoded
@@ -258,7 +260,7 @@ mod tests {
         raw.write_all(b"<html>raw deflate</html>").unwrap();
         let encoded = raw.finish().unwrap();
         let mut dec = Decoder::new(Coding::Deflate);
-        let mut out = dec.push(&encoded).unwrap();
+        let mut out = dec.push(&encoded).unwrap().into_owned();
         out.extend(dec.finish().unwrap());
         assert_eq!(out, b"<html>raw deflate</html>");
     }

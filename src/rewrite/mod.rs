@@ -328,16 +328,18 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
     {
         let (plan, state) = (plan.clone(), state.clone());
         settings = settings.append_element_content_handler(on_element(&s.meta, move |el| {
-            if let Some(charset) = el.get_attribute("charset") {
-                note_charset(&state, &charset);
-            }
-            if let Some(content) = el.get_attribute("content")
-                && el
-                    .get_attribute("http-equiv")
-                    .is_some_and(|h| h.eq_ignore_ascii_case("content-type"))
-                && let Some(enc) = charset_of(&content)
-            {
-                note_charset(&state, enc.name());
+            if !(el.has_attribute("name") || el.has_attribute("property")) {
+                if let Some(charset) = el.get_attribute("charset") {
+                    note_charset(&state, &charset);
+                } else if let Some(content) = el.get_attribute("content")
+                    && el
+                        .get_attribute("http-equiv")
+                        .is_some_and(|h| h.eq_ignore_ascii_case("content-type"))
+                    && let Some(enc) = charset_of(&content)
+                {
+                    note_charset(&state, enc.name());
+                }
+                return Ok(());
             }
             let name = el
                 .get_attribute("name")
@@ -473,16 +475,16 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
         }
     }
 
-    if let Ok(price) = plan.price_selector.parse::<Selector>() {
+    {
         let plan = plan.clone();
         settings = settings.append_element_content_handler((
-            Cow::Owned(price),
+            Cow::Owned(plan.price_selector().clone()),
             ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
                 if let Some(formatted) = el
                     .get_attribute("data-sku")
-                    .and_then(|sku| plan.prices.get(&sku))
+                    .and_then(|sku| plan.price(&sku))
                 {
-                    el.set_inner_content(formatted, ContentType::Text);
+                    el.set_inner_content(&formatted, ContentType::Text);
                     if el.has_attribute("data-currency") {
                         el.set_attribute("data-currency", plan.locale.currency())?;
                     }

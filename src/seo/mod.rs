@@ -6,8 +6,8 @@
 mod jsonld;
 mod text;
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::config::{Field, Keyword, PageKind, Part, Product, SiteSeo, Template};
 use crate::locale::Locale;
@@ -40,13 +40,12 @@ pub struct HeadPlan {
     jsonld: String,
     /// schema.org types the injected JSON-LD describes; origin blocks of these types are dropped.
     pub jsonld_types: &'static [&'static str],
-    /// Formatted price per SKU, for elements matching the site's price selector.
-    pub prices: HashMap<String, String>,
-    pub price_selector: String,
+    /// The site's rules, for prices looked up as price elements stream by.
+    seo: Arc<SiteSeo>,
 }
 
 impl HeadPlan {
-    pub fn build(seo: &SiteSeo, req: PageRequest<'_>) -> HeadPlan {
+    pub fn build(seo: &Arc<SiteSeo>, req: PageRequest<'_>) -> HeadPlan {
         let locale = req.locale;
         let path = normalize_path(req.origin_path);
         let rule = seo.page_rule(&path);
@@ -83,12 +82,6 @@ impl HeadPlan {
             product: product.map(|p| &**p),
             breadcrumbs: &breadcrumbs,
         });
-        let prices = seo
-            .products
-            .list
-            .iter()
-            .map(|p| (p.sku.clone(), format_price(locale, p.price.get(locale))))
-            .collect();
         let fallback_title = if path == "/" {
             seo.organization.name.clone()
         } else {
@@ -104,9 +97,19 @@ impl HeadPlan {
             locales: seo.locales.clone(),
             jsonld: graph,
             jsonld_types: jsonld::TYPES,
-            prices,
-            price_selector: seo.rewrite.price_selector.clone(),
+            seo: seo.clone(),
         }
+    }
+
+    /// The price of a product, in this locale's currency and notation.
+    pub fn price(&self, sku: &str) -> Option<String> {
+        let product = self.seo.products.by_sku(sku)?;
+        Some(format_price(self.locale, product.price.get(self.locale)))
+    }
+
+    /// Elements whose text is a product price.
+    pub fn price_selector(&self) -> &lol_html::Selector {
+        &self.seo.rewrite.price_selector
     }
 
     /// The URL of this page at `locale`.
