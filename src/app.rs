@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::cache::PageCache;
 use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
 use crate::demo::DemoSite;
 use crate::proxy::Proxy;
@@ -48,6 +49,7 @@ pub struct App {
     pub embedded: EmbeddedOrigins,
     rules_dir: PathBuf,
     runtime: Arc<ArcSwap<Runtime>>,
+    pub cache: Arc<PageCache>,
     stop_proxy: watch::Sender<bool>,
     proxy_tasks: JoinSet<()>,
     stop_embedded: watch::Sender<bool>,
@@ -78,8 +80,9 @@ impl App {
             ));
         }
 
+        let cache = PageCache::new(settings.cache_max_size);
         let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(rules, &embedded)?));
-        let proxy = Arc::new(Proxy::new(runtime.clone()));
+        let proxy = Arc::new(Proxy::new(runtime.clone(), cache.clone()));
         let (stop_proxy, proxy_shutdown) = Shutdown::new();
         let mut proxy_tasks = JoinSet::new();
 
@@ -113,6 +116,7 @@ impl App {
             embedded,
             rules_dir: opts.rules_dir,
             runtime,
+            cache,
             stop_proxy,
             proxy_tasks,
             stop_embedded,
@@ -120,11 +124,13 @@ impl App {
         })
     }
 
-    /// Loads the rules again and swaps them in; on any error the running rules stay.
+    /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
+    /// pages were rendered by the old rules, so a successful reload empties the cache.
     pub fn reload(&self) -> Result<(), StartError> {
         let rules = Rules::load(&self.rules_dir)?;
         let runtime = Runtime::build(rules, &self.embedded)?;
         self.runtime.store(Arc::new(runtime));
+        self.cache.purge_all();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod body;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod edge;

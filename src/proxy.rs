@@ -12,14 +12,15 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
+use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
 use crate::config::{SiteSeo, SuggestMode};
 use crate::edge;
 use crate::error::ProxyError;
@@ -33,11 +34,33 @@ use crate::suggest;
 
 pub struct Proxy {
     runtime: Arc<ArcSwap<Runtime>>,
+    cache: Arc<PageCache>,
+}
+
+/// What the cache stage decided.
+enum CacheStep {
+    Serve(Response<Body>),
+    Fetch {
+        /// Set when this request fills the entry.
+        store: Option<(Key, FillGuard)>,
+        /// A stored page (and the request's headers) to serve if the origin fails.
+        stale: Option<(Arc<Entry>, HeaderMap)>,
+    },
+}
+
+impl CacheStep {
+    fn bypass() -> CacheStep {
+        CacheStep::Fetch {
+            store: None,
+            stale: None,
+        }
+    }
 }
 
 /// What the stages learn about one request and hand to the next.
-struct RequestCtx<'a> {
-    conn: &'a ConnInfo,
+#[derive(Clone)]
+struct RequestCtx {
+    conn: ConnInfo,
     runtime: Arc<Runtime>,
     /// The host as the client sent it (port included).
     host: String,
@@ -47,6 +70,7 @@ struct RequestCtx<'a> {
 }
 
 /// A request for a localized site, after stage 2.
+#[derive(Clone)]
 struct Page {
     seo: Arc<SiteSeo>,
     locale: Locale,
@@ -60,8 +84,8 @@ struct Page {
 const MAX_ROBOTS: usize = 512 * 1024;
 
 impl Proxy {
-    pub fn new(runtime: Arc<ArcSwap<Runtime>>) -> Self {
-        Self { runtime }
+    pub fn new(runtime: Arc<ArcSwap<Runtime>>, cache: Arc<PageCache>) -> Self {
+        Self { runtime, cache }
     }
 
     async fn pipeline(
@@ -77,31 +101,159 @@ impl Proxy {
         if let Some(resp) = suggest_redirect(&req, &ctx).await {
             return Ok(resp);
         }
-        let limit = ctx.site.config.limits.max_request_body;
-        admit(&req, limit)?;
         let wants_robots = ctx.page.as_ref().is_some_and(|p| {
             p.locale == Locale::En && p.origin_path == "/robots.txt" && req.method() == Method::GET
         });
+        let lookup = if wants_robots {
+            CacheStep::bypass()
+        } else {
+            self.cache_lookup(&req, &ctx).await
+        };
+        let (store, stale) = match lookup {
+            CacheStep::Serve(resp) => return Ok(resp),
+            CacheStep::Fetch { store, stale } => (store, stale),
+        };
+        let limit = ctx.site.config.limits.max_request_body;
+        admit(&req, limit)?;
         if wants_robots {
             // Read as plain text so the Sitemap line can be added.
             req.headers_mut().remove(header::ACCEPT_ENCODING);
         }
         let head_only = req.method() == Method::HEAD;
-        let upstream_req = forward_request(req, &ctx, limit);
-        let resp = ctx.site.upstream.send(upstream_req).await?;
+        let upstream_req = forward_request(req.map(body::boxed), &ctx, limit);
+        let resp = match (ctx.site.upstream.send(upstream_req).await, stale) {
+            // stale-if-error: a stored page stands in for a failing origin.
+            (Err(err), Some((entry, headers))) => {
+                tracing::warn!(error = %err, "origin failed; serving the stale page");
+                return Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only));
+            }
+            (Ok(resp), Some((entry, headers))) if resp.status().is_server_error() => {
+                return Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only));
+            }
+            (result, _) => result?,
+        };
         if wants_robots {
             return Ok(robots(resp, &ctx).await);
         }
-        Ok(respond(resp, &ctx, head_only))
+        let (resp, rewritten) = respond(resp, &ctx, head_only);
+        Ok(self.store(resp, rewritten, &ctx, store))
+    }
+
+    /// Stage 5: answer from the cache, or say how to fetch: as the one request that fills the
+    /// entry, or uncached; with a stale entry to fall back on if the origin fails.
+    async fn cache_lookup(&self, req: &Request<Incoming>, ctx: &RequestCtx) -> CacheStep {
+        let policy = &ctx.site.config.cache;
+        if !cache::policy::request_is_cacheable(req.method(), req.headers(), policy) {
+            return CacheStep::bypass();
+        }
+        let key = cache_key(req, ctx);
+        let head_only = req.method() == Method::HEAD;
+        let mut waited = false;
+        loop {
+            let entry = self.cache.get(&key).await;
+            let fallback = entry.clone().map(|e| (e, req.headers().clone()));
+            match entry.as_ref().map(|e| (e, e.freshness())) {
+                Some((entry, Freshness::Fresh)) => {
+                    return CacheStep::Serve(self.serve(
+                        entry,
+                        CacheStatus::Hit,
+                        req.headers(),
+                        head_only,
+                    ));
+                }
+                Some((entry, Freshness::Revalidate)) => {
+                    if entry.begin_refresh() {
+                        spawn_refresh(
+                            ctx.clone(),
+                            req,
+                            key.clone(),
+                            entry.clone(),
+                            self.cache.clone(),
+                        );
+                    }
+                    return CacheStep::Serve(self.serve(
+                        entry,
+                        CacheStatus::Stale,
+                        req.headers(),
+                        head_only,
+                    ));
+                }
+                _ => {}
+            }
+            // HEAD is answered from a GET entry but never fills one.
+            if head_only || waited {
+                return CacheStep::Fetch {
+                    store: None,
+                    stale: fallback,
+                };
+            }
+            match self.cache.begin_fill(&key) {
+                Fill::Leader(guard) => {
+                    return CacheStep::Fetch {
+                        store: Some((key, guard)),
+                        stale: fallback,
+                    };
+                }
+                Fill::Follower(mut done) => {
+                    // Another request is fetching this page: wait for its entry, then look again.
+                    let patience = ctx.site.config.origin.response_timeout + Duration::from_secs(5);
+                    let _ = tokio::time::timeout(patience, done.changed()).await;
+                    waited = true;
+                }
+            }
+        }
+    }
+
+    fn serve(
+        &self,
+        entry: &Entry,
+        status: CacheStatus,
+        request: &HeaderMap,
+        head_only: bool,
+    ) -> Response<Body> {
+        self.cache.counters.count(status);
+        entry.respond(status, request, head_only)
+    }
+
+    /// Stage 8: a cacheable response fills the entry while it streams to the client.
+    fn store(
+        &self,
+        mut resp: Response<Body>,
+        rewritten: bool,
+        ctx: &RequestCtx,
+        store: Option<(Key, FillGuard)>,
+    ) -> Response<Body> {
+        let status = match &store {
+            Some(_) => CacheStatus::Miss,
+            None => CacheStatus::Bypass,
+        };
+        self.cache.counters.count(status);
+        resp.headers_mut()
+            .insert(cache::STATUS_HEADER, status.header());
+        let Some((key, guard)) = store else {
+            return resp;
+        };
+        let Some(lifetime) = entry_lifetime(&resp, rewritten, ctx) else {
+            return resp;
+        };
+        // A page rewritten for a locale is that locale's; anything else is shared by all.
+        let key = if rewritten { key } else { key.shared() };
+        let (parts, body) = resp.into_parts();
+        let store = cache::Store {
+            cache: self.cache.clone(),
+            key,
+            status: parts.status,
+            headers: parts.headers.clone(),
+            lifetime,
+            max: ctx.site.config.cache.max_entry_size,
+            guard,
+        };
+        Response::from_parts(parts, cache::tee(body, store))
     }
 
     /// Stage 1: pick the site by the requested host; with TLS the host must belong to the same
     /// site as the server name the certificate was chosen for.
-    fn route<'a>(
-        &self,
-        req: &Request<Incoming>,
-        conn: &'a ConnInfo,
-    ) -> Result<RequestCtx<'a>, ProxyError> {
+    fn route(&self, req: &Request<Incoming>, conn: &ConnInfo) -> Result<RequestCtx, ProxyError> {
         let host = request_host(req).ok_or(ProxyError::MissingHost)?;
         let runtime = self.runtime.load_full();
         let site = runtime
@@ -118,7 +270,7 @@ impl Proxy {
             }
         }
         Ok(RequestCtx {
-            conn,
+            conn: conn.clone(),
             runtime,
             host,
             site,
@@ -166,7 +318,7 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 }
 
 /// Stage 2: the locale of the URL and the origin path behind it.
-fn localize(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Page> {
+fn localize(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Page> {
     let seo = ctx.site.config.seo.clone()?;
     let (locale, origin_path) = Locale::split_path(req.uri().path());
     if !seo.locales.contains(&locale) {
@@ -187,7 +339,7 @@ fn localize(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Page> {
 }
 
 /// The site's public origin, or the scheme and host this request came in with.
-fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> String {
+fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx) -> String {
     if let Some(origin) = &seo.public_origin {
         return origin.clone();
     }
@@ -205,7 +357,7 @@ fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Str
 }
 
 /// Stage 3: what edgeseo answers itself.
-fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Response<Body>> {
+fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<Body>> {
     let page = ctx.page.as_ref()?;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return None;
@@ -244,7 +396,7 @@ fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Respon
 
 fn visitor(
     req: &Request<Incoming>,
-    ctx: &RequestCtx<'_>,
+    ctx: &RequestCtx,
     seo: &SiteSeo,
     crawler: bool,
 ) -> suggest::Visitor {
@@ -259,7 +411,7 @@ fn visitor(
 /// Stage 4: on sites that redirect, a human on an English page goes to their locale's URL.
 /// Crawlers never do; with `verify_crawlers`, a claim that reverse DNS does not confirm counts
 /// as a human.
-async fn suggest_redirect(req: &Request<Incoming>, ctx: &RequestCtx<'_>) -> Option<Response<Body>> {
+async fn suggest_redirect(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<Body>> {
     let page = ctx.page.as_ref()?;
     if page.seo.suggest != SuggestMode::Redirect
         || page.locale != Locale::En
@@ -316,7 +468,7 @@ fn admit(req: &Request<Incoming>, limit: u64) -> Result<(), ProxyError> {
 
 /// Stage 6: the request as the origin gets it. The body streams through a size limit, so an
 /// undeclared (chunked) body that grows too large fails the upstream request with 413.
-fn forward_request(req: Request<Incoming>, ctx: &RequestCtx<'_>, limit: u64) -> Request<Body> {
+fn forward_request(req: Request<Body>, ctx: &RequestCtx, limit: u64) -> Request<Body> {
     let (mut parts, incoming) = req.into_parts();
     let client = ClientSide {
         ip: ctx.conn.peer.ip(),
@@ -351,12 +503,13 @@ fn forward_request(req: Request<Incoming>, ctx: &RequestCtx<'_>, limit: u64) -> 
 
 /// Stage 7: the origin's response as the client gets it. HTML pages of localized sites are
 /// rewritten as they stream; everything else passes byte for byte.
-fn respond(resp: Response<Incoming>, ctx: &RequestCtx<'_>, head_only: bool) -> Response<Body> {
+/// Also says whether the body was rewritten for the request's locale.
+fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Response<Body>, bool) {
     let (mut parts, incoming) = resp.into_parts();
     forward::response_headers(&mut parts.headers, parts.version);
     let body = body::boxed(incoming);
     let Some(page) = &ctx.page else {
-        return Response::from_parts(parts, body);
+        return (Response::from_parts(parts, body), false);
     };
     if page.locale != Locale::En
         && let Some(location) = parts
@@ -382,7 +535,7 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx<'_>, head_only: bool) -> R
     let coding = codec::Coding::from_header(parts.headers.get(header::CONTENT_ENCODING));
     let rewritable = parts.status == StatusCode::OK && is_html && rewrite::can_rewrite(charset);
     let (Some(coding), true) = (coding, rewritable) else {
-        return Response::from_parts(parts, body);
+        return (Response::from_parts(parts, body), false);
     };
 
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -401,7 +554,7 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx<'_>, head_only: bool) -> R
         parts.headers.insert(header::ETAG, weak);
     }
     if head_only {
-        return Response::from_parts(parts, body);
+        return (Response::from_parts(parts, body), true);
     }
     let plan = HeadPlan::build(
         &page.seo,
@@ -423,10 +576,10 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx<'_>, head_only: bool) -> R
             body_end: Some(edge::LOCALE_SCRIPT_TAG.to_string()),
         },
     );
-    Response::from_parts(parts, body)
+    (Response::from_parts(parts, body), true)
 }
 
-fn own_host<'a>(ctx: &'a RequestCtx<'_>) -> impl Fn(&str) -> bool + 'a {
+fn own_host(ctx: &RequestCtx) -> impl Fn(&str) -> bool + '_ {
     move |host| site_owns_host(&ctx.site, host)
 }
 
@@ -447,7 +600,7 @@ fn site_owns_host(site: &SiteState, host: &str) -> bool {
 }
 
 /// `/robots.txt` of a localized site: the origin's, with the sitemap announced.
-async fn robots(resp: Response<Incoming>, ctx: &RequestCtx<'_>) -> Response<Body> {
+async fn robots(resp: Response<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let page = ctx
         .page
         .as_ref()
@@ -458,7 +611,7 @@ async fn robots(resp: Response<Incoming>, ctx: &RequestCtx<'_>) -> Response<Body
         return if resp.status() == StatusCode::NOT_FOUND {
             edge::robots(None, &page.base)
         } else {
-            respond(resp, ctx, false)
+            respond(resp, ctx, false).0
         };
     }
     match Limited::new(resp.into_body(), MAX_ROBOTS).collect().await {
@@ -468,4 +621,105 @@ async fn robots(resp: Response<Incoming>, ctx: &RequestCtx<'_>) -> Response<Body
             edge::robots(None, &page.base)
         }
     }
+}
+
+/// The cache key of a request: site, locale, normalized target and content-coding variant.
+fn cache_key(req: &Request<Incoming>, ctx: &RequestCtx) -> Key {
+    let (locale, path) = match &ctx.page {
+        Some(page) => (Some(page.locale), page.origin_path.as_str()),
+        None => (None, req.uri().path()),
+    };
+    Key {
+        site: ctx.site.name.clone(),
+        locale,
+        target: cache::normalize_target(path, req.uri().query()),
+        coding: cache::coding_variant(req.headers().get(header::ACCEPT_ENCODING)),
+    }
+}
+
+/// How long a response may be kept: the origin's word, or a page rule's `cache_ttl` for pages.
+fn entry_lifetime(
+    resp: &Response<Body>,
+    rewritten: bool,
+    ctx: &RequestCtx,
+) -> Option<cache::Lifetime> {
+    let ttl_override = match &ctx.page {
+        Some(page) if rewritten => page
+            .seo
+            .page_rule(&page.origin_path)
+            .and_then(|r| r.cache_ttl),
+        _ => None,
+    };
+    cache::policy::lifetime(
+        resp.status(),
+        resp.headers(),
+        &ctx.site.config.cache,
+        ttl_override,
+        SystemTime::now(),
+    )
+}
+
+/// stale-while-revalidate: fetches the page again in the background, exactly as a visitor's
+/// request would, and replaces the entry if the new response may be stored. The stale entry
+/// keeps serving meanwhile, and stays if the origin fails.
+fn spawn_refresh(
+    ctx: RequestCtx,
+    req: &Request<Incoming>,
+    key: Key,
+    stale: Arc<Entry>,
+    cache: Arc<PageCache>,
+) {
+    let mut headers = req.headers().clone();
+    for conditional in [
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::RANGE,
+    ] {
+        headers.remove(conditional);
+    }
+    let mut refresh = Request::new(body::empty());
+    *refresh.uri_mut() = req.uri().clone();
+    *refresh.headers_mut() = headers;
+    *refresh.version_mut() = req.version();
+    tokio::spawn(async move {
+        let upstream = forward_request(refresh, &ctx, 0);
+        let outcome = async {
+            let resp = ctx.site.upstream.send(upstream).await.ok()?;
+            if resp.status().is_server_error() {
+                return None;
+            }
+            let (resp, rewritten) = respond(resp, &ctx, false);
+            let lifetime = entry_lifetime(&resp, rewritten, &ctx)?;
+            let (parts, body) = resp.into_parts();
+            let max = ctx.site.config.cache.max_entry_size;
+            let bytes = collect_limited(body, max).await?;
+            let key = if rewritten { key } else { key.shared() };
+            cache
+                .insert(
+                    key,
+                    Entry::new(parts.status, parts.headers, bytes, lifetime),
+                )
+                .await;
+            Some(())
+        };
+        if outcome.await.is_none() {
+            tracing::warn!("background refresh failed; the stale page keeps serving");
+        }
+        stale.end_refresh();
+    });
+}
+
+/// A whole body, or `None` if it fails or exceeds `max` bytes.
+async fn collect_limited(body: Body, max: usize) -> Option<bytes::Bytes> {
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            if out.len() + data.len() > max {
+                return None;
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Some(out.freeze())
 }

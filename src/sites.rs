@@ -20,6 +20,8 @@ pub enum BuildError {
 }
 
 pub struct SiteState {
+    /// The site's directory name, shared by its cache keys.
+    pub name: Arc<str>,
     pub config: Site,
     pub upstream: Upstream,
     /// The site's own GeoIP database, when its rules name one.
@@ -43,6 +45,7 @@ impl Runtime {
                 None => None,
             };
             let state = Arc::new(SiteState {
+                name: Arc::from(site.name.as_str()),
                 upstream: Upstream::new(&site.origin, embedded)?,
                 config: site.clone(),
                 geoip,

@@ -42,9 +42,13 @@ pub struct Rules {
     pub sites: Vec<Site>,
 }
 
-/// Listener limits (`rules/server.toml`, `[limits]`).
+/// Settings shared by every site (`rules/server.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
+    /// Memory for cached responses of all sites together (bytes of body and headers).
+    pub cache_max_size: u64,
+    /// Bearer token of the admin listener; `EDGESEO_ADMIN_TOKEN` in the environment also works.
+    pub admin_token: Option<String>,
     /// Largest request head accepted; larger ones get 431.
     pub max_header_size: usize,
     /// Time a client has to send a complete request head (slowloris defence).
@@ -62,6 +66,8 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
+            cache_max_size: 256 << 20,
+            admin_token: None,
             max_header_size: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
@@ -81,6 +87,7 @@ pub struct Site {
     pub hosts: Vec<String>,
     pub origin: Origin,
     pub limits: SiteLimits,
+    pub cache: CachePolicy,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
     pub seo: Option<Arc<SiteSeo>>,
 }
@@ -118,6 +125,35 @@ pub enum EmbeddedSite {
 pub struct SiteLimits {
     /// Larger request bodies get 413.
     pub max_request_body: u64,
+}
+
+/// How a site's responses are cached (`[cache]` in site.toml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePolicy {
+    pub enabled: bool,
+    /// Larger responses stream through uncached.
+    pub max_entry_size: usize,
+    /// Longest a stale response is served while one refresh runs (the origin may ask for less).
+    pub stale_while_revalidate: Duration,
+    /// Longest a stale response stands in for an origin that is down or failing.
+    pub stale_if_error: Duration,
+    /// Requests carrying any of these cookies are never answered from, or stored in, the cache.
+    pub session_cookies: Vec<String>,
+    /// Statuses that may be stored (each under its own status).
+    pub statuses: Vec<u16>,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entry_size: 8 << 20,
+            stale_while_revalidate: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(600),
+            session_cookies: Vec::new(),
+            statuses: vec![200, 203, 204, 300, 301, 308, 404, 410],
+        }
+    }
 }
 
 impl Default for SiteLimits {
@@ -202,7 +238,17 @@ fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSetting
     let mut v = Validator::new(&src, diags);
     let d = ServerSettings::default();
     let l = &raw.limits;
+    let admin_token = raw.admin.token.as_ref().and_then(|t| {
+        if t.get_ref().len() >= 16 {
+            Some(t.get_ref().clone())
+        } else {
+            v.error(t.span(), "admin token must be at least 16 characters");
+            None
+        }
+    });
     Some(ServerSettings {
+        cache_max_size: v.size(&raw.cache.max_size, d.cache_max_size, 1 << 20..=1 << 40),
+        admin_token,
         max_header_size: v.size(&l.max_header_size, d.max_header_size as u64, 1024..=1 << 20)
             as usize,
         header_read_timeout: v.duration(&l.header_read_timeout, d.header_read_timeout),
@@ -253,6 +299,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             0..=1 << 40,
         ),
     };
+    let cache = v.cache_policy(&raw.cache);
     let seo = seo::load(dir, &raw, &mut v, &mut other_files);
     diags.append(&mut other_files);
     let ok = diags.len() == before;
@@ -262,6 +309,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             hosts,
             origin,
             limits,
+            cache,
             seo: seo.map(Arc::new),
         }),
         _ => None,
@@ -372,6 +420,47 @@ impl<'a> Validator<'a> {
                 ),
             );
             default
+        }
+    }
+
+    fn cache_policy(&mut self, raw: &raw::RawSiteCache) -> CachePolicy {
+        let d = CachePolicy::default();
+        let statuses = match &raw.statuses {
+            None => d.statuses.clone(),
+            Some(list) => list
+                .iter()
+                .filter_map(|s| match u16::try_from(*s.get_ref()) {
+                    Ok(code @ 200..=599) => Some(code),
+                    _ => {
+                        self.error(s.span(), "a cacheable status is a number from 200 to 599");
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let session_cookies = raw
+            .session_cookies
+            .iter()
+            .flatten()
+            .map(|c| c.get_ref().clone())
+            .collect();
+        CachePolicy {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            max_entry_size: self.size(&raw.max_entry_size, d.max_entry_size as u64, 1..=1 << 30)
+                as usize,
+            stale_while_revalidate: self
+                .duration_or_zero(&raw.stale_while_revalidate, d.stale_while_revalidate),
+            stale_if_error: self.duration_or_zero(&raw.stale_if_error, d.stale_if_error),
+            session_cookies,
+            statuses,
+        }
+    }
+
+    /// Like [`Validator::duration`], but `"0s"` is allowed (turns a feature off).
+    fn duration_or_zero(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {
+        match value {
+            Some(v) if v.get_ref().trim() == "0" || v.get_ref().trim() == "0s" => Duration::ZERO,
+            _ => self.duration(value, default),
         }
     }
 

@@ -10,6 +10,22 @@ use toml::Spanned;
 pub struct RawServer {
     #[serde(default)]
     pub limits: RawServerLimits,
+    #[serde(default)]
+    pub cache: RawServerCache,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerCache {
+    pub max_size: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +53,19 @@ pub struct RawSite {
     pub organization: Option<Spanned<RawOrganization>>,
     #[serde(default)]
     pub rewrite: RawRewrite,
+    #[serde(default)]
+    pub cache: RawSiteCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteCache {
+    pub enabled: Option<bool>,
+    pub max_entry_size: Option<Spanned<String>>,
+    pub stale_while_revalidate: Option<Spanned<String>>,
+    pub stale_if_error: Option<Spanned<String>>,
+    pub session_cookies: Option<Vec<Spanned<String>>>,
+    pub statuses: Option<Vec<Spanned<i64>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +130,7 @@ pub struct RawPage {
     pub name: Option<Spanned<RawLocalized>>,
     pub title: Spanned<RawLocalized>,
     pub description: Spanned<RawLocalized>,
+    pub cache_ttl: Option<Spanned<String>>,
 }
 
 /// A text per locale code.

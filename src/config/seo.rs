@@ -121,6 +121,8 @@ pub struct PageRule {
     pub name: Option<Localized<String>>,
     pub title: Localized<Template>,
     pub description: Localized<Template>,
+    /// Freshness of these pages in the cache, overriding what the origin says.
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -661,7 +663,12 @@ impl Validator<'_> {
                 }
             }
         }
+        let cache_ttl = raw
+            .cache_ttl
+            .as_ref()
+            .map(|t| self.duration(&Some(t.clone()), std::time::Duration::ZERO));
         Some(PageRule {
+            cache_ttl,
             pattern: pattern?,
             kind,
             category: raw.category.as_ref().map(|c| c.get_ref().clone()),
