@@ -6,12 +6,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admin::Admin;
 use crate::cache::PageCache;
 use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
 use crate::demo::DemoSite;
@@ -29,6 +31,8 @@ pub struct ServeOptions {
     pub certs_dir: PathBuf,
     /// Where an embedded site (the demo) listens when the rules name one.
     pub embedded_listen: SocketAddr,
+    /// The admin listener (health, metrics, purge, reload), if wanted.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +45,48 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error(
+        "the admin listener needs a token: set [admin] token in server.toml or EDGESEO_ADMIN_TOKEN"
+    )]
+    NoAdminToken,
+}
+
+/// What the admin listener and signals act on: the live rules and the cache.
+pub struct Control {
+    rules_dir: PathBuf,
+    embedded: EmbeddedOrigins,
+    runtime: Arc<ArcSwap<Runtime>>,
+    pub cache: Arc<PageCache>,
+    reloads: AtomicU64,
+}
+
+impl Control {
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
+    /// pages were rendered by the old rules, so a successful reload empties the cache.
+    pub fn reload(&self) -> Result<(), StartError> {
+        let rules = Rules::load(&self.rules_dir)?;
+        let runtime = Runtime::build(rules, &self.embedded)?;
+        self.runtime.store(Arc::new(runtime));
+        self.cache.purge_all();
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 pub struct App {
     pub http_addr: SocketAddr,
     pub https_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     pub embedded: EmbeddedOrigins,
-    rules_dir: PathBuf,
-    runtime: Arc<ArcSwap<Runtime>>,
-    pub cache: Arc<PageCache>,
+    pub control: Arc<Control>,
     stop_proxy: watch::Sender<bool>,
     proxy_tasks: JoinSet<()>,
     stop_embedded: watch::Sender<bool>,
@@ -94,6 +131,29 @@ impl App {
             settings.clone(),
             proxy_shutdown.clone(),
         ));
+        let control = Arc::new(Control {
+            rules_dir: opts.rules_dir.clone(),
+            embedded: embedded.clone(),
+            runtime,
+            cache,
+            reloads: AtomicU64::new(0),
+        });
+        let mut admin_addr = None;
+        if let Some(addr) = opts.admin_listen {
+            let token = std::env::var("EDGESEO_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or_else(|| settings.admin_token.clone())
+                .ok_or(StartError::NoAdminToken)?;
+            let tcp = bind(addr).await?;
+            admin_addr = Some(local_addr(&tcp, addr)?);
+            proxy_tasks.spawn(server::serve(
+                Listener { tcp, tls: None },
+                Arc::new(Admin::new(token, control.clone())),
+                ServerSettings::default(),
+                proxy_shutdown.clone(),
+            ));
+        }
         let mut https_addr = None;
         if let Some(addr) = opts.tls_listen {
             let acceptor = tls::acceptor(&opts.certs_dir)?;
@@ -113,10 +173,9 @@ impl App {
         Ok(App {
             http_addr,
             https_addr,
+            admin_addr,
             embedded,
-            rules_dir: opts.rules_dir,
-            runtime,
-            cache,
+            control,
             stop_proxy,
             proxy_tasks,
             stop_embedded,
@@ -124,14 +183,13 @@ impl App {
         })
     }
 
-    /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
-    /// pages were rendered by the old rules, so a successful reload empties the cache.
+    /// See [`Control::reload`].
     pub fn reload(&self) -> Result<(), StartError> {
-        let rules = Rules::load(&self.rules_dir)?;
-        let runtime = Runtime::build(rules, &self.embedded)?;
-        self.runtime.store(Arc::new(runtime));
-        self.cache.purge_all();
-        Ok(())
+        self.control.reload()
+    }
+
+    pub fn cache(&self) -> &Arc<PageCache> {
+        &self.control.cache
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the drain timeout), then stops the

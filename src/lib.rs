@@ -1,6 +1,7 @@
 //! edgeseo: an edge proxy that serves a supplier's unchanged website localized for Indonesia,
 //! Vietnam and Thailand. The request flow is in [`proxy`]; [`app`] assembles a running server.
 
+pub mod admin;
 pub mod app;
 pub mod body;
 pub mod cache;

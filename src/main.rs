@@ -26,6 +26,9 @@ enum Command {
         /// Where the embedded sample site itself listens (loopback, any free port by default).
         #[arg(long, default_value = "127.0.0.1:0")]
         origin_listen: SocketAddr,
+        /// Admin listener (health, metrics, purge, reload); needs EDGESEO_ADMIN_TOKEN or [admin] token.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
     },
     /// Serve the sites described by a rules directory.
     Serve {
@@ -38,6 +41,9 @@ enum Command {
         tls_listen: Option<SocketAddr>,
         #[arg(long, default_value = "certs")]
         certs: PathBuf,
+        /// Admin listener (health, metrics, purge, reload); needs EDGESEO_ADMIN_TOKEN or [admin] token.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
     },
     /// Validate a rules directory; prints every problem as path:line:col: message.
     Check {
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
             listen,
             rules,
             origin_listen,
+            admin,
         } => run(
             ServeOptions {
                 rules_dir: rules,
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
                 tls_listen: None,
                 certs_dir: PathBuf::from("certs"),
                 embedded_listen: origin_listen,
+                admin_listen: admin,
             },
             true,
         ),
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
             listen,
             tls_listen,
             certs,
+            admin,
         } => run(
             ServeOptions {
                 rules_dir: rules,
@@ -83,6 +92,7 @@ fn main() -> ExitCode {
                 tls_listen,
                 certs_dir: certs,
                 embedded_listen: "127.0.0.1:0".parse().expect("valid address"),
+                admin_listen: admin,
             },
             false,
         ),
@@ -126,7 +136,7 @@ fn run(opts: ServeOptions, demo: bool) -> anyhow::Result<()> {
         if demo {
             print_demo_urls(&app);
         } else {
-            tracing::info!(http = %app.http_addr, https = ?app.https_addr, "edgeseo serving");
+            tracing::info!(http = %app.http_addr, https = ?app.https_addr, admin = ?app.admin_addr, "edgeseo serving");
         }
         wait_for_signals(&app).await?;
         tracing::info!("shutting down: draining in-flight requests");
@@ -159,6 +169,9 @@ fn print_demo_urls(app: &App) {
     let mut text = String::from("edgeseo demo: the LIANHE sample supplier site behind the proxy\n");
     if let Some(origin) = app.embedded.demo {
         text.push_str(&format!("  origin (direct, unproxied): http://{origin}/\n"));
+    }
+    if let Some(admin) = app.admin_addr {
+        text.push_str(&format!("  admin           http://{admin}/healthz\n"));
     }
     text.push_str(&format!(
         "  home            {base}/   (also {localhost}/)\n"

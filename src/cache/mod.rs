@@ -459,6 +459,32 @@ struct Pending {
     size: usize,
 }
 
+impl Tee {
+    /// The body is complete: the copy becomes the entry. The guard is released only once the
+    /// entry is in the cache, so a request that was waiting for it finds it.
+    fn finish(&mut self) {
+        let Some(p) = self.pending.take() else { return };
+        let mut body = BytesMut::with_capacity(p.size);
+        for chunk in &p.chunks {
+            body.extend_from_slice(chunk);
+        }
+        let Store {
+            cache,
+            key,
+            status,
+            headers,
+            lifetime,
+            guard,
+            ..
+        } = p.store;
+        let entry = Entry::new(status, headers, body.freeze(), lifetime);
+        tokio::spawn(async move {
+            cache.insert(key, entry).await;
+            drop(guard);
+        });
+    }
+}
+
 impl HttpBody for Tee {
     type Data = Bytes;
     type Error = BoxError;
@@ -479,30 +505,13 @@ impl HttpBody for Tee {
                         p.chunks.push(data.clone());
                     }
                 }
-            }
-            Some(Err(_)) => self.pending = None,
-            None => {
-                if let Some(p) = self.pending.take() {
-                    let mut body = BytesMut::with_capacity(p.size);
-                    for chunk in &p.chunks {
-                        body.extend_from_slice(chunk);
-                    }
-                    let Store {
-                        cache,
-                        key,
-                        status,
-                        headers,
-                        lifetime,
-                        guard,
-                        ..
-                    } = p.store;
-                    let entry = Entry::new(status, headers, body.freeze(), lifetime);
-                    tokio::spawn(async move {
-                        cache.insert(key, entry).await;
-                        drop(guard);
-                    });
+                // A body that knows it has ended is not polled again.
+                if self.inner.is_end_stream() {
+                    self.finish();
                 }
             }
+            Some(Err(_)) => self.pending = None,
+            None => self.finish(),
         }
         Poll::Ready(frame)
     }

@@ -281,6 +281,7 @@ pub async fn start_proxy_with(rules: &Path, tls: Option<SocketAddr>, certs: Path
         tls_listen: tls,
         certs_dir: certs,
         embedded_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: None,
     })
     .await
     .expect("proxy starts")
