@@ -55,6 +55,7 @@ start = page.index("<meta name=\"description\"")
 end = page.index("</head>")
 print(page[start:end].replace("\x27", "&#39;").replace("\n", " "))')
 cat > "$work/nginx.conf" <<NGINX
+user $(id -un);
 worker_processes 2;
 pid $work/nginx.pid;
 error_log $work/error.log;

@@ -168,15 +168,19 @@ pub enum Freshness {
 }
 
 impl Entry {
-    pub fn new(
-        status: StatusCode,
-        mut headers: HeaderMap,
-        body: Bytes,
-        lifetime: Lifetime,
-    ) -> Entry {
+    pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes, lifetime: Lifetime) -> Entry {
         let initial_age = policy::age(&headers);
-        headers.remove(header::AGE);
-        headers.remove(STATUS_HEADER);
+        // Header values parsed by hyper are views into its read buffer, which also held the body:
+        // keeping them would keep that whole buffer alive next to the copy. Own them instead.
+        let headers: HeaderMap = headers
+            .iter()
+            .filter(|(name, _)| *name != header::AGE && name.as_str() != STATUS_HEADER)
+            .filter_map(|(name, value)| {
+                HeaderValue::from_bytes(value.as_bytes())
+                    .ok()
+                    .map(|v| (name.clone(), v))
+            })
+            .collect();
         Entry {
             status,
             headers,
