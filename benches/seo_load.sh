@@ -41,7 +41,9 @@ PIDS+=($!)
 mkdir -p "$work/rules/plain" "$work/rules/seo"
 cp -r rules/demo-supplier/. "$work/rules/seo/"
 sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$ORIGIN\"|" "$work/rules/seo/site.toml"
-printf 'hosts = ["plain.test"]\n[origin]\nurl = "http://%s"\n' "$ORIGIN" > "$work/rules/plain/site.toml"
+printf 'hosts = ["plain.test"]\n[origin]\nurl = "http://%s"\n[cache]\nenabled = false\n' "$ORIGIN" > "$work/rules/plain/site.toml"
+# No cache: every request is proxied (and, for the localized site, rewritten).
+printf '\n[cache]\nenabled = false\n' >> "$work/rules/seo/site.toml"
 ./target/release/edgeseo check --rules "$work/rules" >/dev/null
 ./target/release/edgeseo serve --rules "$work/rules" --listen "$EDGE" >/dev/null 2>&1 &
 PIDS+=($!)

@@ -154,6 +154,20 @@ impl App {
                 proxy_shutdown.clone(),
             ));
         }
+        // Limiter state of chat clients not seen lately is dropped, so memory stays bounded.
+        {
+            let control = control.clone();
+            let mut shutdown = proxy_shutdown.clone();
+            proxy_tasks.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => control.runtime().sites().filter_map(|s| s.chat.as_ref()).for_each(|c| c.prune()),
+                        _ = shutdown.wait() => return,
+                    }
+                }
+            });
+        }
         let mut https_addr = None;
         if let Some(addr) = opts.tls_listen {
             let acceptor = tls::acceptor(&opts.certs_dir)?;

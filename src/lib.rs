@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod body;
 pub mod cache;
+pub mod chat;
 pub mod config;
 pub mod demo;
 pub mod edge;

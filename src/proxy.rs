@@ -94,6 +94,12 @@ impl Proxy {
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
         let mut ctx = self.route(&req, conn)?;
+        if let Some(chat) = &ctx.site.chat
+            && req.method() == Method::POST
+            && req.uri().path() == chat.path()
+        {
+            return Ok(chat_request(req, &ctx).await);
+        }
         ctx.page = localize(&req, &ctx);
         if let Some(resp) = edge_response(&req, &ctx) {
             return Ok(resp);
@@ -315,6 +321,25 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty())
         .map(str::to_string)
+}
+
+/// The chat endpoint: answered here, never forwarded (forward mode is the chat's own business).
+async fn chat_request(req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    let chat = ctx.site.chat.as_ref().expect("checked by the caller");
+    let client = match &ctx.site.config.seo {
+        Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
+        None => ctx.conn.peer.ip(),
+    };
+    // The page the widget sits on tells the language to fall back on.
+    let page_locale = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split("://").nth(1))
+        .and_then(|r| r.find('/').map(|i| &r[i..]))
+        .map_or(Locale::En, |path| Locale::split_path(path).0);
+    let (parts, body) = req.into_parts();
+    chat.handle(&parts.headers, body, client, page_locale).await
 }
 
 /// Stage 2: the locale of the URL and the origin path behind it.

@@ -65,7 +65,7 @@ impl Shutdown {
         (tx, Shutdown(rx))
     }
 
-    async fn wait(&mut self) {
+    pub async fn wait(&mut self) {
         // An error means the sender is gone, which also means shut down.
         let _ = self.0.wait_for(|stop| *stop).await;
     }

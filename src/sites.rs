@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use crate::chat::{ChatError, ChatService};
 use crate::config::{Rules, Site};
 use crate::geoip::{GeoIp, GeoIpError};
 use crate::upstream::{EmbeddedOrigins, Upstream, UpstreamError};
@@ -17,6 +18,8 @@ pub enum BuildError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
+    #[error("site {site}: {source}")]
+    Chat { site: String, source: ChatError },
 }
 
 pub struct SiteState {
@@ -26,6 +29,8 @@ pub struct SiteState {
     pub upstream: Upstream,
     /// The site's own GeoIP database, when its rules name one.
     geoip: Option<GeoIp>,
+    /// The chat endpoint, when the site has `[chat]`.
+    pub chat: Option<ChatService>,
 }
 
 pub struct Runtime {
@@ -44,7 +49,27 @@ impl Runtime {
                 Some(path) => Some(GeoIp::open(path)?),
                 None => None,
             };
+            let chat = match &site.chat {
+                Some(rules) => {
+                    let url = site
+                        .seo
+                        .as_ref()
+                        .and_then(|s| s.public_origin.clone())
+                        .unwrap_or_default();
+                    let org = site.seo.as_ref().map(|s| &s.organization);
+                    Some(
+                        ChatService::new(rules.clone(), org, &url).map_err(|source| {
+                            BuildError::Chat {
+                                site: site.name.clone(),
+                                source,
+                            }
+                        })?,
+                    )
+                }
+                None => None,
+            };
             let state = Arc::new(SiteState {
+                chat,
                 name: Arc::from(site.name.as_str()),
                 upstream: Upstream::new(&site.origin, embedded)?,
                 config: site.clone(),
@@ -65,6 +90,13 @@ impl Runtime {
             exact,
             wildcards,
         })
+    }
+
+    /// Every site's state, for periodic housekeeping.
+    pub fn sites(&self) -> impl Iterator<Item = &Arc<SiteState>> {
+        self.exact
+            .values()
+            .chain(self.wildcards.iter().map(|(_, s)| s))
     }
 
     /// The GeoIP database for a site's suggestions.

@@ -8,6 +8,7 @@
 //! Loading reads every file, reports every problem as `path:line:col: message` and returns either a
 //! complete [`Rules`] or all the diagnostics; it never returns half a configuration.
 
+mod chat;
 mod diag;
 mod raw;
 mod seo;
@@ -26,6 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
+pub use chat::{ChatLimits, ChatRules};
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
@@ -88,6 +90,8 @@ pub struct Site {
     pub origin: Origin,
     pub limits: SiteLimits,
     pub cache: CachePolicy,
+    /// The customer-service chat endpoint; `None` when the site has no `[chat]`.
+    pub chat: Option<Arc<ChatRules>>,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
     pub seo: Option<Arc<SiteSeo>>,
 }
@@ -301,6 +305,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
     };
     let cache = v.cache_policy(&raw.cache);
     let seo = seo::load(dir, &raw, &mut v, &mut other_files);
+    let chat = chat::load(dir, &raw, &mut v, &mut other_files);
     diags.append(&mut other_files);
     let ok = diags.len() == before;
     match origin {
@@ -310,6 +315,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             origin,
             limits,
             cache,
+            chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
         }),
         _ => None,

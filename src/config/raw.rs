@@ -55,6 +55,20 @@ pub struct RawSite {
     pub rewrite: RawRewrite,
     #[serde(default)]
     pub cache: RawSiteCache,
+    pub chat: Option<Spanned<RawChat>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChat {
+    pub path: Spanned<String>,
+    pub threshold: Option<Spanned<f64>>,
+    pub max_message: Option<Spanned<String>>,
+    pub per_ip_per_minute: Option<Spanned<i64>>,
+    pub per_session_per_minute: Option<Spanned<i64>>,
+    pub global_per_second: Option<Spanned<i64>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub exempt: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

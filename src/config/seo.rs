@@ -466,7 +466,7 @@ impl Validator<'_> {
         out
     }
 
-    fn network(&mut self, value: &Spanned<String>) -> Option<IpNet> {
+    pub(super) fn network(&mut self, value: &Spanned<String>) -> Option<IpNet> {
         let text = value.get_ref();
         let parsed = text
             .parse::<IpNet>()

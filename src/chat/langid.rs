@@ -1,0 +1,926 @@
+//! Language identification of chat messages for the four shop languages (en, id, vi, th).
+//!
+//! Owns: the `Lang` set, the decision of which language a customer wrote in, and the evidence
+//! behind it (script, a small chat lexicon, the lingua n-gram model, or the page locale).
+//! Order of evidence, strongest first:
+//!   1. script: any Thai letter means Thai; a letter only Vietnamese uses (đ, ơ, ư, ă, ạ, ế, ...)
+//!      means Vietnamese. Customers mix English product names into both, so script wins.
+//!   2. lexicon: short hand-written lists of chat words, mainly for what the model misses
+//!      (unaccented Vietnamese "bao nhieu", Indonesian chat shorthand "brp", "gak", "yg").
+//!   3. model: lingua restricted to the four languages, added to the lexicon scores.
+//!   4. fallback: the caller's page locale, when there is nothing to go on (emoji, "ok", "1000")
+//!      or the evidence does not clearly beat the locale.
+//!
+//! Malay is not a shop language: it is reported as Indonesian, which the customer can read.
+//! Must never: panic, allocate without bound on long input (input is truncated), or load
+//! anything at detect time (models are preloaded in `LanguageId::new`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use lingua::{LanguageDetector, LanguageDetectorBuilder};
+
+use super::features::{fold_latin_diacritics, is_thai, normalize};
+
+/// A language the shop answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    En,
+    Id,
+    Vi,
+    Th,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 4] = [Lang::En, Lang::Id, Lang::Vi, Lang::Th];
+
+    /// ISO 639-1 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Id => "id",
+            Lang::Vi => "vi",
+            Lang::Th => "th",
+        }
+    }
+
+    /// Parses "en", "EN", "id-ID", "vi_VN", "th-TH". Malay ("ms") and the legacy Indonesian code
+    /// "in" map to `Id`, the language a Malay reader is served in.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        let primary = code.split(['-', '_']).next().unwrap_or("");
+        match primary.to_ascii_lowercase().as_str() {
+            "en" => Some(Lang::En),
+            "id" | "in" | "ms" => Some(Lang::Id),
+            "vi" => Some(Lang::Vi),
+            "th" => Some(Lang::Th),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn to_lingua(self) -> lingua::Language {
+        match self {
+            Lang::En => lingua::Language::English,
+            Lang::Id => lingua::Language::Indonesian,
+            Lang::Vi => lingua::Language::Vietnamese,
+            Lang::Th => lingua::Language::Thai,
+        }
+    }
+
+    fn from_lingua(l: lingua::Language) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|x| x.to_lingua() == l)
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Error for an unknown language code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown language code {0:?} (expected en, id, vi or th)")]
+pub struct UnknownLang(pub String);
+
+impl FromStr for Lang {
+    type Err = UnknownLang;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lang::from_code(s).ok_or_else(|| UnknownLang(s.to_string()))
+    }
+}
+
+/// Which kind of evidence settled a detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecidedBy {
+    Script,
+    Lexicon,
+    Model,
+    Fallback,
+}
+
+impl DecidedBy {
+    /// Stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Script => "script",
+            DecidedBy::Lexicon => "lexicon",
+            DecidedBy::Model => "model",
+            DecidedBy::Fallback => "fallback",
+        }
+    }
+}
+
+impl fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Result of `LanguageId::detect`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub lang: Lang,
+    /// Rough probability in [0, 1] that `lang` is right; 0.25 means "no idea, used the locale".
+    pub confidence: f32,
+    pub decided_by: DecidedBy,
+}
+
+/// Only the head of a message is examined: a customer's language is clear from its first few
+/// hundred characters, and the cost of the model grows with length.
+const MAX_CHARS: usize = 300;
+
+/// How the kinds of evidence are weighed. `Default` holds the values chosen on the training
+/// file's `lang` column (see `examples/langtune.rs`); the held-out file was not used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LangIdConfig {
+    /// Lexicon points at or above this, with this margin over every other language, decide
+    /// without consulting the model.
+    pub lexicon_decides: f32,
+    /// Weight of the model's confidence (0..1) against lexicon points.
+    pub model_weight: f32,
+    /// Latin letters from which the model counts at full weight; below, proportionally less,
+    /// because its confidence on two or three letters is close to a guess.
+    pub model_full_letters: f32,
+    /// The page locale is kept unless another language leads it by this much evidence. Higher
+    /// values trust the locale more: better for shoppers who code-mix, worse for tourists.
+    pub locale_margin: f32,
+    /// Below this much evidence for the leader the message says too little: use the locale.
+    pub min_evidence: f32,
+}
+
+impl Default for LangIdConfig {
+    fn default() -> Self {
+        Self {
+            lexicon_decides: 2.0,
+            model_weight: 1.5,
+            model_full_letters: 6.0,
+            locale_margin: 0.6,
+            min_evidence: 0.9,
+        }
+    }
+}
+
+/// Language identifier. Build once with `new` (a few ms: the four lingua models are compiled
+/// into the binary and paged in as used) and share it: it is `Send + Sync` and `detect` takes
+/// `&self`.
+pub struct LanguageId {
+    detector: LanguageDetector,
+    lexicon: HashMap<&'static str, [f32; 4]>,
+    config: LangIdConfig,
+}
+
+impl fmt::Debug for LanguageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LanguageId")
+            .field("lexicon_entries", &self.lexicon.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LanguageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LanguageId {
+    pub fn new() -> Self {
+        Self::with_config(LangIdConfig::default())
+    }
+
+    pub fn with_config(config: LangIdConfig) -> Self {
+        let languages: Vec<lingua::Language> = Lang::ALL.iter().map(|l| l.to_lingua()).collect();
+        let detector = LanguageDetectorBuilder::from_languages(&languages)
+            .with_preloaded_language_models()
+            .build();
+        // The first query initialises lingua's lazy tables; pay for it here, not on a customer.
+        let _ = detector.compute_language_confidence_values("warm up");
+        let mut lexicon: HashMap<&'static str, [f32; 4]> = HashMap::new();
+        for (lang, words) in [
+            (Lang::En, EN_WORDS),
+            (Lang::Id, ID_WORDS),
+            (Lang::Vi, VI_WORDS),
+        ] {
+            for &(w, weight) in words {
+                lexicon.entry(w).or_insert([0.0; 4])[lang.index()] += weight;
+            }
+        }
+        Self {
+            detector,
+            lexicon,
+            config,
+        }
+    }
+
+    /// Detects the language of a customer message; `fallback` is the page locale, used when the
+    /// message is too short or too ambiguous to tell.
+    pub fn detect(&self, text: &str, fallback: Lang) -> Detection {
+        let head = truncate_chars(text, MAX_CHARS);
+        let norm = normalize(head);
+
+        let counts = ScriptCounts::of(&norm);
+        if counts.thai > 0 {
+            // A Thai particle ("ครับ", "ค่ะ") is enough: only Thai speakers type Thai script.
+            let confidence = if counts.thai >= counts.latin {
+                0.99
+            } else {
+                0.9
+            };
+            return Detection {
+                lang: Lang::Th,
+                confidence,
+                decided_by: DecidedBy::Script,
+            };
+        }
+        if counts.vi_only > 0 {
+            return Detection {
+                lang: Lang::Vi,
+                confidence: if counts.vi_only >= 2 { 0.99 } else { 0.95 },
+                decided_by: DecidedBy::Script,
+            };
+        }
+        if counts.latin == 0 {
+            return fallback_detection(fallback);
+        }
+
+        let mut lex = self.lexicon_scores(&norm);
+        // Accents that Vietnamese shares with French or Spanish (à, á, ê, ô, ...) lean Vietnamese
+        // in this market but are not proof.
+        lex[Lang::Vi.index()] += 0.7 * counts.vi_shared.min(3) as f32;
+
+        let cfg = &self.config;
+        if let Some(d) = lexicon_decision(&lex, cfg.lexicon_decides) {
+            return d;
+        }
+
+        let mut evidence = lex;
+        // The model's confidence on two or three letters is close to a guess; let it count fully
+        // only from about one real word up.
+        let weight = cfg.model_weight * (counts.latin as f32 / cfg.model_full_letters).min(1.0);
+        for (l, c) in self.detector.compute_language_confidence_values(head) {
+            if let Some(lang) = Lang::from_lingua(l) {
+                evidence[lang.index()] += weight * c as f32;
+            }
+        }
+        // Thai was ruled out by script above; lingua may still give it a sliver.
+        evidence[Lang::Th.index()] = 0.0;
+
+        let (best, best_score, second_score) = top_two(&evidence);
+        if best_score < cfg.min_evidence {
+            return fallback_detection(fallback);
+        }
+        if best != fallback && best_score - evidence[fallback.index()] < cfg.locale_margin {
+            return Detection {
+                lang: fallback,
+                confidence: 0.5,
+                decided_by: DecidedBy::Fallback,
+            };
+        }
+        let margin = best_score - second_score;
+        Detection {
+            lang: best,
+            confidence: margin_confidence(margin),
+            decided_by: DecidedBy::Model,
+        }
+    }
+
+    /// Sums lexicon weights of the words and word pairs in `norm`, matched on the folded text so
+    /// that "không" and "khong" count alike (accented Vietnamese rarely reaches here anyway).
+    fn lexicon_scores(&self, norm: &str) -> [f32; 4] {
+        let folded = fold_latin_diacritics(norm);
+        let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+        let mut scores = [0.0f32; 4];
+        let mut pair = String::with_capacity(32);
+        for (i, w) in words.iter().enumerate() {
+            if let Some(s) = self.lexicon.get(w) {
+                add(&mut scores, s);
+            } else if let Some(short) = squeeze_repeats(w)
+                && let Some(s) = self.lexicon.get(short.as_str())
+            {
+                add(&mut scores, s);
+            }
+            if let Some(next) = words.get(i + 1) {
+                pair.clear();
+                pair.push_str(w);
+                pair.push(' ');
+                pair.push_str(next);
+                if let Some(s) = self.lexicon.get(pair.as_str()) {
+                    add(&mut scores, s);
+                }
+            }
+        }
+        scores
+    }
+}
+
+/// Chat stretches words for warmth ("halooo", "hiii"); runs of three or more of the same letter
+/// are squeezed to one. Returns None when nothing changes (the common case, no allocation).
+fn squeeze_repeats(word: &str) -> Option<String> {
+    let runs = || {
+        let mut chars = word.chars().peekable();
+        std::iter::from_fn(move || {
+            let c = chars.next()?;
+            let mut len = 1;
+            while chars.next_if_eq(&c).is_some() {
+                len += 1;
+            }
+            Some((c, len))
+        })
+    };
+    if runs().all(|(_, len)| len < 3) {
+        return None;
+    }
+    let mut out = String::with_capacity(word.len());
+    for (c, len) in runs() {
+        out.extend(std::iter::repeat_n(c, if len >= 3 { 1 } else { len }));
+    }
+    Some(out)
+}
+
+fn add(acc: &mut [f32; 4], s: &[f32; 4]) {
+    for (a, b) in acc.iter_mut().zip(s) {
+        *a += b;
+    }
+}
+
+fn lexicon_decision(lex: &[f32; 4], decides: f32) -> Option<Detection> {
+    let (best, best_score, second_score) = top_two(lex);
+    let margin = best_score - second_score;
+    (best_score >= decides && margin >= decides).then(|| Detection {
+        lang: best,
+        confidence: margin_confidence(margin),
+        decided_by: DecidedBy::Lexicon,
+    })
+}
+
+fn fallback_detection(fallback: Lang) -> Detection {
+    Detection {
+        lang: fallback,
+        confidence: 0.25,
+        decided_by: DecidedBy::Fallback,
+    }
+}
+
+/// Maps an evidence margin to (0.5, 1): one lexicon point or half the model's weight is a fair
+/// bet, three points is near certainty.
+fn margin_confidence(margin: f32) -> f32 {
+    1.0 - 0.5 * (-margin.max(0.0)).exp()
+}
+
+fn top_two(scores: &[f32; 4]) -> (Lang, f32, f32) {
+    let mut best = Lang::En;
+    let mut best_score = f32::MIN;
+    let mut second = f32::MIN;
+    for l in Lang::ALL {
+        let s = scores[l.index()];
+        if s > best_score {
+            second = best_score;
+            best_score = s;
+            best = l;
+        } else if s > second {
+            second = s;
+        }
+    }
+    (best, best_score, second)
+}
+
+fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[derive(Debug, Default)]
+struct ScriptCounts {
+    thai: usize,
+    latin: usize,
+    /// Letters only Vietnamese uses among the four languages.
+    vi_only: usize,
+    /// Accented Latin letters Vietnamese shares with other Latin-script languages.
+    vi_shared: usize,
+}
+
+impl ScriptCounts {
+    fn of(norm: &str) -> Self {
+        let mut c = ScriptCounts::default();
+        for ch in norm.chars() {
+            if is_thai(ch) {
+                if ch.is_alphabetic() {
+                    c.thai += 1;
+                }
+            } else if ch.is_ascii_alphabetic() {
+                c.latin += 1;
+            } else if ch.is_alphabetic() && is_latin_extended(ch) {
+                c.latin += 1;
+                if is_vietnamese_only(ch) {
+                    c.vi_only += 1;
+                } else {
+                    c.vi_shared += 1;
+                }
+            }
+        }
+        c
+    }
+}
+
+fn is_latin_extended(c: char) -> bool {
+    matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}')
+}
+
+/// đ ơ ư ă and the precomposed tone-marked vowels of Latin Extended Additional (ạ..ỹ), lowercase
+/// only because input is normalised first.
+fn is_vietnamese_only(c: char) -> bool {
+    matches!(c, 'đ' | 'ơ' | 'ư' | 'ă' | 'ĩ' | 'ũ') || (('\u{1EA0}'..='\u{1EF9}').contains(&c))
+}
+
+// The word lists below are the shop's own: short, chat-register, and biased towards words that
+// are NOT shared between the languages. Weight 1 is a typical marker; less than 1 marks a word
+// that also occurs in another language's chat; 2 marks a near-certain marker. Entries with a
+// space are matched against adjacent word pairs. Matching is on lowercase, diacritics-free text.
+
+const VI_WORDS: &[(&str, f32)] = &[
+    ("khong", 1.5),
+    ("ko", 1.0),
+    ("hok", 1.0),
+    ("hong", 0.7),
+    ("duoc", 1.5),
+    ("dc", 1.2),
+    ("bao", 0.8),
+    ("nhieu", 1.5),
+    ("nhiu", 1.2),
+    ("bao nhieu", 1.5),
+    ("bao lau", 1.5),
+    ("bao gio", 1.5),
+    ("vay", 1.0),
+    ("nhe", 1.0),
+    ("nha", 0.8),
+    ("shop oi", 2.0),
+    ("ad oi", 2.0),
+    ("oi", 0.5),
+    ("em", 1.0),
+    ("anh", 1.0),
+    ("chi", 0.5),
+    ("minh", 0.8),
+    ("toi", 1.0),
+    ("chao", 1.2),
+    ("xin", 1.0),
+    ("cam on", 2.0),
+    ("cho", 0.8),
+    ("gui", 1.0),
+    ("giao", 1.0),
+    ("giao hang", 1.5),
+    ("hang", 0.5),
+    ("gia", 1.0),
+    ("gia si", 1.5),
+    ("cua", 1.0),
+    ("voi", 1.0),
+    ("roi", 1.0),
+    ("chua", 1.0),
+    ("nao", 0.7),
+    ("gi", 1.0),
+    ("lam", 0.7),
+    ("mua", 1.0),
+    ("muon", 1.0),
+    ("giup", 1.0),
+    ("hoi", 0.7),
+    ("tien", 1.0),
+    ("thanh toan", 1.5),
+    ("bao hanh", 1.5),
+    ("doi tra", 1.5),
+    ("don hang", 1.5),
+    ("dat hang", 1.5),
+    ("ngay", 1.0),
+    ("thang", 1.0),
+    ("cai", 1.0),
+    ("chiec", 1.0),
+    ("nhung", 1.0),
+    ("cac", 1.0),
+    ("khach", 1.0),
+    ("san pham", 1.5),
+    ("san xuat", 1.5),
+    ("sx", 0.7),
+    ("nhap", 1.0),
+    ("khau", 1.0),
+    ("chuyen", 1.0),
+    ("kho", 0.7),
+    ("thi", 0.7),
+    ("nua", 1.0),
+    ("moi", 0.7),
+    ("mot", 1.0),
+    ("co", 0.5),
+    ("la", 0.5),
+    ("o dau", 1.5),
+    ("the nao", 1.5),
+    ("ntn", 1.0),
+    ("bn", 0.7),
+    ("ship", 0.0),
+    ("ah", 0.3),
+    ("nhanh", 1.0),
+    ("luon", 1.0),
+    ("duoc khong", 1.0),
+    ("alo", 1.0),
+    ("noi", 0.8),
+    ("dien", 1.0),
+    ("noi com", 1.5),
+    ("ap suat", 1.5),
+    ("ve", 0.7),
+    ("hop", 0.5),
+    ("gom", 0.7),
+    ("da", 0.7),
+    ("bi", 0.7),
+    ("ha", 0.5),
+    ("don", 0.5),
+    ("nho", 1.0),
+    ("goi", 1.0),
+    ("nguoi", 1.5),
+    ("tu van", 1.5),
+    ("truc tiep", 1.5),
+    ("nhan", 1.0),
+    ("biet", 1.0),
+    ("xem", 1.0),
+    ("hom nay", 1.5),
+    ("gio", 0.7),
+    ("lau", 0.7),
+    ("sao", 0.7),
+    ("tai sao", 1.5),
+    ("nen", 0.7),
+    ("phai", 1.0),
+    ("khi", 0.7),
+    ("nay", 0.5),
+    ("tot", 0.7),
+];
+
+const ID_WORDS: &[(&str, f32)] = &[
+    ("brp", 2.0),
+    ("berapa", 2.0),
+    ("gak", 1.5),
+    ("ga", 0.7),
+    ("nggak", 1.5),
+    ("ngga", 1.5),
+    ("gk", 1.0),
+    ("enggak", 1.5),
+    ("tidak", 1.5),
+    ("tdk", 1.2),
+    ("udah", 1.5),
+    ("sudah", 1.5),
+    ("sdh", 1.2),
+    ("blm", 1.2),
+    ("belum", 1.5),
+    ("gan", 1.2),
+    ("kak", 1.5),
+    ("min", 0.6),
+    ("dong", 1.0),
+    ("deh", 1.0),
+    ("sih", 1.0),
+    ("nih", 1.0),
+    ("yg", 1.5),
+    ("yang", 1.5),
+    ("bisa", 1.5),
+    ("bs", 0.5),
+    ("harga", 1.5),
+    ("hrg", 1.2),
+    ("ongkir", 2.0),
+    ("kirim", 1.2),
+    ("barang", 1.5),
+    ("brg", 1.2),
+    ("saya", 1.5),
+    ("sy", 0.8),
+    ("aku", 1.2),
+    ("gue", 1.0),
+    ("ada", 1.0),
+    ("apa", 1.0),
+    ("apakah", 1.5),
+    ("kapan", 1.5),
+    ("gimana", 1.5),
+    ("bagaimana", 1.5),
+    ("dan", 0.7),
+    ("di", 0.7),
+    ("ke", 0.7),
+    ("dari", 1.0),
+    ("untuk", 1.2),
+    ("utk", 1.2),
+    ("buat", 0.8),
+    ("juga", 1.0),
+    ("ya", 0.5),
+    ("lagi", 1.0),
+    ("aja", 1.0),
+    ("saja", 1.0),
+    ("kalau", 1.2),
+    ("kalo", 1.2),
+    ("klo", 1.0),
+    ("minta", 1.5),
+    ("tolong", 1.2),
+    ("terima kasih", 2.0),
+    ("makasih", 1.5),
+    ("mas", 0.7),
+    ("mbak", 1.2),
+    ("pak", 0.7),
+    ("bu", 0.5),
+    ("pesanan", 1.5),
+    ("bayar", 1.2),
+    ("lama", 0.7),
+    ("produk", 1.0),
+    ("sampel", 1.2),
+    ("contoh", 1.0),
+    ("pabrik", 1.0),
+    ("garansi", 1.0),
+    ("rusak", 1.0),
+    ("murah", 1.0),
+    ("mahal", 1.0),
+    ("beli", 1.0),
+    ("dengan", 1.2),
+    ("dgn", 1.2),
+    ("boleh", 1.0),
+    ("tak", 0.7),
+    ("nak", 0.7),
+    ("ini", 1.0),
+    ("itu", 1.0),
+    ("halo", 0.8),
+    ("hai", 0.5),
+    ("selamat", 1.5),
+    ("pagi", 1.2),
+    ("siang", 1.2),
+    ("malam", 1.2),
+    ("permisi", 1.5),
+    ("kok", 1.0),
+    ("mohon", 1.2),
+    ("tanya", 1.0),
+    ("masih", 1.0),
+    ("jadi", 0.8),
+    ("pakai", 1.0),
+    ("pake", 1.0),
+    ("atau", 1.5),
+    ("kan", 1.0),
+    ("nya", 1.0),
+    ("gratis", 0.7),
+    ("pintar", 1.0),
+    ("mati", 1.0),
+    ("otomatis", 1.0),
+    ("aman", 0.8),
+    ("kontainer", 1.0),
+    ("hallo", 0.8),
+    ("punten", 1.0),
+    ("sampai", 1.0),
+    ("sampe", 1.0),
+    ("nyampe", 1.0),
+    ("tanggal", 1.0),
+    ("bulan", 1.0),
+    ("minggu", 1.0),
+    ("hari", 1.0),
+    ("baru", 0.8),
+    ("sekarang", 1.0),
+    ("kami", 1.2),
+    ("kita", 1.2),
+    ("kamu", 1.2),
+    ("anda", 1.2),
+    ("bagus", 1.0),
+    ("banyak", 1.0),
+    ("cepat", 1.0),
+    ("besar", 1.0),
+    ("kecil", 1.0),
+    ("warna", 1.0),
+    ("ukuran", 1.0),
+    ("karena", 1.2),
+    ("tapi", 1.2),
+    ("jika", 1.0),
+    ("mana", 1.0),
+    ("siapa", 1.0),
+    ("kenapa", 1.2),
+];
+
+const EN_WORDS: &[(&str, f32)] = &[
+    ("the", 1.0),
+    ("is", 1.0),
+    ("are", 1.0),
+    ("was", 0.8),
+    ("do", 0.8),
+    ("does", 1.0),
+    ("did", 1.0),
+    ("you", 1.2),
+    ("your", 1.2),
+    ("u", 0.5),
+    ("ur", 0.8),
+    ("i", 0.7),
+    ("me", 0.8),
+    ("my", 1.0),
+    ("we", 0.8),
+    ("our", 1.0),
+    ("can", 0.8),
+    ("could", 1.0),
+    ("would", 1.0),
+    ("will", 0.8),
+    ("how", 1.0),
+    ("what", 1.0),
+    ("when", 1.0),
+    ("where", 1.0),
+    ("which", 1.0),
+    ("who", 1.0),
+    ("why", 1.0),
+    ("much", 1.0),
+    ("many", 1.0),
+    ("please", 1.0),
+    ("pls", 0.8),
+    ("plz", 0.8),
+    ("thanks", 1.0),
+    ("thank", 1.0),
+    ("hello", 0.8),
+    ("hey", 0.8),
+    ("hi", 0.3),
+    ("want", 1.0),
+    ("need", 1.0),
+    ("have", 1.0),
+    ("has", 1.0),
+    ("of", 0.7),
+    ("to", 0.5),
+    ("for", 0.7),
+    ("with", 0.8),
+    ("and", 0.7),
+    ("it", 0.8),
+    ("this", 1.0),
+    ("that", 1.0),
+    ("there", 1.0),
+    ("any", 0.8),
+    ("some", 0.8),
+    ("send", 0.5),
+    ("get", 0.5),
+    ("give", 0.8),
+    ("morning", 0.7),
+    ("afternoon", 1.0),
+    ("evening", 1.0),
+    ("be", 0.8),
+    ("not", 0.8),
+    ("yes", 0.5),
+    ("if", 0.8),
+    ("from", 0.7),
+    ("about", 1.0),
+    ("take", 0.7),
+    ("long", 0.5),
+    ("should", 1.0),
+    ("know", 0.8),
+    ("still", 0.8),
+    ("in", 0.5),
+    ("on", 0.4),
+    ("thru", 0.8),
+    ("at", 0.5),
+    ("by", 0.5),
+    ("or", 0.6),
+    ("an", 0.5),
+    ("sir", 0.7),
+    ("just", 0.8),
+    ("also", 0.8),
+    ("only", 0.7),
+    ("more", 0.7),
+    ("than", 1.0),
+    ("very", 0.8),
+    ("really", 1.0),
+    ("already", 1.0),
+    ("after", 0.8),
+    ("before", 0.8),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    fn lid() -> &'static LanguageId {
+        static LID: OnceLock<LanguageId> = OnceLock::new();
+        LID.get_or_init(LanguageId::new)
+    }
+
+    fn lang(text: &str, fallback: Lang) -> Lang {
+        lid().detect(text, fallback).lang
+    }
+
+    const _: () = {
+        const fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<LanguageId>();
+    };
+
+    #[test]
+    fn codes_round_trip() {
+        for l in Lang::ALL {
+            assert_eq!(Lang::from_code(l.code()), Some(l));
+            assert_eq!(l.code().parse::<Lang>(), Ok(l));
+        }
+        assert_eq!(Lang::from_code("id-ID"), Some(Lang::Id));
+        assert_eq!(Lang::from_code("VI_vn"), Some(Lang::Vi));
+        assert_eq!(Lang::from_code("ms"), Some(Lang::Id));
+        assert_eq!(Lang::from_code("fr"), None);
+        assert!("xx".parse::<Lang>().is_err());
+    }
+
+    #[test]
+    fn thai_script_wins_over_english_product_words() {
+        let d = lid().detect("air fryer ราคาเท่าไหร่คะ", Lang::En);
+        assert_eq!(d.lang, Lang::Th);
+        assert_eq!(d.decided_by, DecidedBy::Script);
+        assert_eq!(lang("send catalog please ครับ", Lang::En), Lang::Th);
+    }
+
+    #[test]
+    fn vietnamese_letters_decide() {
+        let d = lid().detect("giá sỉ air fryer", Lang::En);
+        assert_eq!((d.lang, d.decided_by), (Lang::Vi, DecidedBy::Script));
+        assert_eq!(lang("ĐƯỢC KHÔNG", Lang::Id), Lang::Vi);
+    }
+
+    #[test]
+    fn unaccented_vietnamese() {
+        for t in [
+            "gia si bao nhieu vay shop",
+            "shop oi",
+            "co giao hang ve ha noi ko",
+            "lam mau theo pantone dc ko",
+            "bao lau thi nhan duoc hang",
+        ] {
+            assert_eq!(lang(t, Lang::En), Lang::Vi, "{t}");
+            assert_eq!(lang(t, Lang::Id), Lang::Vi, "{t}");
+        }
+    }
+
+    #[test]
+    fn informal_indonesian_with_english_product_words() {
+        for t in [
+            "brp harga min?",
+            "harga air fryer brp?",
+            "udah dikirim blm kak",
+            "gak bisa bayar pake paypal ya",
+            "ongkir ke surabaya",
+        ] {
+            assert_eq!(lang(t, Lang::En), Lang::Id, "{t}");
+            assert_eq!(lang(t, Lang::Vi), Lang::Id, "{t}");
+        }
+    }
+
+    #[test]
+    fn malay_is_served_as_indonesian() {
+        for t in [
+            "Boleh hantar ke Johor Bahru tak?",
+            "Saya nak tahu harga untuk seratus unit.",
+            "Kerajaan negeri akan membina lebih banyak rumah mampu milik tahun ini.",
+        ] {
+            assert_eq!(lang(t, Lang::En), Lang::Id, "{t}");
+        }
+    }
+
+    #[test]
+    fn english_sentences() {
+        for t in [
+            "how much for 500 pieces",
+            "can you send me the catalog",
+            "what is the lead time for custom logo",
+        ] {
+            assert_eq!(lang(t, Lang::Id), Lang::En, "{t}");
+        }
+    }
+
+    #[test]
+    fn one_word_messages() {
+        assert_eq!(lang("hello", Lang::Id), Lang::En);
+        assert_eq!(lang("harga", Lang::En), Lang::Id);
+        assert_eq!(lang("chao", Lang::En), Lang::Vi);
+        assert_eq!(lang("สวัสดี", Lang::En), Lang::Th);
+    }
+
+    #[test]
+    fn no_evidence_falls_back_to_locale() {
+        for fallback in Lang::ALL {
+            for t in ["", "   ", "👋", "1000", "???", "ok"] {
+                let d = lid().detect(t, fallback);
+                assert_eq!(d.lang, fallback, "{t:?}");
+                assert_eq!(d.decided_by, DecidedBy::Fallback, "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_input_is_truncated_not_rejected() {
+        let long = "harga berapa ".repeat(10_000);
+        assert_eq!(lang(&long, Lang::En), Lang::Id);
+        assert_eq!(truncate_chars("ราคา", 2), "รา");
+        assert_eq!(truncate_chars("ab", 5), "ab");
+    }
+
+    #[test]
+    fn stretched_words_are_squeezed() {
+        assert_eq!(squeeze_repeats("halooo").as_deref(), Some("halo"));
+        assert_eq!(squeeze_repeats("hiiii").as_deref(), Some("hi"));
+        assert_eq!(squeeze_repeats("good"), None);
+        assert_eq!(lang("halooo kak", Lang::En), Lang::Id);
+    }
+
+    #[test]
+    fn confidence_is_a_probability() {
+        for t in ["hello", "ok", "brp", "gia si", "ราคา", "what is the price"] {
+            let d = lid().detect(t, Lang::En);
+            assert!((0.0..=1.0).contains(&d.confidence), "{t}: {d:?}");
+        }
+    }
+}

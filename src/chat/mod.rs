@@ -1,0 +1,278 @@
+//! The customer-service chat at the edge: `POST <chat path>` with `{"message", "session"?,
+//! "locale"?}` is answered with `{"language", "intent", "confidence", "answer", "source"}`:
+//! limits first (governor), then language identification, intent classification, and the
+//! knowledge-base answer in the detected language.
+//!
+//! Every bad request becomes a JSON error with its status (400, 413, 415, 429); nothing here may
+//! panic on input.
+
+pub mod features;
+pub mod intent;
+pub mod langid;
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::body::{self, Body};
+use crate::config::{ChatRules, Organization};
+use crate::locale::Locale;
+use intent::{Example, IntentModel, TrainParams};
+use langid::{Lang, LanguageId};
+
+/// Language identification is the same for every site; its models load once.
+static LANGUAGE_ID: LazyLock<LanguageId> = LazyLock::new(LanguageId::new);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("the intent model cannot be trained: {0}")]
+    Train(#[from] intent::IntentError),
+}
+
+/// One site's chat: its trained model, answers and limits. Built when the rules load.
+pub struct ChatService {
+    rules: Arc<ChatRules>,
+    model: IntentModel,
+    /// Answers with the company's facts filled in, per intent, per locale.
+    answers: std::collections::HashMap<String, [String; 4]>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_session: DefaultKeyedRateLimiter<String>,
+    global: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    message: String,
+    session: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ChatAnswer {
+    pub language: &'static str,
+    pub intent: String,
+    pub confidence: f32,
+    pub answer: String,
+    pub source: &'static str,
+}
+
+fn quota(n: u32, per_minute: bool) -> Quota {
+    let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    if per_minute {
+        Quota::per_minute(n)
+    } else {
+        Quota::per_second(n)
+    }
+}
+
+impl ChatService {
+    pub fn new(
+        rules: Arc<ChatRules>,
+        org: Option<&Organization>,
+        url: &str,
+    ) -> Result<ChatService, ChatError> {
+        let examples: Vec<Example> = rules
+            .examples
+            .iter()
+            .map(|(text, intent, locale)| {
+                Example::new(text.clone(), intent.clone(), lang_of(*locale))
+            })
+            .collect();
+        let model = IntentModel::train(&examples, &TrainParams::default())?;
+        let fill = |text: &str| {
+            let org = org.cloned().unwrap_or_default();
+            text.replace("{name}", &org.name)
+                .replace("{email}", org.email.as_deref().unwrap_or(""))
+                .replace("{telephone}", org.telephone.as_deref().unwrap_or(""))
+                .replace("{whatsapp}", org.whatsapp.as_deref().unwrap_or(""))
+                .replace("{url}", url)
+        };
+        let answers = rules
+            .answers
+            .iter()
+            .map(|(intent, texts)| (intent.clone(), texts.clone().map(|t| fill(&t))))
+            .collect();
+        let l = &rules.limits;
+        Ok(ChatService {
+            per_ip: RateLimiter::keyed(quota(l.per_ip_per_minute, true)),
+            per_session: RateLimiter::keyed(quota(l.per_session_per_minute, true)),
+            global: RateLimiter::direct(quota(l.global_per_second, false)),
+            in_flight: Semaphore::new(l.max_concurrent),
+            rules,
+            model,
+            answers,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.rules.path
+    }
+
+    /// Forgets limiter state of clients not seen lately, so memory stays bounded however many
+    /// addresses and sessions come by.
+    pub fn prune(&self) {
+        self.per_ip.retain_recent();
+        self.per_ip.shrink_to_fit();
+        self.per_session.retain_recent();
+        self.per_session.shrink_to_fit();
+    }
+
+    /// Keys the limiters hold (for tests and metrics).
+    pub fn tracked_clients(&self) -> usize {
+        self.per_ip.len() + self.per_session.len()
+    }
+
+    /// Answers one chat request. `client` is the client's address (after trusted proxies);
+    /// `page_locale` is the fallback language for messages too short to tell.
+    pub async fn handle(
+        &self,
+        headers: &HeaderMap,
+        body: Incoming,
+        client: IpAddr,
+        page_locale: Locale,
+    ) -> Response<Body> {
+        let json_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            });
+        if !json_type {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send JSON with Content-Type: application/json",
+            );
+        }
+        let exempt = self.rules.limits.is_exempt(client);
+        if !exempt && let Err(wait) = self.per_ip.check_key(&client) {
+            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+        }
+        if let Err(wait) = self.global.check() {
+            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+        }
+        let Ok(_slot) =
+            tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
+        else {
+            return too_many(Duration::from_secs(1));
+        };
+        let bytes = match Limited::new(body, self.rules.max_message * 4 + 256)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "message too long"),
+        };
+        let request: ChatRequest = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+        };
+        let message = request.message.trim();
+        if message.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "message is empty");
+        }
+        if message.len() > self.rules.max_message {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "message too long");
+        }
+        if let Some(session) = request
+            .session
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+            && !exempt
+            && let Err(wait) = self.per_session.check_key(&session.to_string())
+        {
+            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+        }
+        let fallback = request
+            .locale
+            .as_deref()
+            .and_then(Lang::from_code)
+            .unwrap_or_else(|| lang_of(page_locale));
+        let answer = self.answer(message, fallback);
+        let mut resp = Response::new(body::full(serde_json::to_vec(&answer).unwrap_or_default()));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// Language, intent and the knowledge-base answer for one message.
+    pub fn answer(&self, message: &str, fallback: Lang) -> ChatAnswer {
+        let detection = LANGUAGE_ID.detect(message, fallback);
+        let locale = locale_of(detection.lang);
+        let prediction = self.model.classify(message);
+        let intent = prediction
+            .accepted(self.rules.threshold)
+            .filter(|i| self.answers.contains_key(*i))
+            .unwrap_or("unknown");
+        let answer = self
+            .answers
+            .get(intent)
+            .or_else(|| self.answers.get("unknown"))
+            .map(|texts| texts[locale as usize].clone())
+            .unwrap_or_default();
+        ChatAnswer {
+            language: locale.code(),
+            intent: intent.to_string(),
+            confidence: (prediction.confidence * 1000.0).round() / 1000.0,
+            answer,
+            source: "kb",
+        }
+    }
+}
+
+fn lang_of(locale: Locale) -> Lang {
+    match locale {
+        Locale::En => Lang::En,
+        Locale::Id => Lang::Id,
+        Locale::Vi => Lang::Vi,
+        Locale::Th => Lang::Th,
+    }
+}
+
+fn locale_of(lang: Lang) -> Locale {
+    match lang {
+        Lang::En => Locale::En,
+        Lang::Id => Locale::Id,
+        Lang::Vi => Locale::Vi,
+        Lang::Th => Locale::Th,
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    let mut resp = Response::new(body::full(
+        serde_json::json!({"error": message}).to_string(),
+    ));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn too_many(wait: Duration) -> Response<Body> {
+    let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    resp
+}
