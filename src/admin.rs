@@ -175,15 +175,7 @@ impl Handler for Admin {
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(body::full(value.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    body::json(status, &value)
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.

@@ -132,32 +132,48 @@ fn run(opts: ServeOptions, demo: bool) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM right after the URLs are printed must drain, not kill.
+        let signals = Signals::install()?;
         let app = App::start(opts).await?;
         if demo {
             print_demo_urls(&app);
         } else {
             tracing::info!(http = %app.http_addr, https = ?app.https_addr, admin = ?app.admin_addr, "edgeseo serving");
         }
-        wait_for_signals(&app).await?;
+        signals.wait(&app).await;
         tracing::info!("shutting down: draining in-flight requests");
         app.shutdown().await;
         Ok(())
     })
 }
 
-/// Returns on SIGINT or SIGTERM; reloads the rules on SIGHUP.
-async fn wait_for_signals(app: &App) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-            _ = hup.recv() => match app.reload() {
-                Ok(()) => tracing::info!("rules reloaded"),
-                Err(e) => tracing::error!("reload refused, previous rules keep serving: {e}"),
-            },
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGINT or SIGTERM; reloads the rules on SIGHUP.
+    async fn wait(mut self, app: &App) {
+        loop {
+            tokio::select! {
+                _ = self.int.recv() => return,
+                _ = self.term.recv() => return,
+                _ = self.hup.recv() => match app.reload() {
+                    Ok(()) => tracing::info!("rules reloaded"),
+                    Err(e) => tracing::error!("reload refused, previous rules keep serving: {e}"),
+                },
+            }
         }
     }
 }

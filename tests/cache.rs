@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -15,27 +14,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 
 /// The fixture site (localized) plus a plain site, both in front of `origin`.
 fn rules_for(origin: std::net::SocketAddr, server_toml: &str, cache_toml: &str) -> RulesDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let mut rules = RulesDir::new();
-    for rel in [
-        "pages.toml",
-        "products.csv",
-        "keywords/id.csv",
-        "keywords/vi.csv",
-        "keywords/th.csv",
-    ] {
-        rules = rules.file(
-            &format!("shop/{rel}"),
-            &std::fs::read_to_string(src.join(rel)).unwrap(),
-        );
-    }
-    let site = std::fs::read_to_string(src.join("site.toml"))
-        .unwrap()
-        .replace("http://127.0.0.1:9", &format!("http://{origin}"))
-        + "\n[cache]\n"
-        + cache_toml;
-    rules
-        .file("shop/site.toml", &site)
+    fixture_site(origin, |site| format!("{site}\n[cache]\n{cache_toml}"))
         .site(
             "plain",
             &format!("hosts = [\"plain.test\"]\n[origin]\nurl = \"http://{origin}\"\n[cache]\n{cache_toml}"),

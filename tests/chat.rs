@@ -103,26 +103,10 @@ async fn per_ip_quota_trips_for_a_non_exempt_client() {
     // The demo trusts no proxy; a copy of its rules that trusts 127.0.0.1 lets a test speak for
     // another client address through X-Forwarded-For.
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
-    let mut rules = RulesDir::new();
-    for rel in [
-        "pages.toml",
-        "products.csv",
-        "keywords/id.csv",
-        "keywords/vi.csv",
-        "keywords/th.csv",
-        "chat/intents.csv",
-        "chat/answers.toml",
-    ] {
-        rules = rules.file(
-            &format!("demo/{rel}"),
-            &std::fs::read_to_string(src.join(rel)).unwrap(),
-        );
-    }
-    let site = std::fs::read_to_string(src.join("site.toml"))
-        .unwrap()
-        .replace("trusted_proxies = []", "trusted_proxies = [\"127.0.0.1\"]")
-        .replace("per_ip_per_minute = 60", "per_ip_per_minute = 3");
-    let rules = rules.file("demo/site.toml", &site);
+    let rules = copy_site(&src, "demo", |site| {
+        site.replace("trusted_proxies = []", "trusted_proxies = [\"127.0.0.1\"]")
+            .replace("per_ip_per_minute = 60", "per_ip_per_minute = 3")
+    });
     let app = start_proxy(&rules).await;
     let body = r#"{"message":"hello"}"#;
     // 127.0.0.1 itself is exempt: no per-IP quota.

@@ -489,27 +489,13 @@ fn fixture_rules_for(origin: std::net::SocketAddr) -> RulesDir {
 }
 
 fn fixture_rules_with(origin: std::net::SocketAddr, locales_extra: &str) -> RulesDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let mut rules = RulesDir::new();
-    for rel in [
-        "pages.toml",
-        "products.csv",
-        "keywords/id.csv",
-        "keywords/vi.csv",
-        "keywords/th.csv",
-    ] {
-        rules = rules.file(
-            &format!("shop/{rel}"),
-            &std::fs::read_to_string(src.join(rel)).unwrap(),
-        );
-    }
-    let mut site = std::fs::read_to_string(src.join("site.toml"))
-        .unwrap()
-        .replace("http://127.0.0.1:9", &format!("http://{origin}"));
-    if !locales_extra.is_empty() {
-        site = site.replace("suggest = \"banner\"", locales_extra);
-    }
-    rules.file("shop/site.toml", &site)
+    fixture_site(origin, |site| {
+        if locales_extra.is_empty() {
+            site
+        } else {
+            site.replace("suggest = \"banner\"", locales_extra)
+        }
+    })
 }
 
 #[tokio::test]

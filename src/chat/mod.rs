@@ -202,14 +202,10 @@ impl ChatService {
             .and_then(Lang::from_code)
             .unwrap_or_else(|| lang_of(page_locale));
         let answer = self.answer(message, fallback);
-        let mut resp = Response::new(body::full(serde_json::to_vec(&answer).unwrap_or_default()));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
+        body::json(
+            StatusCode::OK,
+            &serde_json::to_value(&answer).unwrap_or_default(),
+        )
     }
 
     /// Language, intent and the knowledge-base answer for one message.
@@ -256,17 +252,7 @@ fn locale_of(lang: Lang) -> Locale {
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
-    let mut resp = Response::new(body::full(
-        serde_json::json!({"error": message}).to_string(),
-    ));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    body::json(status, &serde_json::json!({"error": message}))
 }
 
 fn too_many(wait: Duration) -> Response<Body> {

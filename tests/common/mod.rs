@@ -263,6 +263,48 @@ impl RulesDir {
     }
 }
 
+/// A copy of a site's rule directory (every file, sub-directories included) as site `name` of a
+/// new rules directory, its site.toml passed through `edit`.
+pub fn copy_site(src: &Path, name: &str, edit: impl FnOnce(String) -> String) -> RulesDir {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let mut rules = RulesDir::new();
+    let mut edit = Some(edit);
+    for path in all {
+        let rel = path
+            .strip_prefix(src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = if rel == "site.toml" {
+            (edit.take().unwrap())(text)
+        } else {
+            text
+        };
+        rules = rules.file(&format!("{name}/{rel}"), &text);
+    }
+    rules
+}
+
+/// The fixture site's rules (tests/fixtures/rules/shop) in front of `origin`, site.toml edited.
+pub fn fixture_site(origin: SocketAddr, edit: impl FnOnce(String) -> String) -> RulesDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    copy_site(&src, "shop", |site| {
+        edit(site.replace("http://127.0.0.1:9", &format!("http://{origin}")))
+    })
+}
+
 /// The usual one-site rules in front of `origin`, answering for `shop.test`.
 pub fn site_for(origin: SocketAddr, extra: &str) -> String {
     format!(
