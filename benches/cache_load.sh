@@ -11,6 +11,7 @@
 # the bytes the cache holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 DURATION=${1:-10}
 CONNS=${2:-64}
@@ -21,7 +22,6 @@ ADMIN=127.0.0.1:18284
 NGINX=127.0.0.1:18282
 TOKEN=bench-admin-token-0123456789
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need nginx nginx-light
 cargo build --release --quiet
@@ -81,12 +81,6 @@ echo "page sizes: edgeseo /id/ $(curl -fs -H 'Host: seo.test' "http://$EDGE/id$P
   "nginx $(curl -fs "http://$NGINX$PAGE" | wc -c) B, origin $(curl -fs "http://$ORIGIN$PAGE" | wc -c) B"
 echo "wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk and the servers"
 
-measure() { # url host -> "rps p99_ms"
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $2" "$1" |
-    awk '/Requests\/sec/ {rps=$2}
-         /^ +99%/ {v=$2; ms=v+0; if (v ~ /us$/) ms/=1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) ms*=1000; p99=ms}
-         END {printf "%.0f %.2f\n", rps, p99}'
-}
 for warm in "http://$EDGE/id$PAGE seo.test" "http://$NGINX$PAGE x" "http://$ORIGIN$PAGE x"; do
   set -- $warm; wrk -t1 -c"$CONNS" -d2s -H "Host: $2" "$1" >/dev/null
 done

@@ -8,6 +8,7 @@
 # measures the origin alone and the proxied run measures origin + proxy on the same two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 DURATION=${1:-10}
 CONNS=${2:-64}
@@ -15,7 +16,7 @@ PAGE=${PAGE:-/products/air-fryer-4-5l}
 PROXY=127.0.0.1:18080
 ORIGIN=127.0.0.1:18081
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+need wrk wrk
 cargo build --release --quiet
 
 ./target/release/edgeseo demo --listen "$PROXY" --origin-listen "$ORIGIN" >/dev/null 2>&1 &
@@ -26,20 +27,13 @@ for _ in $(seq 100); do curl -fs -o /dev/null "http://$PROXY/" && break; sleep 0
 size=$(curl -fs "http://$ORIGIN$PAGE" | wc -c)
 echo "page $PAGE: $size bytes; wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk, proxy and origin"
 
-# Prints "requests/s p99_ms" for one wrk run.
-measure() {
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $2" "http://$1$PAGE" |
-    awk '/Requests\/sec/ {rps=$2}
-         /^ +99%/ {v=$2; ms=v+0; if (v ~ /us$/) ms/=1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) ms*=1000; p99=ms}
-         END {printf "%.0f %.2f\n", rps, p99}'
-}
 
 # Warm both paths (connection pools, page cache of the kernel) before measuring.
 wrk -t1 -c"$CONNS" -d2s -H "Host: 127.0.0.1" "http://$ORIGIN$PAGE" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -H "Host: 127.0.0.1" "http://$PROXY$PAGE" >/dev/null
 
-read -r origin_rps origin_p99 < <(measure "$ORIGIN" 127.0.0.1)
-read -r proxy_rps proxy_p99 < <(measure "$PROXY" 127.0.0.1)
+read -r origin_rps origin_p99 < <(measure "http://$ORIGIN$PAGE" 127.0.0.1)
+read -r proxy_rps proxy_p99 < <(measure "http://$PROXY$PAGE" 127.0.0.1)
 
 printf "%-22s %12s %10s\n" "" "requests/s" "p99 ms"
 printf "%-22s %12s %10s\n" "origin direct" "$origin_rps" "$origin_p99"

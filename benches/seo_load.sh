@@ -10,6 +10,7 @@
 # All three front the same embedded demo origin; wrk, the proxies and the origin share two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 DURATION=${1:-10}
 CONNS=${2:-64}
@@ -18,7 +19,6 @@ ORIGIN=127.0.0.1:18181
 EDGE=127.0.0.1:18180
 NGINX=127.0.0.1:18182
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need nginx nginx-light
 cargo build --release --quiet
@@ -87,12 +87,6 @@ nginx_size=$(curl -fs "http://$NGINX$PAGE" | wc -c)
 echo "page $PAGE: plain $plain_size B, localized $seo_size B, nginx sub_filter $nginx_size B"
 echo "wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk, proxies and origin"
 
-measure() { # url host -> "rps p99_ms"
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $2" "$1" |
-    awk '/Requests\/sec/ {rps=$2}
-         /^ +99%/ {v=$2; ms=v+0; if (v ~ /us$/) ms/=1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) ms*=1000; p99=ms}
-         END {printf "%.0f %.2f\n", rps, p99}'
-}
 for warm in "http://$EDGE$PAGE plain.test" "http://$EDGE/id$PAGE seo.test" "http://$NGINX$PAGE x"; do
   set -- $warm; wrk -t1 -c"$CONNS" -d2s -H "Host: $2" "$1" >/dev/null
 done
