@@ -171,16 +171,34 @@ pub fn choose_locale(query: &str, cookie_name: &str) -> Response<Body> {
 
 /// The switcher and banner script (no dependencies; reads the page's own hreflang links).
 pub fn locale_script() -> Response<Body> {
-    respond(
-        StatusCode::OK,
-        "text/javascript; charset=utf-8",
-        "public, max-age=3600",
-        Bytes::from_static(include_bytes!("edge/locale.js")),
-    )
+    script(include_bytes!("edge/locale.js"))
 }
 
 /// The script tag that loads [`locale_script`].
 pub const LOCALE_SCRIPT_TAG: &str = r#"<script src="/__edgeseo/locale.js" defer></script>"#;
+
+/// The chat widget (no dependencies; talks to the site's chat endpoint).
+pub fn widget_script() -> Response<Body> {
+    script(include_bytes!("edge/widget.js"))
+}
+
+/// The script tag that loads [`widget_script`] on a page in `locale`, talking to `endpoint`.
+pub fn widget_tag(endpoint: &str, locale: Locale) -> String {
+    format!(
+        r#"<script src="/__edgeseo/widget.js" data-endpoint="{}" data-locale="{}" defer></script>"#,
+        escape_attr(endpoint),
+        locale.code()
+    )
+}
+
+fn script(source: &'static [u8]) -> Response<Body> {
+    respond(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        "public, max-age=3600",
+        Bytes::from_static(source),
+    )
+}
 
 fn respond(
     status: StatusCode,

@@ -326,7 +326,7 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 /// The chat endpoint: answered here, never forwarded (forward mode is the chat's own business).
 async fn chat_request(req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     let chat = ctx.site.chat.as_ref().expect("checked by the caller");
-    let client = match &ctx.site.config.seo {
+    let client_ip = match &ctx.site.config.seo {
         Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
         None => ctx.conn.peer.ip(),
     };
@@ -339,7 +339,19 @@ async fn chat_request(req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body
         .and_then(|r| r.find('/').map(|i| &r[i..]))
         .map_or(Locale::En, |path| Locale::split_path(path).0);
     let (parts, body) = req.into_parts();
-    chat.handle(&parts.headers, body, client, page_locale).await
+    let client = client_side(ctx, parts.version);
+    chat.handle(parts, body, &client, client_ip, page_locale)
+        .await
+}
+
+/// The client side of a request, for the X-Forwarded-* and Via headers sent upstream.
+fn client_side(ctx: &RequestCtx, version: http::Version) -> ClientSide<'_> {
+    ClientSide {
+        ip: ctx.conn.peer.ip(),
+        proto: if ctx.conn.tls { "https" } else { "http" },
+        host: &ctx.host,
+        version,
+    }
 }
 
 /// Stage 2: the locale of the URL and the origin path behind it.
@@ -383,11 +395,16 @@ fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx) -> String 
 
 /// Stage 3: what edgeseo answers itself.
 fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<Body>> {
-    let page = ctx.page.as_ref()?;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return None;
     }
     let path = req.uri().path();
+    if path.strip_prefix(edge::PREFIX) == Some("widget.js")
+        && ctx.site.chat.as_ref().is_some_and(|c| c.widget())
+    {
+        return Some(edge::widget_script());
+    }
+    let page = ctx.page.as_ref()?;
     let query = req.uri().query().unwrap_or("");
     if path == "/sitemap.xml" {
         return Some(edge::sitemap(&page.seo, &page.base));
@@ -495,13 +512,7 @@ fn admit(req: &Request<Incoming>, limit: u64) -> Result<(), ProxyError> {
 /// undeclared (chunked) body that grows too large fails the upstream request with 413.
 fn forward_request(req: Request<Body>, ctx: &RequestCtx, limit: u64) -> Request<Body> {
     let (mut parts, incoming) = req.into_parts();
-    let client = ClientSide {
-        ip: ctx.conn.peer.ip(),
-        proto: if ctx.conn.tls { "https" } else { "http" },
-        host: &ctx.host,
-        version: parts.version,
-    };
-    forward::request_headers(&mut parts.headers, &client);
+    forward::request_headers(&mut parts.headers, &client_side(ctx, parts.version));
     if let Some(page) = &ctx.page {
         let mut path = page.origin_path.clone();
         if let Some(q) = parts.uri.query() {
@@ -598,10 +609,20 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Resp
             coding,
             max_memory: page.seo.rewrite.max_memory,
             own_host: Arc::new(move |host: &str| site_owns_host(&site, host)),
-            body_end: Some(edge::LOCALE_SCRIPT_TAG.to_string()),
+            body_end: Some(body_end_scripts(&ctx.site, page.locale)),
         },
     );
     (Response::from_parts(parts, body), true)
+}
+
+/// What a localized page gets before `</body>`: the locale switcher, and the chat widget where
+/// the site has one.
+fn body_end_scripts(site: &SiteState, locale: Locale) -> String {
+    let mut html = edge::LOCALE_SCRIPT_TAG.to_string();
+    if let Some(chat) = site.chat.as_ref().filter(|c| c.widget()) {
+        html.push_str(&edge::widget_tag(chat.path(), locale));
+    }
+    html
 }
 
 fn own_host(ctx: &RequestCtx) -> impl Fn(&str) -> bool + '_ {

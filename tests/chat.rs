@@ -6,6 +6,7 @@ use std::path::Path;
 
 use common::*;
 use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 async fn demo() -> edgeseo::app::App {
@@ -132,4 +133,236 @@ async fn per_ip_quota_trips_for_a_non_exempt_client() {
     // Another visitor is unaffected.
     let (status, _, _) = chat(&app, body, &[("x-forwarded-for", "203.0.113.51")]).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A copy of the demo's rules whose chat forwards to `backend` (a full URL).
+async fn demo_with_backend(backend: &str, extra: &str) -> edgeseo::app::App {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
+    let rules = copy_site(&src, "demo", |site| {
+        site.replace(
+            "[chat]\n",
+            &format!("[chat]\nbackend = \"{backend}\"\n{extra}\n"),
+        )
+    });
+    let app = start_proxy(&rules).await;
+    // The rules directory must outlive the app only until it has loaded.
+    drop(rules);
+    app
+}
+
+const MOQ_ID: &str = r#"{"message":"berapa minimal order rice cooker kak?","session":"s1"}"#;
+
+#[tokio::test]
+async fn forwards_to_the_sites_backend_with_language_and_intent() {
+    let backend = Origin::start().await;
+    backend.serve(
+        "/chat",
+        CannedPage::new(
+            "application/json",
+            r#"{"answer":"Minimal order 200 unit, kak.","ticket":42}"#,
+        ),
+    );
+    let app = demo_with_backend(&format!("http://{}/chat", backend.addr), "").await;
+    let (status, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["source"], "backend");
+    assert_eq!(answer["answer"], "Minimal order 200 unit, kak.");
+    assert_eq!(answer["ticket"], 42, "the backend's own fields are kept");
+    assert_eq!(answer["language"], "id");
+    assert_eq!(answer["intent"], "moq");
+    assert_eq!(headers["x-edgeseo-chat-source"], "backend");
+
+    let seen = backend.last_headers("/chat").expect("backend was asked");
+    assert_eq!(seen["x-edgeseo-language"], "id");
+    assert_eq!(seen["x-edgeseo-intent"], "moq");
+    assert!(
+        seen["x-edgeseo-confidence"]
+            .to_str()
+            .unwrap()
+            .parse::<f32>()
+            .unwrap()
+            >= 0.5
+    );
+    assert_eq!(seen["content-type"], "application/json");
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["host"], backend.addr.to_string().as_str());
+}
+
+#[tokio::test]
+async fn event_streams_pass_through_as_they_come() {
+    let backend = Origin::start().await;
+    let first = "data: Minimal order\n\n";
+    let mut page = CannedPage::new(
+        "text/event-stream",
+        format!("{first}data:  200 unit\n\ndata: [DONE]\n\n"),
+    );
+    page.hold_after_first = Some(first.len());
+    backend.serve("/chat", page);
+    let app = demo_with_backend(
+        &format!("http://{}/chat", backend.addr),
+        "backend_max_concurrent = 1",
+    )
+    .await;
+    let req = Request::post(format!("http://{}/api/chat", app.http_addr))
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(full_body(MOQ_ID))
+        .unwrap();
+    let resp = send(&http1_client(), req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["x-edgeseo-language"], "id");
+    assert_eq!(resp.headers()["x-edgeseo-intent"], "moq");
+    let mut body = resp.into_body();
+    // The first event arrives while the backend still holds the rest back.
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("first event streamed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame.into_data().unwrap(), first.as_bytes());
+
+    // The stream holds the site's only backend slot: the next buyer gets the KB answer now.
+    let (status, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["source"], "fallback", "{answer}");
+    assert_eq!(answer["language"], "id");
+    assert_eq!(answer["intent"], "moq");
+    assert!(
+        answer["answer"].as_str().unwrap().contains("MOQ"),
+        "{answer}"
+    );
+    assert_eq!(headers["x-edgeseo-chat-fallback"], "overloaded");
+
+    backend.release.notify_one();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"data:  200 unit\n\ndata: [DONE]\n\n");
+    // The slot is free again once the stream has ended.
+    backend.serve(
+        "/chat",
+        CannedPage::new("application/json", r#"{"answer":"ok"}"#),
+    );
+    let (_, _, answer) = chat(&app, MOQ_ID, &[]).await;
+    assert_eq!(answer["source"], "backend", "{answer}");
+}
+
+#[tokio::test]
+async fn a_failing_backend_costs_the_buyer_nothing() {
+    let backend = Origin::start().await;
+    let app = demo_with_backend(
+        &format!("http://{}/chat", backend.addr),
+        "backend_timeout = \"400ms\"",
+    )
+    .await;
+    let cases = [
+        (CannedPage::new("text/plain", "busy").status(503), "status"),
+        (
+            CannedPage::new("text/plain", "slow down").status(429),
+            "overloaded",
+        ),
+        (
+            CannedPage::new("application/json", r#"{"text":"no answer field"}"#),
+            "invalid-reply",
+        ),
+        (
+            CannedPage::new("application/json", "{broken"),
+            "invalid-reply",
+        ),
+        (
+            // The head comes at once, the JSON body never: the deadline covers both.
+            CannedPage {
+                hold_after_first: Some(1),
+                ..CannedPage::new("application/json", r#"{"answer":"late"}"#)
+            },
+            "timeout",
+        ),
+    ];
+    for (page, reason) in cases {
+        backend.serve("/chat", page);
+        let started = std::time::Instant::now();
+        let (status, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{reason}: {answer}");
+        assert_eq!(answer["source"], "fallback", "{reason}: {answer}");
+        assert_eq!(answer["language"], "id");
+        assert_eq!(answer["intent"], "moq");
+        assert_eq!(headers["x-edgeseo-chat-fallback"], reason);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{reason}"
+        );
+    }
+    backend.release.notify_waiters();
+
+    // A backend that takes longer than backend_timeout to answer at all.
+    let app = demo_with_backend(
+        &format!("http://{}/slow", backend.addr),
+        "backend_timeout = \"300ms\"",
+    )
+    .await;
+    let (_, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+    assert_eq!(answer["source"], "fallback");
+    assert_eq!(headers["x-edgeseo-chat-fallback"], "timeout");
+
+    // Nothing listening at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let app = demo_with_backend(&format!("http://{addr}/chat"), "").await;
+    let (_, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+    assert_eq!(answer["source"], "fallback");
+    assert_eq!(headers["x-edgeseo-chat-fallback"], "unreachable");
+}
+
+#[tokio::test]
+async fn backend_settings_are_checked() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
+    let rules = copy_site(&src, "demo", |site| {
+        site.replace("[chat]\n", "[chat]\nbackend = \"ftp://10.0.0.7/chat\"\n")
+            .replace("widget = true", "widget = true\nbackend_max_concurrent = 0")
+    });
+    let err = edgeseo::config::Rules::load(rules.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("site.toml:"), "{err}");
+    assert!(
+        err.contains("chat backend url scheme must be http or https"),
+        "{err}"
+    );
+    assert!(err.contains("0 is out of range"), "{err}");
+}
+
+#[tokio::test]
+async fn widget_is_served_and_injected_in_the_page_locale() {
+    let app = demo().await;
+    let (status, headers, script) = fetch(
+        &http1_client(),
+        get(app.http_addr, "localhost", "/__edgeseo/widget.js"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.len() < 12 * 1024, "a few KB, not {}", script.len());
+
+    for (path, locale) in [
+        ("/", "en"),
+        ("/id/", "id"),
+        ("/vi/products", "vi"),
+        ("/th/about", "th"),
+    ] {
+        let (status, _, html) = fetch(&http1_client(), get(app.http_addr, "localhost", path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let doc = scraper::Html::parse_document(std::str::from_utf8(&html).unwrap());
+        let selector =
+            scraper::Selector::parse(r#"body > script[src="/__edgeseo/widget.js"]"#).unwrap();
+        let tags: Vec<_> = doc.select(&selector).collect();
+        assert_eq!(tags.len(), 1, "{path}: one widget tag, last in <body>");
+        assert_eq!(tags[0].attr("data-locale"), Some(locale), "{path}");
+        assert_eq!(tags[0].attr("data-endpoint"), Some("/api/chat"), "{path}");
+    }
 }

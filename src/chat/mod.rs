@@ -6,6 +6,7 @@
 //! Every bad request becomes a JSON error with its status (400, 413, 415, 429); nothing here may
 //! panic on input.
 
+pub mod backend;
 pub mod features;
 pub mod intent;
 pub mod langid;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,9 @@ use tokio::sync::Semaphore;
 
 use crate::body::{self, Body};
 use crate::config::{ChatRules, Organization};
+use crate::forward::ClientSide;
 use crate::locale::Locale;
+use backend::Backend;
 use intent::{Example, IntentModel, TrainParams};
 use langid::{Lang, LanguageId};
 
@@ -36,6 +39,8 @@ static LANGUAGE_ID: LazyLock<LanguageId> = LazyLock::new(LanguageId::new);
 pub enum ChatError {
     #[error("the intent model cannot be trained: {0}")]
     Train(#[from] intent::IntentError),
+    #[error("the chat backend cannot be set up: {0}")]
+    Backend(#[from] crate::upstream::UpstreamError),
 }
 
 /// One site's chat: its trained model, answers and limits. Built when the rules load.
@@ -48,6 +53,7 @@ pub struct ChatService {
     per_session: DefaultKeyedRateLimiter<String>,
     global: DefaultDirectRateLimiter,
     in_flight: Semaphore,
+    backend: Option<Backend>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +114,7 @@ impl ChatService {
             per_session: RateLimiter::keyed(quota(l.per_session_per_minute, true)),
             global: RateLimiter::direct(quota(l.global_per_second, false)),
             in_flight: Semaphore::new(l.max_concurrent),
+            backend: rules.backend.as_ref().map(Backend::new).transpose()?,
             rules,
             model,
             answers,
@@ -132,16 +139,42 @@ impl ChatService {
         self.per_ip.len() + self.per_session.len()
     }
 
-    /// Answers one chat request. `client` is the client's address (after trusted proxies);
-    /// `page_locale` is the fallback language for messages too short to tell.
+    /// Whether the site wants the widget on its pages.
+    pub fn widget(&self) -> bool {
+        self.rules.widget
+    }
+
+    /// Takes one request from `client` against the per-IP quota (exempt networks pass).
+    pub fn check_ip(&self, client: IpAddr) -> Result<(), Duration> {
+        if self.rules.limits.is_exempt(client) {
+            return Ok(());
+        }
+        self.per_ip.check_key(&client).map_err(wait_time)
+    }
+
+    /// Takes one request of `session` against the per-session quota.
+    pub fn check_session(&self, client: IpAddr, session: &str) -> Result<(), Duration> {
+        if self.rules.limits.is_exempt(client) || session.is_empty() || session.len() > 128 {
+            return Ok(());
+        }
+        self.per_session
+            .check_key(&session.to_string())
+            .map_err(wait_time)
+    }
+
+    /// Answers one chat request. `client.ip` is the peer, `client_ip` the client's address after
+    /// trusted proxies (the quota key); `page_locale` is the fallback language for messages too
+    /// short to tell.
     pub async fn handle(
         &self,
-        headers: &HeaderMap,
+        parts: http::request::Parts,
         body: Incoming,
-        client: IpAddr,
+        client: &ClientSide<'_>,
+        client_ip: IpAddr,
         page_locale: Locale,
     ) -> Response<Body> {
-        let json_type = headers
+        let json_type = parts
+            .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
@@ -157,12 +190,11 @@ impl ChatService {
                 "send JSON with Content-Type: application/json",
             );
         }
-        let exempt = self.rules.limits.is_exempt(client);
-        if !exempt && let Err(wait) = self.per_ip.check_key(&client) {
-            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+        if let Err(wait) = self.check_ip(client_ip) {
+            return too_many(wait);
         }
         if let Err(wait) = self.global.check() {
-            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+            return too_many(wait_time(wait));
         }
         let Ok(_slot) =
             tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
@@ -187,25 +219,38 @@ impl ChatService {
         if message.len() > self.rules.max_message {
             return error(StatusCode::PAYLOAD_TOO_LARGE, "message too long");
         }
-        if let Some(session) = request
-            .session
-            .as_deref()
-            .filter(|s| !s.is_empty() && s.len() <= 128)
-            && !exempt
-            && let Err(wait) = self.per_session.check_key(&session.to_string())
-        {
-            return too_many(wait.wait_time_from(DefaultClock::default().now()));
+        if let Err(wait) = self.check_session(client_ip, request.session.as_deref().unwrap_or("")) {
+            return too_many(wait);
         }
         let fallback = request
             .locale
             .as_deref()
             .and_then(Lang::from_code)
             .unwrap_or_else(|| lang_of(page_locale));
-        let answer = self.answer(message, fallback);
-        body::json(
+        let mut answer = self.answer(message, fallback);
+        let mut failure = None;
+        if let Some(backend) = &self.backend {
+            match backend.forward(parts.headers, bytes, client, &answer).await {
+                Ok(resp) => return resp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat backend failed; answering from the knowledge base");
+                    answer.source = "fallback";
+                    failure = Some(e.reason());
+                }
+            }
+        }
+        let mut resp = body::json(
             StatusCode::OK,
             &serde_json::to_value(&answer).unwrap_or_default(),
-        )
+        );
+        backend::analysis_headers(resp.headers_mut(), &answer);
+        if let Some(reason) = failure {
+            resp.headers_mut().insert(
+                HeaderName::from_static("x-edgeseo-chat-fallback"),
+                HeaderValue::from_static(reason),
+            );
+        }
+        resp
     }
 
     /// Language, intent and the knowledge-base answer for one message.
@@ -253,6 +298,10 @@ fn locale_of(lang: Lang) -> Locale {
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
     body::json(status, &serde_json::json!({"error": message}))
+}
+
+fn wait_time(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
+    not_until.wait_time_from(DefaultClock::default().now())
 }
 
 fn too_many(wait: Duration) -> Response<Body> {

@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
 
 use ipnet::IpNet;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, file_diagnostic};
 use super::raw::{RawChat, RawSite};
-use super::{Validator, read_source};
+use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
 
 #[derive(Debug, Clone)]
@@ -27,6 +30,21 @@ pub struct ChatRules {
     pub examples: Vec<(String, String, Locale)>,
     /// Answer per intent (including `unknown`) per language, placeholders not yet filled.
     pub answers: HashMap<String, [String; 4]>,
+    /// Inject the chat widget's script into the site's localized pages.
+    pub widget: bool,
+    /// The site's own chat service, when it has one; the knowledge base is then the fallback.
+    pub backend: Option<ChatBackend>,
+}
+
+/// A site's own chat service that edgeseo forwards to (`[chat] backend`).
+#[derive(Debug, Clone)]
+pub struct ChatBackend {
+    /// Scheme, authority and timeouts; `response_timeout` is the time the backend has to answer.
+    pub origin: Origin,
+    /// Path (and query) of the backend's chat endpoint.
+    pub path: PathAndQuery,
+    /// Requests forwarded at once; beyond this the knowledge base answers.
+    pub max_concurrent: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +67,7 @@ impl ChatLimits {
 pub(super) fn load(
     site_dir: &Path,
     raw: &RawSite,
+    origin: Option<&Origin>,
     v: &mut Validator<'_>,
     other: &mut Vec<Diagnostic>,
 ) -> Option<ChatRules> {
@@ -81,6 +100,44 @@ pub(super) fn load(
             .collect(),
     };
     let max_message = v.size(&c.max_message, 2048, 16..=1 << 20) as usize;
+    // The certification's budget for an answer is 3 s; the fallback needs a little of it.
+    let backend_timeout = v.duration(&c.backend_timeout, Duration::from_millis(2500));
+    let backend_max_concurrent = v.count(&c.backend_max_concurrent, 256, 1..=100_000) as usize;
+    let backend = c.backend.as_ref().and_then(|url| {
+        let (scheme, authority, path) = v.http_url(url, "chat backend")?;
+        Some(ChatBackend {
+            origin: Origin {
+                target: OriginTarget::Url { scheme, authority },
+                host: None,
+                connect_timeout: backend_timeout.min(Duration::from_secs(1)),
+                response_timeout: backend_timeout,
+                // A backend on the origin's private CA is trusted like the origin.
+                extra_roots: origin.map(|o| o.extra_roots.clone()).unwrap_or_default(),
+                max_idle_connections: 64,
+            },
+            path: path.unwrap_or_else(|| PathAndQuery::from_static("/")),
+            max_concurrent: backend_max_concurrent,
+        })
+    });
+    if c.backend.is_none() {
+        for (key, span) in [
+            (
+                "backend_timeout",
+                c.backend_timeout.as_ref().map(|s| s.span()),
+            ),
+            (
+                "backend_max_concurrent",
+                c.backend_max_concurrent.as_ref().map(|s| s.span()),
+            ),
+        ] {
+            if let Some(span) = span {
+                v.error(
+                    span,
+                    format!("`{key}` needs `backend` (the site's chat service URL)"),
+                );
+            }
+        }
+    }
 
     let before = other.len();
     let examples = load_examples(&site_dir.join("chat/intents.csv"), other);
@@ -92,6 +149,8 @@ pub(super) fn load(
         limits,
         examples,
         answers,
+        widget: c.widget.unwrap_or(true),
+        backend,
     })
 }
 

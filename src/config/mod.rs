@@ -20,14 +20,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-pub use chat::{ChatLimits, ChatRules};
+pub use chat::{ChatBackend, ChatLimits, ChatRules};
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
@@ -305,7 +305,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
     };
     let cache = v.cache_policy(&raw.cache);
     let seo = seo::load(dir, &raw, &mut v, &mut other_files);
-    let chat = chat::load(dir, &raw, &mut v, &mut other_files);
+    let chat = chat::load(dir, &raw, origin.as_ref(), &mut v, &mut other_files);
     diags.append(&mut other_files);
     let ok = diags.len() == before;
     match origin {
@@ -548,11 +548,28 @@ impl<'a> Validator<'a> {
     }
 
     fn origin_url(&mut self, url: &Spanned<String>) -> Option<OriginTarget> {
+        let (scheme, authority, path) = self.http_url(url, "origin")?;
+        if path.is_some() {
+            self.error(
+                url.span(),
+                "origin url must not carry a path or query: request paths are forwarded as they are",
+            );
+            return None;
+        }
+        Some(OriginTarget::Url { scheme, authority })
+    }
+
+    /// An absolute http(s) URL: scheme, authority and the path and query if it has one beyond `/`.
+    fn http_url(
+        &mut self,
+        url: &Spanned<String>,
+        what: &str,
+    ) -> Option<(Scheme, Authority, Option<PathAndQuery>)> {
         let text = url.get_ref();
         let uri: Uri = match text.parse() {
             Ok(u) => u,
             Err(e) => {
-                self.error(url.span(), format!("invalid origin url `{text}`: {e}"));
+                self.error(url.span(), format!("invalid {what} url `{text}`: {e}"));
                 return None;
             }
         };
@@ -560,7 +577,7 @@ impl<'a> Validator<'a> {
             self.error(
                 url.span(),
                 format!(
-                    "origin url `{text}` needs a scheme and host, e.g. \"http://10.0.0.5:8080\""
+                    "{what} url `{text}` needs a scheme and host, e.g. \"http://10.0.0.5:8080\""
                 ),
             );
             return None;
@@ -568,21 +585,15 @@ impl<'a> Validator<'a> {
         if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
             self.error(
                 url.span(),
-                format!("origin url scheme must be http or https, not `{scheme}`"),
+                format!("{what} url scheme must be http or https, not `{scheme}`"),
             );
             return None;
         }
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            self.error(
-                url.span(),
-                "origin url must not carry a path or query: request paths are forwarded as they are",
-            );
-            return None;
-        }
-        Some(OriginTarget::Url {
-            scheme: scheme.clone(),
-            authority: authority.clone(),
-        })
+        let path = uri
+            .path_and_query()
+            .filter(|p| p.as_str() != "/" && !p.as_str().is_empty())
+            .cloned();
+        Some((scheme.clone(), authority.clone(), path))
     }
 
     fn ca_file(&mut self, file: &Spanned<String>, site_dir: &Path) -> Vec<CertificateDer<'static>> {

@@ -69,6 +69,10 @@ pub struct RawChat {
     pub global_per_second: Option<Spanned<i64>>,
     pub max_concurrent: Option<Spanned<i64>>,
     pub exempt: Option<Vec<Spanned<String>>>,
+    pub widget: Option<bool>,
+    pub backend: Option<Spanned<String>>,
+    pub backend_timeout: Option<Spanned<String>>,
+    pub backend_max_concurrent: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

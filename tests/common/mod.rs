@@ -38,12 +38,15 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 pub struct Origin {
     pub addr: SocketAddr,
     pub pages: Pages,
+    /// The headers of the latest request, per path.
+    pub seen: Seen,
     pub requests: Arc<AtomicUsize>,
     pub release: Arc<Notify>,
     stop: watch::Sender<bool>,
 }
 
 struct OriginHandler {
+    seen: Seen,
     requests: Arc<AtomicUsize>,
     release: Arc<Notify>,
     pages: Pages,
@@ -85,6 +88,7 @@ impl CannedPage {
 }
 
 pub type Pages = Arc<std::sync::Mutex<std::collections::HashMap<String, CannedPage>>>;
+pub type Seen = Arc<std::sync::Mutex<std::collections::HashMap<String, http::HeaderMap>>>;
 
 pub const STREAM_FIRST: usize = 1 << 20;
 pub const STREAM_REST: usize = 3 << 20;
@@ -92,6 +96,10 @@ pub const STREAM_REST: usize = 3 << 20;
 impl Handler for OriginHandler {
     async fn handle(&self, req: Request<Incoming>, _conn: &ConnInfo) -> Response<Body> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(req.uri().path().to_string(), req.headers().clone());
         let canned = self.pages.lock().unwrap().get(req.uri().path()).cloned();
         if let Some(page) = canned {
             return self.canned(page);
@@ -199,7 +207,9 @@ impl Origin {
         let requests = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
         let pages = Pages::default();
+        let seen = Seen::default();
         let handler = Arc::new(OriginHandler {
+            seen: seen.clone(),
             requests: requests.clone(),
             release: release.clone(),
             pages: pages.clone(),
@@ -214,6 +224,7 @@ impl Origin {
         Origin {
             addr,
             pages,
+            seen,
             requests,
             release,
             stop,
@@ -223,6 +234,11 @@ impl Origin {
     /// Serves `page` at `path` from now on.
     pub fn serve(&self, path: &str, page: CannedPage) {
         self.pages.lock().unwrap().insert(path.to_string(), page);
+    }
+
+    /// The headers of the latest request for `path`.
+    pub fn last_headers(&self, path: &str) -> Option<http::HeaderMap> {
+        self.seen.lock().unwrap().get(path).cloned()
     }
 
     pub fn count(&self) -> usize {
