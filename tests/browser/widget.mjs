@@ -1,0 +1,57 @@
+// Opens a localized demo page through edgeseo in headless Chromium, uses the chat widget with the
+// keyboard only, and prints what a buyer saw as JSON for tests/widget.rs to check.
+// Usage: node widget.mjs <base-url> <page-path> <message>
+import { chromium } from "playwright-core";
+
+const [base, path, message] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const seen = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(10000);
+  await page.goto(base + path);
+  const launcher = page.locator("#edgeseo-chat .l");
+  seen.launcher = await launcher.textContent();
+  seen.launcherExpanded = await launcher.getAttribute("aria-expanded");
+
+  // Keyboard only: focus the launcher, Enter opens, focus lands in the message field.
+  await launcher.focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#edgeseo-chat .p").waitFor({ state: "visible" });
+  const focused = () => page.evaluate(() => {
+    const root = document.getElementById("edgeseo-chat").shadowRoot;
+    const el = root.activeElement;
+    return el ? el.tagName.toLowerCase() + (el.className ? "." + el.className : "") : null;
+  });
+  seen.focusAfterOpen = await focused();
+  seen.title = await page.locator("#edgeseo-chat h2").textContent();
+  seen.placeholder = await page.locator("#edgeseo-chat input").getAttribute("placeholder");
+
+  await page.keyboard.type(message);
+  await page.keyboard.press("Enter");
+  const reply = page.locator("#edgeseo-chat .m.b[data-intent]:not([aria-busy])").last();
+  await reply.waitFor();
+  seen.answer = await reply.textContent();
+  seen.lang = await reply.getAttribute("lang");
+  seen.intent = await reply.getAttribute("data-intent");
+  seen.question = await page.locator("#edgeseo-chat .m.u").last().textContent();
+
+  await page.keyboard.press("Escape");
+  seen.hiddenAfterEscape = await page.locator("#edgeseo-chat .p").isHidden();
+  seen.focusAfterEscape = await focused();
+
+  // A phone: the open panel fits the screen.
+  await page.setViewportSize({ width: 360, height: 640 });
+  await launcher.click();
+  seen.mobilePanel = await page.locator("#edgeseo-chat .p").boundingBox();
+  seen.mobileLauncher = await launcher.boundingBox();
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));

@@ -1,0 +1,112 @@
+//! The chat widget in a real browser: Debian's headless Chromium, driven by playwright-core
+//! (tests/browser), opens a demo page through edgeseo, uses the widget with the keyboard and
+//! reads the answer back. Skipped with a message where Node, playwright-core or Chromium is
+//! missing, unless EDGESEO_REQUIRE_BROWSER=1 (as in .ci/run, which installs them).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use http::{Request, StatusCode};
+use serde_json::Value;
+
+fn browser_available(dir: &Path) -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} not found (apt-get install chromium)"));
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Err("playwright-core not installed (cd tests/browser && npm ci)".into());
+    }
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => Err("node not found".into()),
+    }
+}
+
+#[tokio::test]
+async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if let Err(why) = browser_available(&dir) {
+        assert!(
+            std::env::var_os("EDGESEO_REQUIRE_BROWSER").is_none(),
+            "browser test required but {why}"
+        );
+        eprintln!("skipping the browser test: {why}");
+        return;
+    }
+    let app = start_proxy_with(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
+        None,
+        Default::default(),
+    )
+    .await;
+    let base = format!("http://{}", app.http_addr);
+    let message = "kak, minimal order blender berapa pcs ya?";
+
+    let script = dir.join("widget.mjs");
+    let base_arg = base.clone();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .args([&base_arg, "/id/products", message])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("browser run finishes within 90 s")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("JSON from the browser run");
+
+    // The same question straight to the endpoint, as the widget's page would ask it.
+    let req = Request::post(format!("{base}/api/chat"))
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(full_body(
+            serde_json::json!({"message": message, "locale": "id"}).to_string(),
+        ))
+        .unwrap();
+    let (status, _, bytes) = fetch(&http1_client(), req).await;
+    assert_eq!(status, StatusCode::OK);
+    let api: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(api["language"], "id");
+    assert_eq!(api["intent"], "moq");
+
+    // Indonesian interface on an Indonesian page.
+    assert_eq!(seen["launcher"], "Chat dengan kami", "{seen}");
+    assert_eq!(seen["title"], "Layanan pelanggan", "{seen}");
+    assert_eq!(seen["placeholder"], "Ketik pertanyaan Anda…", "{seen}");
+    assert_eq!(seen["launcherExpanded"], "false");
+    // Keyboard: Enter on the launcher opens it with the cursor in the message field; Escape
+    // closes it and gives focus back to the launcher.
+    assert_eq!(seen["focusAfterOpen"], "input", "{seen}");
+    assert_eq!(seen["hiddenAfterEscape"], true, "{seen}");
+    assert_eq!(seen["focusAfterEscape"], "button.l", "{seen}");
+    // The buyer's question and the Indonesian knowledge-base answer.
+    assert_eq!(seen["question"], message);
+    assert_eq!(seen["lang"], "id", "{seen}");
+    assert_eq!(seen["intent"], "moq", "{seen}");
+    assert_eq!(seen["answer"], api["answer"], "{seen}");
+    // On a 360 px wide phone the open panel fills the screen and nothing sticks out.
+    let panel = &seen["mobilePanel"];
+    assert!(panel["x"].as_f64().unwrap() >= 0.0, "{seen}");
+    assert!(
+        panel["x"].as_f64().unwrap() + panel["width"].as_f64().unwrap() <= 360.5,
+        "{seen}"
+    );
+    assert!(panel["width"].as_f64().unwrap() >= 359.0, "{seen}");
+    let launcher = &seen["mobileLauncher"];
+    assert!(
+        launcher["height"].as_f64().unwrap() >= 44.0,
+        "touch target: {seen}"
+    );
+}
