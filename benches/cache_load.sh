@@ -84,9 +84,9 @@ echo "wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk and the serv
 for warm in "http://$EDGE/id$PAGE seo.test" "http://$NGINX$PAGE x" "http://$ORIGIN$PAGE x"; do
   set -- $warm; wrk -t1 -c"$CONNS" -d2s -H "Host: $2" "$1" >/dev/null
 done
-read -r a_rps a_p99 < <(measure "http://$EDGE/id$PAGE" seo.test)
-read -r b_rps b_p99 < <(measure "http://$NGINX$PAGE" localhost)
-read -r c_rps c_p99 < <(measure "http://$ORIGIN$PAGE" localhost)
+read -r a_rps a_p99 _ < <(measure "http://$EDGE/id$PAGE" seo.test)
+read -r b_rps b_p99 _ < <(measure "http://$NGINX$PAGE" localhost)
+read -r c_rps c_p99 _ < <(measure "http://$ORIGIN$PAGE" localhost)
 
 printf "%-36s %12s %10s\n" "" "requests/s" "p99 ms"
 printf "%-36s %12s %10s\n" "a) edgeseo cache hit (/id/, localized)" "$a_rps" "$a_p99"

@@ -4,10 +4,16 @@
 # need COMMAND DEBIAN_PACKAGE: installs the package when the command is missing.
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 
-# measure URL HOST: prints "requests_per_second p99_ms" of one wrk run.
+# measure URL HOST [WRK ARGS...]: prints "requests_per_second p99_ms avg_ms non_2xx_3xx" of one
+# wrk run.
 measure() {
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $2" "$1" |
-    awk '/Requests\/sec/ {rps=$2}
-         /^ +99%/ {v=$2; ms=v+0; if (v ~ /us$/) ms/=1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) ms*=1000; p99=ms}
-         END {printf "%.0f %.2f\n", rps, p99}'
+  local url=$1 host=$2
+  shift 2
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $host" "$@" "$url" |
+    awk 'function ms(v) { x = v + 0; if (v ~ /us$/) return x / 1000; if (v ~ /ms$/) return x; if (v ~ /s$/) return x * 1000; return x }
+         /Requests\/sec/ {rps=$2}
+         /^ +Latency +[0-9]/ {avg=ms($2)}
+         /^ +99%/ {p99=ms($2)}
+         /Non-2xx or 3xx/ {bad=$NF}
+         END {printf "%.0f %.2f %.2f %d\n", rps, p99, avg, bad}'
 }

@@ -32,8 +32,8 @@ echo "page $PAGE: $size bytes; wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores s
 wrk -t1 -c"$CONNS" -d2s -H "Host: 127.0.0.1" "http://$ORIGIN$PAGE" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -H "Host: 127.0.0.1" "http://$PROXY$PAGE" >/dev/null
 
-read -r origin_rps origin_p99 < <(measure "http://$ORIGIN$PAGE" 127.0.0.1)
-read -r proxy_rps proxy_p99 < <(measure "http://$PROXY$PAGE" 127.0.0.1)
+read -r origin_rps origin_p99 _ < <(measure "http://$ORIGIN$PAGE" 127.0.0.1)
+read -r proxy_rps proxy_p99 _ < <(measure "http://$PROXY$PAGE" 127.0.0.1)
 
 printf "%-22s %12s %10s\n" "" "requests/s" "p99 ms"
 printf "%-22s %12s %10s\n" "origin direct" "$origin_rps" "$origin_p99"

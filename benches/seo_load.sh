@@ -90,9 +90,9 @@ echo "wrk -t1 -c$CONNS -d${DURATION}s, $(nproc) cores shared by wrk, proxies and
 for warm in "http://$EDGE$PAGE plain.test" "http://$EDGE/id$PAGE seo.test" "http://$NGINX$PAGE x"; do
   set -- $warm; wrk -t1 -c"$CONNS" -d2s -H "Host: $2" "$1" >/dev/null
 done
-read -r plain_rps plain_p99 < <(measure "http://$EDGE$PAGE" plain.test)
-read -r seo_rps seo_p99 < <(measure "http://$EDGE/id$PAGE" seo.test)
-read -r nginx_rps nginx_p99 < <(measure "http://$NGINX$PAGE" localhost)
+read -r plain_rps plain_p99 _ < <(measure "http://$EDGE$PAGE" plain.test)
+read -r seo_rps seo_p99 _ < <(measure "http://$EDGE/id$PAGE" seo.test)
+read -r nginx_rps nginx_p99 _ < <(measure "http://$NGINX$PAGE" localhost)
 
 printf "%-34s %12s %10s\n" "" "requests/s" "p99 ms"
 printf "%-34s %12s %10s\n" "edgeseo plain proxy" "$plain_rps" "$plain_p99"

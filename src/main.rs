@@ -206,6 +206,9 @@ fn print_demo_urls(app: &App) {
         "  Thai            {base}/th/products/air-fryer-4-5l\n"
     ));
     text.push_str(&format!("  sitemap         {base}/sitemap.xml\n"));
+    text.push_str(&format!(
+        "  chat            the button on every page, or: curl -s -H 'content-type: application/json' -d '{{\"message\":\"brp harga air fryer min?\"}}' {base}/api/chat\n"
+    ));
     text.push_str("Press Ctrl-C to stop.\n");
     // A closed stdout (the demo started from a script that stopped reading) is not an error.
     let _ = std::io::stdout().write_all(text.as_bytes());

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! request ─► 1. route:    Host/:authority → site          (unknown → 421, never forwarded)
+//!                         POST <chat path> → chat gateway (limits, language, intent, KB/backend)
 //!         ─► 2. localize: /id/… /vi/… /th/… → locale + origin path   (sites with pages.toml)
 //!         ─► 3. edge:     /sitemap.xml, /__edgeseo/… answered here
 //!         ─► 4. suggest:  English page, human, site wants redirects → 302 to the locale URL

@@ -366,3 +366,33 @@ async fn widget_is_served_and_injected_in_the_page_locale() {
         assert_eq!(tags[0].attr("data-endpoint"), Some("/api/chat"), "{path}");
     }
 }
+
+#[test]
+fn limiter_memory_stays_bounded_under_a_million_clients() {
+    let rules =
+        edgeseo::config::Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")))
+            .unwrap();
+    let site = &rules.sites[0];
+    let chat = edgeseo::chat::ChatService::new(site.chat.clone().unwrap(), None, "").unwrap();
+    // A million distinct addresses (10.0.0.0/8 is not exempt) and 100,000 sessions, one
+    // request each, as a scan or a botnet would send them.
+    for n in 0..1_000_000u32 {
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | n));
+        assert!(chat.check_ip(ip).is_ok());
+    }
+    let client = "10.255.255.255".parse().unwrap();
+    for n in 0..100_000 {
+        assert!(chat.check_session(client, &format!("session-{n}")).is_ok());
+    }
+    assert_eq!(chat.tracked_clients(), 1_100_000);
+    // Pruning keeps clients whose quota is still partly used...
+    assert!(chat.check_session(client, "just-now").is_ok());
+    chat.prune();
+    assert!(chat.tracked_clients() >= 1);
+    // ...and forgets every one whose quota has refilled. governor lets a key go one emission
+    // interval after that: with the demo's 60 per minute per IP and 30 per minute per session,
+    // 2 s and 4 s after a single request.
+    std::thread::sleep(std::time::Duration::from_millis(4100));
+    chat.prune();
+    assert_eq!(chat.tracked_clients(), 0);
+}
