@@ -9,15 +9,6 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-async fn demo() -> edgeseo::app::App {
-    start_proxy_with(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
-        None,
-        Default::default(),
-    )
-    .await
-}
-
 async fn chat(
     app: &edgeseo::app::App,
     body: &str,
@@ -40,7 +31,7 @@ async fn chat(
 
 #[tokio::test]
 async fn answers_in_the_buyers_language_with_the_intent() {
-    let app = demo().await;
+    let app = start_demo().await;
     for (message, language, intent) in [
         ("brp harga air fryer min?", "id", "price_quote"),
         ("gia si bao nhieu vay shop", "vi", "price_quote"),
@@ -79,7 +70,7 @@ async fn answers_in_the_buyers_language_with_the_intent() {
 
 #[tokio::test]
 async fn bad_requests_get_json_errors() {
-    let app = demo().await;
+    let app = start_demo().await;
     let (status, _, body) = chat(&app, "{not json", &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].is_string());
@@ -334,7 +325,7 @@ async fn backend_settings_are_checked() {
 
 #[tokio::test]
 async fn widget_is_served_and_injected_in_the_page_locale() {
-    let app = demo().await;
+    let app = start_demo().await;
     let (status, headers, script) = fetch(
         &http1_client(),
         get(app.http_addr, "localhost", "/__edgeseo/widget.js"),

@@ -3,7 +3,6 @@
 mod common;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
 
 use common::*;
 use http::StatusCode;
@@ -26,12 +25,7 @@ fn root_links(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_linked_page_and_asset_is_served() {
-    let app = start_proxy_with(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
-        None,
-        Default::default(),
-    )
-    .await;
+    let app = start_demo().await;
     let client = http1_client();
     let mut seen = BTreeSet::new();
     let mut queue = VecDeque::from([String::from("/")]);
@@ -59,12 +53,7 @@ async fn every_linked_page_and_asset_is_served() {
 
 #[tokio::test]
 async fn benchmark_page_is_about_60_kb() {
-    let app = start_proxy_with(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
-        None,
-        Default::default(),
-    )
-    .await;
+    let app = start_demo().await;
     let (status, _, body) = fetch(
         &http1_client(),
         get(app.http_addr, "127.0.0.1", "/products/air-fryer-4-5l"),

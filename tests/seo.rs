@@ -69,15 +69,6 @@ fn top_keyword(locale: Locale, category: &str) -> String {
         .unwrap()
 }
 
-async fn demo() -> edgeseo::app::App {
-    start_proxy_with(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
-        None,
-        Default::default(),
-    )
-    .await
-}
-
 async fn page(app: &edgeseo::app::App, path: &str) -> (StatusCode, http::HeaderMap, Html, String) {
     let host = format!("localhost:{}", app.http_addr.port());
     let (status, headers, body) = fetch(&http1_client(), get(app.http_addr, &host, path)).await;
@@ -87,7 +78,7 @@ async fn page(app: &edgeseo::app::App, path: &str) -> (StatusCode, http::HeaderM
 
 #[tokio::test]
 async fn demo_product_pages_carry_a_complete_localized_head() {
-    let app = demo().await;
+    let app = start_demo().await;
     let base = format!("http://localhost:{}", app.http_addr.port());
     let products = demo_csv("products.csv");
     let mut hreflang_sets = Vec::new();
@@ -209,7 +200,7 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
 
 #[tokio::test]
 async fn every_demo_page_is_localized_in_every_locale() {
-    let app = demo().await;
+    let app = start_demo().await;
     for path in ["/", "/products", "/about", "/contact", "/faq"] {
         for locale in Locale::ALL {
             let url_path = locale.localize_path(path);
@@ -312,7 +303,7 @@ async fn injected_jsonld_uses_only_schema_org_terms_with_googles_required_proper
         }
     }
 
-    let app = demo().await;
+    let app = start_demo().await;
     let mut checked = 0;
     for path in [
         "/",
@@ -366,7 +357,7 @@ async fn injected_jsonld_uses_only_schema_org_terms_with_googles_required_proper
 
 #[tokio::test]
 async fn assets_pass_byte_for_byte_and_sitemap_robots_are_served() {
-    let app = demo().await;
+    let app = start_demo().await;
     let origin = app.embedded.demo.unwrap();
     let client = http1_client();
     for path in [
@@ -905,7 +896,7 @@ print(json.dumps(out))
         eprintln!("skipping: python3 with extruct is not installed (pip install extruct)");
         return;
     }
-    let app = demo().await;
+    let app = start_demo().await;
     let products = demo_csv("products.csv");
     let air_fryer = products.iter().find(|p| p["sku"] == "LH-AF-45").unwrap();
     for locale in Locale::ALL {

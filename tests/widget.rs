@@ -37,12 +37,7 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
         eprintln!("skipping the browser test: {why}");
         return;
     }
-    let app = start_proxy_with(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
-        None,
-        Default::default(),
-    )
-    .await;
+    let app = start_demo().await;
     let base = format!("http://{}", app.http_addr);
     let message = "kak, minimal order blender berapa pcs ya?";
 

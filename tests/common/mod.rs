@@ -332,6 +332,16 @@ pub async fn start_proxy(rules: &RulesDir) -> App {
     start_proxy_with(rules.path(), None, PathBuf::new()).await
 }
 
+/// edgeseo with the shipped rules (`rules/`): the demo site behind the proxy.
+pub async fn start_demo() -> App {
+    start_proxy_with(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
+        None,
+        PathBuf::new(),
+    )
+    .await
+}
+
 pub async fn start_proxy_with(rules: &Path, tls: Option<SocketAddr>, certs: PathBuf) -> App {
     App::start(ServeOptions {
         rules_dir: rules.to_path_buf(),
