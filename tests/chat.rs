@@ -126,21 +126,6 @@ async fn per_ip_quota_trips_for_a_non_exempt_client() {
     assert_eq!(status, StatusCode::OK);
 }
 
-/// A copy of the demo's rules whose chat forwards to `backend` (a full URL).
-async fn demo_with_backend(backend: &str, extra: &str) -> edgeseo::app::App {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
-    let rules = copy_site(&src, "demo", |site| {
-        site.replace(
-            "[chat]\n",
-            &format!("[chat]\nbackend = \"{backend}\"\n{extra}\n"),
-        )
-    });
-    let app = start_proxy(&rules).await;
-    // The rules directory must outlive the app only until it has loaded.
-    drop(rules);
-    app
-}
-
 const MOQ_ID: &str = r#"{"message":"berapa minimal order rice cooker kak?","session":"s1"}"#;
 
 #[tokio::test]
@@ -151,10 +136,16 @@ async fn forwards_to_the_sites_backend_with_language_and_intent() {
         CannedPage::new(
             "application/json",
             r#"{"answer":"Minimal order 200 unit, kak.","ticket":42}"#,
-        ),
+        )
+        .header("set-cookie", "chat=abc; Path=/"),
     );
-    let app = demo_with_backend(&format!("http://{}/chat", backend.addr), "").await;
-    let (status, headers, answer) = chat(&app, MOQ_ID, &[]).await;
+    let app = start_demo_with_backend(&format!("http://{}/chat", backend.addr), "").await;
+    // What a browser sends along, and a header a client must not be able to set for the edge.
+    let extra = [
+        ("accept-encoding", "gzip, br"),
+        ("x-edgeseo-intent", "refund"),
+    ];
+    let (status, headers, answer) = chat(&app, MOQ_ID, &extra).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["source"], "backend");
     assert_eq!(answer["answer"], "Minimal order 200 unit, kak.");
@@ -162,8 +153,14 @@ async fn forwards_to_the_sites_backend_with_language_and_intent() {
     assert_eq!(answer["language"], "id");
     assert_eq!(answer["intent"], "moq");
     assert_eq!(headers["x-edgeseo-chat-source"], "backend");
+    assert_eq!(headers["x-edgeseo-intent"], "moq");
+    assert_eq!(headers["set-cookie"], "chat=abc; Path=/");
 
     let seen = backend.last_headers("/chat").expect("backend was asked");
+    assert!(
+        seen.get("accept-encoding").is_none(),
+        "the reply is read here"
+    );
     assert_eq!(seen["x-edgeseo-language"], "id");
     assert_eq!(seen["x-edgeseo-intent"], "moq");
     assert!(
@@ -189,7 +186,7 @@ async fn event_streams_pass_through_as_they_come() {
     );
     page.hold_after_first = Some(first.len());
     backend.serve("/chat", page);
-    let app = demo_with_backend(
+    let app = start_demo_with_backend(
         &format!("http://{}/chat", backend.addr),
         "backend_max_concurrent = 1",
     )
@@ -241,7 +238,7 @@ async fn event_streams_pass_through_as_they_come() {
 #[tokio::test]
 async fn a_failing_backend_costs_the_buyer_nothing() {
     let backend = Origin::start().await;
-    let app = demo_with_backend(
+    let app = start_demo_with_backend(
         &format!("http://{}/chat", backend.addr),
         "backend_timeout = \"400ms\"",
     )
@@ -285,8 +282,33 @@ async fn a_failing_backend_costs_the_buyer_nothing() {
     }
     backend.release.notify_waiters();
 
+    // A stream that stalls after its first event is cut after backend_timeout.
+    let first = "data: Minimal\n\n";
+    backend.serve(
+        "/chat",
+        CannedPage {
+            hold_after_first: Some(first.len()),
+            ..CannedPage::new("text/event-stream", format!("{first}data: never\n\n"))
+        },
+    );
+    let req = Request::post(format!("http://{}/api/chat", app.http_addr))
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(full_body(MOQ_ID))
+        .unwrap();
+    let resp = send(&http1_client(), req).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        resp.into_body().collect(),
+    )
+    .await
+    .expect("the stalled stream ends");
+    assert!(cut.is_err(), "a cut stream is not a complete answer");
+    backend.release.notify_waiters();
+
     // A backend that takes longer than backend_timeout to answer at all.
-    let app = demo_with_backend(
+    let app = start_demo_with_backend(
         &format!("http://{}/slow", backend.addr),
         "backend_timeout = \"300ms\"",
     )
@@ -299,7 +321,7 @@ async fn a_failing_backend_costs_the_buyer_nothing() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let app = demo_with_backend(&format!("http://{addr}/chat"), "").await;
+    let app = start_demo_with_backend(&format!("http://{addr}/chat"), "").await;
     let (_, headers, answer) = chat(&app, MOQ_ID, &[]).await;
     assert_eq!(answer["source"], "fallback");
     assert_eq!(headers["x-edgeseo-chat-fallback"], "unreachable");
@@ -376,13 +398,16 @@ fn limiter_memory_stays_bounded_under_a_million_clients() {
         assert!(chat.check_session(client, &format!("session-{n}")).is_ok());
     }
     assert_eq!(chat.tracked_clients(), 1_100_000);
-    // Pruning keeps clients whose quota is still partly used...
+    // governor lets a key go one emission interval after its quota has refilled: with the demo's
+    // 60 per minute per IP and 30 per minute per session, 2 s and 4 s after a single request.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     assert!(chat.check_session(client, "just-now").is_ok());
     chat.prune();
-    assert!(chat.tracked_clients() >= 1);
-    // ...and forgets every one whose quota has refilled. governor lets a key go one emission
-    // interval after that: with the demo's 60 per minute per IP and 30 per minute per session,
-    // 2 s and 4 s after a single request.
+    let left = chat.tracked_clients();
+    assert!(
+        (1..=100_001).contains(&left),
+        "every address forgotten, the session just seen kept: {left}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(4100));
     chat.prune();
     assert_eq!(chat.tracked_clients(), 0);

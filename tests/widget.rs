@@ -26,8 +26,8 @@ fn browser_available(dir: &Path) -> Result<(), String> {
     }
 }
 
-#[tokio::test]
-async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
+/// Runs the browser script against `base`; `None` when the browser test is skipped.
+async fn buyer_session(base: &str, path: &str, message: &str) -> Option<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if let Err(why) = browser_available(&dir) {
         assert!(
@@ -35,19 +35,13 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
             "browser test required but {why}"
         );
         eprintln!("skipping the browser test: {why}");
-        return;
+        return None;
     }
-    let app = start_demo().await;
-    let base = format!("http://{}", app.http_addr);
-    let message = "kak, minimal order blender berapa pcs ya?";
-
-    let script = dir.join("widget.mjs");
-    let base_arg = base.clone();
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(90),
         tokio::process::Command::new("node")
-            .arg(&script)
-            .args([&base_arg, "/id/products", message])
+            .arg(dir.join("widget.mjs"))
+            .args([base, path, message])
             .kill_on_drop(true)
             .output(),
     )
@@ -60,14 +54,25 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
         "browser run failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("JSON from the browser run");
+    Some(serde_json::from_str(stdout.trim()).expect("JSON from the browser run"))
+}
+
+const QUESTION: &str = "kak, minimal order blender berapa pcs ya?";
+
+#[tokio::test]
+async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
+    let app = start_demo().await;
+    let base = format!("http://{}", app.http_addr);
+    let Some(seen) = buyer_session(&base, "/id/products", QUESTION).await else {
+        return;
+    };
 
     // The same question straight to the endpoint, as the widget's page would ask it.
     let req = Request::post(format!("{base}/api/chat"))
         .header("host", "127.0.0.1")
         .header("content-type", "application/json")
         .body(full_body(
-            serde_json::json!({"message": message, "locale": "id"}).to_string(),
+            serde_json::json!({"message": QUESTION, "locale": "id"}).to_string(),
         ))
         .unwrap();
     let (status, _, bytes) = fetch(&http1_client(), req).await;
@@ -87,7 +92,7 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
     assert_eq!(seen["hiddenAfterEscape"], true, "{seen}");
     assert_eq!(seen["focusAfterEscape"], "button.l", "{seen}");
     // The buyer's question and the Indonesian knowledge-base answer.
-    assert_eq!(seen["question"], message);
+    assert_eq!(seen["question"], QUESTION);
     assert_eq!(seen["lang"], "id", "{seen}");
     assert_eq!(seen["intent"], "moq", "{seen}");
     assert_eq!(seen["answer"], api["answer"], "{seen}");
@@ -104,4 +109,33 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
         launcher["height"].as_f64().unwrap() >= 44.0,
         "touch target: {seen}"
     );
+}
+
+#[tokio::test]
+async fn a_backends_event_stream_is_shown_as_one_answer() {
+    let backend = Origin::start().await;
+    backend.serve(
+        "/chat",
+        CannedPage::new(
+            "text/event-stream",
+            concat!(
+                "event: meta\ndata: {\"ticket\":7}\n\n",
+                "data: {\"delta\":\"Halo kak, \"}\n\n",
+                "data: {\"delta\":\"minimal 200 unit.\"}\n\n",
+                "data: [DONE]\n\n",
+            ),
+        ),
+    );
+    let app = start_demo_with_backend(&format!("http://{}/chat", backend.addr), "").await;
+    let base = format!("http://{}", app.http_addr);
+    let Some(seen) = buyer_session(&base, "/id/", QUESTION).await else {
+        return;
+    };
+    assert_eq!(seen["answer"], "Halo kak, minimal 200 unit.", "{seen}");
+    assert_eq!(seen["lang"], "id", "{seen}");
+    assert_eq!(seen["intent"], "moq", "{seen}");
+    let asked = backend
+        .last_headers("/chat")
+        .expect("the backend was asked");
+    assert_eq!(asked["x-edgeseo-language"], "id");
 }

@@ -1,21 +1,26 @@
 //! Forward mode: a site with its own chat service (`[chat] backend`) gets each message forwarded
 //! there with what the edge already knows (language, intent, confidence) in request headers.
-//! A JSON reply is completed to the chat API's shape with `"source": "backend"`; any other reply
-//! (a `text/event-stream` above all) streams through untouched. A backend that is down, slow,
-//! overloaded or broken costs the buyer nothing: the caller answers from the knowledge base.
+//! A JSON reply is completed to the chat API's shape with `"source": "backend"`; an event stream
+//! (or plain text) streams through, cut if it stalls for the backend timeout. A backend that is
+//! down, slow, overloaded or broken before its answer starts costs the buyer nothing: the caller
+//! answers from the knowledge base.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::{Body as HttpBody, Frame};
 use http_body_util::{BodyExt, Limited};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use super::ChatAnswer;
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
 use crate::config::ChatBackend;
 use crate::error::ProxyError;
 use crate::forward::{self, ClientSide};
@@ -97,6 +102,8 @@ impl Backend {
 
         forward::request_headers(&mut headers, client);
         headers.remove(header::CONTENT_LENGTH);
+        // The JSON reply is read here, and nothing here decodes compressed bodies.
+        headers.remove(header::ACCEPT_ENCODING);
         analysis_headers(&mut headers, edge);
         let mut req = Request::new(body::full(body));
         *req.method_mut() = Method::POST;
@@ -111,19 +118,23 @@ impl Backend {
         }
         let (mut parts, incoming) = resp.into_parts();
         forward::response_headers(&mut parts.headers, parts.version);
-        analysis_headers(&mut parts.headers, edge);
         parts.headers.insert(
             HeaderName::from_static(SOURCE_HEADER),
             HeaderValue::from_static("backend"),
         );
-
-        if !is_json(&parts.headers) {
-            // Streamed as it comes; the slot is held until the stream ends or the client leaves.
-            let body = incoming.map_frame(move |frame| {
-                let _held = &slot;
-                frame
-            });
-            return Ok(Response::from_parts(parts, body::boxed(body)));
+        match reply_kind(&parts.headers) {
+            Some(ReplyKind::Stream) => {
+                analysis_headers(&mut parts.headers, edge);
+                let body = IdleTimeout::new(incoming, self.timeout, slot);
+                return Ok(Response::from_parts(parts, body::boxed(body)));
+            }
+            Some(ReplyKind::Json) => {}
+            None => {
+                return Err(BackendError::InvalidReply(format!(
+                    "content type {:?}",
+                    parts.headers.get(header::CONTENT_TYPE)
+                )));
+            }
         }
         let bytes =
             tokio::time::timeout_at(deadline, Limited::new(incoming, MAX_JSON_REPLY).collect())
@@ -132,19 +143,87 @@ impl Backend {
                 .map_err(|e| BackendError::InvalidReply(e.to_string()))?
                 .to_bytes();
         drop(slot);
-        let reply = complete_reply(&bytes, edge)?;
+        let (reply, answered) = complete_reply(&bytes, edge)?;
         let mut resp = body::json(parts.status, &reply);
-        for name in [
-            LANGUAGE_HEADER,
-            INTENT_HEADER,
-            CONFIDENCE_HEADER,
-            SOURCE_HEADER,
-        ] {
-            if let Some(value) = parts.headers.get(name) {
-                resp.headers_mut().insert(name, value.clone());
+        // The backend's own headers (a session cookie, say) come along; the body's are edgeseo's.
+        for (name, value) in &parts.headers {
+            if !matches!(
+                *name,
+                header::CONTENT_TYPE
+                    | header::CONTENT_LENGTH
+                    | header::CONTENT_ENCODING
+                    | header::CACHE_CONTROL
+            ) {
+                resp.headers_mut().append(name.clone(), value.clone());
             }
         }
+        analysis_headers(resp.headers_mut(), &answered);
         Ok(resp)
+    }
+}
+
+enum ReplyKind {
+    Json,
+    /// Passed through as it arrives: `text/event-stream`, `text/plain`.
+    Stream,
+}
+
+fn reply_kind(headers: &HeaderMap) -> Option<ReplyKind> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())?
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json" || media.ends_with("+json") {
+        Some(ReplyKind::Json)
+    } else if media == "text/event-stream" || media == "text/plain" {
+        Some(ReplyKind::Stream)
+    } else {
+        None
+    }
+}
+
+/// A backend's streamed reply, cut when no frame has come for `idle`; it holds the backend slot
+/// until it ends or the client goes away.
+struct IdleTimeout {
+    inner: Incoming,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl IdleTimeout {
+    fn new(inner: Incoming, idle: Duration, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            inner,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            _slot: slot,
+        }
+    }
+}
+
+impl HttpBody for IdleTimeout {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            let deadline = Instant::now() + this.idle;
+            this.sleep.as_mut().reset(deadline);
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        ready!(this.sleep.as_mut().poll(cx));
+        Poll::Ready(Some(Err(BackendError::Timeout(this.idle).into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 }
 
@@ -162,25 +241,33 @@ pub fn analysis_headers(headers: &mut HeaderMap, edge: &ChatAnswer) {
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| {
-            let t = t.trim().to_ascii_lowercase();
-            t == "application/json" || t.ends_with("+json")
-        })
-}
-
-/// The backend's JSON object with the fields it left out taken from the edge's analysis.
-fn complete_reply(bytes: &[u8], edge: &ChatAnswer) -> Result<serde_json::Value, BackendError> {
+/// The backend's JSON object with the fields it left out taken from the edge's analysis, and the
+/// analysis the reply ends up with (for the response headers).
+fn complete_reply(
+    bytes: &[u8],
+    edge: &ChatAnswer,
+) -> Result<(serde_json::Value, ChatAnswer), BackendError> {
     let mut reply: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
         .map_err(|e| BackendError::InvalidReply(format!("not a JSON object: {e}")))?;
-    if !reply.get("answer").is_some_and(|a| a.is_string()) {
+    let Some(answer) = reply.get("answer").and_then(|a| a.as_str()) else {
         return Err(BackendError::InvalidReply(
             "no string `answer` field".to_string(),
         ));
+    };
+    let mut answered = ChatAnswer {
+        answer: answer.to_string(),
+        source: "backend",
+        ..edge.clone()
+    };
+    if let Some(intent) = reply.get("intent").and_then(|i| i.as_str()) {
+        answered.intent = intent.to_string();
+    }
+    if let Some(lang) = reply
+        .get("language")
+        .and_then(|l| l.as_str())
+        .and_then(crate::locale::Locale::from_code)
+    {
+        answered.language = lang.code();
     }
     let defaults = [
         ("language", serde_json::json!(edge.language)),
@@ -191,7 +278,7 @@ fn complete_reply(bytes: &[u8], edge: &ChatAnswer) -> Result<serde_json::Value, 
         reply.entry(key).or_insert(value);
     }
     reply.insert("source".to_string(), serde_json::json!("backend"));
-    Ok(serde_json::Value::Object(reply))
+    Ok((serde_json::Value::Object(reply), answered))
 }
 
 #[cfg(test)]
@@ -210,11 +297,13 @@ mod tests {
 
     #[test]
     fn backend_fields_win_and_missing_ones_come_from_the_edge() {
-        let reply = complete_reply(
+        let (reply, answered) = complete_reply(
             br#"{"answer":"Minimal 100 pcs","intent":"min_order","ticket":7}"#,
             &edge(),
         )
         .unwrap();
+        assert_eq!(answered.intent, "min_order");
+        assert_eq!(answered.language, "id");
         assert_eq!(reply["answer"], "Minimal 100 pcs");
         assert_eq!(reply["intent"], "min_order");
         assert_eq!(reply["language"], "id");
@@ -238,17 +327,23 @@ mod tests {
     }
 
     #[test]
-    fn json_types() {
+    fn reply_kinds() {
         let mut h = HeaderMap::new();
-        for (value, json) in [
-            ("application/json", true),
-            ("Application/JSON; charset=utf-8", true),
-            ("application/problem+json", true),
-            ("text/event-stream", false),
+        for (value, kind) in [
+            ("application/json", Some("json")),
+            ("Application/JSON; charset=utf-8", Some("json")),
+            ("application/problem+json", Some("json")),
+            ("text/event-stream", Some("stream")),
+            ("text/plain; charset=utf-8", Some("stream")),
+            ("text/html", None),
         ] {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-            assert_eq!(is_json(&h), json, "{value}");
+            let got = reply_kind(&h).map(|k| match k {
+                ReplyKind::Json => "json",
+                ReplyKind::Stream => "stream",
+            });
+            assert_eq!(got, kind, "{value}");
         }
-        assert!(!is_json(&HeaderMap::new()));
+        assert!(reply_kind(&HeaderMap::new()).is_none());
     }
 }

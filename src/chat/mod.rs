@@ -63,7 +63,7 @@ struct ChatRequest {
     locale: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct ChatAnswer {
     pub language: &'static str,
     pub intent: String,
@@ -196,8 +196,7 @@ impl ChatService {
         if let Err(wait) = self.global.check() {
             return too_many(wait_time(wait));
         }
-        let Ok(_slot) =
-            tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
+        let Ok(slot) = tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
         else {
             return too_many(Duration::from_secs(1));
         };
@@ -228,6 +227,8 @@ impl ChatService {
             .and_then(Lang::from_code)
             .unwrap_or_else(|| lang_of(page_locale));
         let mut answer = self.answer(message, fallback);
+        // The edge's work is done; a slow backend must not hold the slots that bound it.
+        drop(slot);
         let mut failure = None;
         if let Some(backend) = &self.backend {
             match backend.forward(parts.headers, bytes, client, &answer).await {

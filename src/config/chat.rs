@@ -101,7 +101,16 @@ pub(super) fn load(
     };
     let max_message = v.size(&c.max_message, 2048, 16..=1 << 20) as usize;
     // The certification's budget for an answer is 3 s; the fallback needs a little of it.
-    let backend_timeout = v.duration(&c.backend_timeout, Duration::from_millis(2500));
+    let mut backend_timeout = v.duration(&c.backend_timeout, Duration::from_millis(2500));
+    if let Some(t) = c.backend_timeout.as_ref()
+        && backend_timeout > Duration::from_secs(60)
+    {
+        v.error(
+            t.span(),
+            "backend_timeout is at most 60s (buyers are waiting)",
+        );
+        backend_timeout = Duration::from_secs(60);
+    }
     let backend_max_concurrent = v.count(&c.backend_max_concurrent, 256, 1..=100_000) as usize;
     let backend = c.backend.as_ref().and_then(|url| {
         let (scheme, authority, path) = v.http_url(url, "chat backend")?;

@@ -9,16 +9,20 @@
   var T = {
     en: ["Chat with us", "Customer service", "Type your question…", "Send", "Close chat",
       "Hello! Ask us about prices, MOQ, samples, shipping or certificates.", "Typing…",
-      "Sorry, the chat is unavailable. Please try again.", "Too many messages. Please wait {s} s.", "Your message"],
+      "Sorry, the chat is unavailable. Please try again.", "Too many messages. Please wait {s} s.", "Your message",
+      "That message is too long. Please shorten it."],
     id: ["Chat dengan kami", "Layanan pelanggan", "Ketik pertanyaan Anda…", "Kirim", "Tutup chat",
       "Halo! Tanya kami soal harga, MOQ, sampel, pengiriman atau sertifikat.", "Sedang mengetik…",
-      "Maaf, chat sedang tidak tersedia. Silakan coba lagi.", "Terlalu banyak pesan. Tunggu {s} detik.", "Pesan Anda"],
+      "Maaf, chat sedang tidak tersedia. Silakan coba lagi.", "Terlalu banyak pesan. Tunggu {s} detik.", "Pesan Anda",
+      "Pesan terlalu panjang. Mohon persingkat."],
     vi: ["Chat với chúng tôi", "Chăm sóc khách hàng", "Nhập câu hỏi của bạn…", "Gửi", "Đóng chat",
       "Xin chào! Hỏi chúng tôi về giá, MOQ, hàng mẫu, vận chuyển hoặc chứng nhận.", "Đang trả lời…",
-      "Xin lỗi, chat hiện không khả dụng. Vui lòng thử lại.", "Quá nhiều tin nhắn. Vui lòng đợi {s} giây.", "Tin nhắn của bạn"],
+      "Xin lỗi, chat hiện không khả dụng. Vui lòng thử lại.", "Quá nhiều tin nhắn. Vui lòng đợi {s} giây.", "Tin nhắn của bạn",
+      "Tin nhắn quá dài. Vui lòng rút gọn."],
     th: ["แชทกับเรา", "ฝ่ายบริการลูกค้า", "พิมพ์คำถามของคุณ…", "ส่ง", "ปิดแชท",
       "สวัสดีค่ะ สอบถามราคา MOQ ตัวอย่างสินค้า การจัดส่ง หรือใบรับรองได้เลยค่ะ", "กำลังพิมพ์…",
-      "ขออภัย แชทไม่พร้อมใช้งาน กรุณาลองใหม่อีกครั้ง", "ส่งข้อความมากเกินไป กรุณารอ {s} วินาที", "ข้อความของคุณ"]
+      "ขออภัย แชทไม่พร้อมใช้งาน กรุณาลองใหม่อีกครั้ง", "ส่งข้อความมากเกินไป กรุณารอ {s} วินาที", "ข้อความของคุณ",
+      "ข้อความยาวเกินไป กรุณาพิมพ์ให้สั้นลง"]
   };
   var t = T[locale] || T.en;
   if (!T[locale]) locale = "en";
@@ -49,7 +53,7 @@
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #ddd}" +
     "input{flex:1;min-width:0;min-height:44px;padding:0 12px;border:1px solid #999;border-radius:8px}" +
     "form button{min-height:44px;padding:0 16px;border:0;border-radius:8px;background:#0b5fff;color:#fff;cursor:pointer}" +
-    ":focus-visible{outline:3px solid #ffbf47;outline-offset:2px}" +
+    ":focus-visible{outline:3px solid #111;outline-offset:2px;box-shadow:0 0 0 2px #fff}" +
     ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     "@media (max-width:480px){.p{inset:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}}" +
     "</style>" +
@@ -98,22 +102,26 @@
   function stream(resp, m) {
     var reader = resp.body.getReader(), decoder = new TextDecoder(), buf = "";
     m.textContent = "";
+    // JSON data with `answer` replaces the text, with `delta` or `text` extends it; other JSON
+    // (metadata, end markers) is not for the buyer's eyes. Anything else is text.
     function piece(data) {
-      try {
-        var j = JSON.parse(data);
-        if (typeof j.answer === "string") { m.textContent = j.answer; return; }
-        if (typeof j.delta === "string") { m.textContent += j.delta; return; }
-        if (typeof j.text === "string") { m.textContent += j.text; return; }
-      } catch (e) { /* plain text data */ }
-      if (data !== "[DONE]") m.textContent += data;
+      var j;
+      try { j = JSON.parse(data); } catch (e) { j = undefined; }
+      if (j !== null && typeof j === "object") {
+        if (typeof j.answer === "string") m.textContent = j.answer;
+        else if (typeof j.delta === "string") m.textContent += j.delta;
+        else if (typeof j.text === "string") m.textContent += j.text;
+      } else if (data !== "[DONE]") {
+        m.textContent += data;
+      }
     }
     function pump() {
       return reader.read().then(function (r) {
         buf += decoder.decode(r.value || new Uint8Array(), { stream: !r.done });
-        var events = buf.split(/\r?\n\r?\n/);
+        var events = buf.split(/\r\n\r\n|\n\n|\r\r/);
         buf = r.done ? "" : events.pop();
         events.forEach(function (ev) {
-          var data = ev.split(/\r?\n/).filter(function (l) { return l.indexOf("data:") === 0; })
+          var data = ev.split(/\r\n|\n|\r/).filter(function (l) { return l.indexOf("data:") === 0; })
             .map(function (l) { return l.slice(5).replace(/^ /, ""); });
           if (data.length) piece(data.join("\n"));
         });
@@ -141,7 +149,9 @@
       var lang = resp.headers.get("x-edgeseo-language");
       if (lang) m.setAttribute("lang", lang);
       m.setAttribute("data-intent", resp.headers.get("x-edgeseo-intent") || "");
-      if (resp.status === 429) {
+      if (resp.status === 413) {
+        m.textContent = t[10];
+      } else if (resp.status === 429) {
         m.textContent = t[8].replace("{s}", resp.headers.get("retry-after") || "1");
       } else if (!resp.ok) {
         m.textContent = t[7];
@@ -157,7 +167,9 @@
         return resp.text().then(function (s) { m.textContent = s; });
       }
     }).catch(function () {
-      m.textContent = t[7];
+      // A stream cut short keeps what arrived, with the apology after it.
+      var partial = m.textContent && m.textContent !== t[6];
+      m.textContent = partial ? m.textContent + "\n" + t[7] : t[7];
     }).then(function () {
       m.removeAttribute("aria-busy");
       log.scrollTop = log.scrollHeight;

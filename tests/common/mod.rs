@@ -342,6 +342,21 @@ pub async fn start_demo() -> App {
     .await
 }
 
+/// A copy of the demo's rules whose chat forwards to `backend` (a full URL).
+pub async fn start_demo_with_backend(backend: &str, extra: &str) -> App {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
+    let rules = copy_site(&src, "demo", |site| {
+        site.replace(
+            "[chat]\n",
+            &format!("[chat]\nbackend = \"{backend}\"\n{extra}\n"),
+        )
+    });
+    let app = start_proxy(&rules).await;
+    // The rules directory must outlive the app only until it has loaded.
+    drop(rules);
+    app
+}
+
 pub async fn start_proxy_with(rules: &Path, tls: Option<SocketAddr>, certs: PathBuf) -> App {
     App::start(ServeOptions {
         rules_dir: rules.to_path_buf(),
