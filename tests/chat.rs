@@ -374,7 +374,7 @@ async fn widget_is_served_and_injected_in_the_page_locale() {
         let selector =
             scraper::Selector::parse(r#"body > script[src="/__edgeseo/widget.js"]"#).unwrap();
         let tags: Vec<_> = doc.select(&selector).collect();
-        assert_eq!(tags.len(), 1, "{path}: one widget tag, last in <body>");
+        assert_eq!(tags.len(), 1, "{path}: one widget tag, a child of <body>");
         assert_eq!(tags[0].attr("data-locale"), Some(locale), "{path}");
         assert_eq!(tags[0].attr("data-endpoint"), Some("/api/chat"), "{path}");
     }
