@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use edgeseo::chat::ChatService;
 use edgeseo::chat::intent::{Example, IntentModel, TrainParams};
-use edgeseo::chat::langid::{Lang, LanguageId};
+use edgeseo::chat::langid::LanguageId;
 use edgeseo::config::Rules;
+use edgeseo::locale::Locale;
 use lingua::{Language, LanguageDetector, LanguageDetectorBuilder};
 
 fn messages() -> Vec<String> {
@@ -41,13 +42,7 @@ fn pipeline() -> Pipeline {
     let examples: Vec<Example> = chat_rules
         .examples
         .iter()
-        .map(|(text, intent, locale)| {
-            Example::new(
-                text.clone(),
-                intent.clone(),
-                Lang::from_code(locale.code()).unwrap(),
-            )
-        })
+        .map(|(text, intent, locale)| Example::new(text.clone(), intent.clone(), *locale))
         .collect();
     Pipeline {
         model: IntentModel::train(&examples, &TrainParams::default()).unwrap(),
@@ -79,7 +74,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("edgeseo language id", |b| {
         b.iter(|| {
             for m in &msgs {
-                std::hint::black_box(p.langid.detect(m, Lang::En));
+                std::hint::black_box(p.langid.detect(m, Locale::En));
             }
         })
     });
@@ -93,7 +88,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("answer (language id + intent + KB)", |b| {
         b.iter(|| {
             for m in &msgs {
-                std::hint::black_box(p.chat.answer(m, Lang::En));
+                std::hint::black_box(p.chat.answer(m, Locale::En));
             }
         })
     });
@@ -111,7 +106,7 @@ fn interleaved(p: &Pipeline, msgs: &[String], rounds: usize) -> (Duration, Durat
         best.0 = best.0.min(t.elapsed());
         let t = Instant::now();
         for m in msgs {
-            std::hint::black_box(p.chat.answer(m, Lang::En));
+            std::hint::black_box(p.chat.answer(m, Locale::En));
         }
         best.1 = best.1.min(t.elapsed());
     }

@@ -16,7 +16,8 @@ use edgeseo::chat::features::{FeatureConfig, FoldMode};
 use edgeseo::chat::intent::{
     Example, Expert, IntentModel, RECOMMENDED_THRESHOLD, SvmParams, TrainParams,
 };
-use edgeseo::chat::langid::{DecidedBy, Lang, LanguageId};
+use edgeseo::chat::langid::{DecidedBy, LanguageId};
+use edgeseo::locale::Locale;
 
 const TRAIN_CSV: &str = "rules/demo-supplier/chat/intents.csv";
 const HELDOUT_CSV: &str = "tests/data/chat/heldout.csv";
@@ -160,7 +161,7 @@ fn xsid_table(xsid: &Path, params: &TrainParams) -> Result<(), Box<dyn Error>> {
         "{:<6}{:>8}{:>8}{:>11}{:>20}",
         "lang", "train", "test", "accuracy", "baseline-replica"
     );
-    for lang in [Lang::En, Lang::Id] {
+    for lang in [Locale::En, Locale::Id] {
         let tr = read_xsid(&xsid.join(format!("{}.valid.conll", lang.code())), lang)?;
         let te = read_xsid(&xsid.join(format!("{}.test.conll", lang.code())), lang)?;
         let mut accs = Vec::new();
@@ -201,14 +202,14 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn wrong_locale(l: Lang) -> Lang {
-    Lang::ALL[(l as usize + 1) % 4]
+fn wrong_locale(l: Locale) -> Locale {
+    Locale::ALL[(l as usize + 1) % 4]
 }
 
 fn langid_chat_table(lid: &LanguageId, name: &str, rows: &[Example]) {
-    let mut by_lang: BTreeMap<Lang, [usize; 3]> = BTreeMap::new();
+    let mut by_lang: BTreeMap<Locale, [usize; 3]> = BTreeMap::new();
     let mut by_evidence: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut confusion: BTreeMap<(Lang, Lang), usize> = BTreeMap::new();
+    let mut confusion: BTreeMap<(Locale, Locale), usize> = BTreeMap::new();
     for e in rows {
         let d = lid.detect(&e.text, e.lang);
         let s = lid.detect(&e.text, wrong_locale(e.lang));
@@ -270,7 +271,7 @@ fn langid_lingua_table(lid: &LanguageId, dir: &Path) -> Result<(), Box<dyn Error
         "", "strict (pg) fb%", "strict (pg) fb%", "strict (pg) fb%"
     );
     for code in ["en", "id", "ms", "vi", "th"] {
-        let gold = Lang::from_code(code).ok_or("bad code")?;
+        let gold = Locale::from_language_tag(code).ok_or("bad code")?;
         let mut cells = Vec::new();
         for set in sets {
             let lines = read_lines(&dir.join(set).join(format!("{code}.txt")))?;
@@ -298,7 +299,7 @@ fn langid_lingua_table(lid: &LanguageId, dir: &Path) -> Result<(), Box<dyn Error
 }
 
 fn intent_heldout(model: &IntentModel, heldout: &[Example]) {
-    let mut by_lang: BTreeMap<Lang, (usize, usize)> = BTreeMap::new();
+    let mut by_lang: BTreeMap<Locale, (usize, usize)> = BTreeMap::new();
     let mut by_intent: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let mut preds = Vec::with_capacity(heldout.len());
@@ -413,7 +414,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Example>, Box<dyn Error>> {
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec?;
         let (text, intent, lang) = (&rec[0], &rec[1], &rec[2]);
-        let lang = Lang::from_code(lang)
+        let lang = Locale::from_language_tag(lang)
             .ok_or_else(|| format!("{}:{}: unknown lang {lang:?}", path.display(), i + 2))?;
         out.push(Example::new(text, intent, lang));
     }
@@ -421,7 +422,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Example>, Box<dyn Error>> {
 }
 
 /// Reads the `# text = ` / `# intent = ` pairs of an xSID CoNLL file.
-pub fn read_xsid(path: &Path, lang: Lang) -> Result<Vec<Example>, Box<dyn Error>> {
+pub fn read_xsid(path: &Path, lang: Locale) -> Result<Vec<Example>, Box<dyn Error>> {
     let raw = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = Vec::new();
     let mut text: Option<String> = None;

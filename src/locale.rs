@@ -29,6 +29,16 @@ impl Locale {
         Locale::ALL.into_iter().find(|l| l.code() == code)
     }
 
+    /// The locale that serves a language named loosely, as clients do: "en", "EN", "id-ID",
+    /// "vi_VN". Malay ("ms") and the legacy Indonesian code "in" are served in Indonesian.
+    pub fn from_language_tag(tag: &str) -> Option<Locale> {
+        let primary = tag.split(['-', '_']).next().unwrap_or("");
+        match primary.to_ascii_lowercase().as_str() {
+            "in" | "ms" => Some(Locale::Id),
+            code => Locale::from_code(code),
+        }
+    }
+
     /// BCP 47 tag for `<html lang>`, `hreflang` and `Content-Language`.
     pub fn tag(self) -> &'static str {
         match self {
@@ -113,6 +123,19 @@ impl fmt::Display for Locale {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn language_tags_are_read_loosely() {
+        for l in Locale::ALL {
+            assert_eq!(Locale::from_language_tag(l.code()), Some(l));
+            assert_eq!(Locale::from_language_tag(l.tag()), Some(l));
+        }
+        assert_eq!(Locale::from_language_tag("VI_vn"), Some(Locale::Vi));
+        assert_eq!(Locale::from_language_tag("ms"), Some(Locale::Id));
+        assert_eq!(Locale::from_language_tag("in"), Some(Locale::Id));
+        assert_eq!(Locale::from_language_tag("fr"), None);
+        assert_eq!(Locale::from_language_tag(""), None);
+    }
+
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::features::{FeatureConfig, FeatureExtractor, is_word_feature};
-use super::langid::Lang;
+use crate::locale::Locale;
 
 /// One labelled training message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +27,11 @@ pub struct Example {
     pub text: String,
     pub intent: String,
     /// Used to stratify the calibration split so that every language is represented.
-    pub lang: Lang,
+    pub lang: Locale,
 }
 
 impl Example {
-    pub fn new(text: impl Into<String>, intent: impl Into<String>, lang: Lang) -> Self {
+    pub fn new(text: impl Into<String>, intent: impl Into<String>, lang: Locale) -> Self {
         Self {
             text: text.into(),
             intent: intent.into(),
@@ -237,7 +237,7 @@ impl IntentModel {
         let dim = vocab.len();
 
         let cal = if params.calibration_fraction > 0.0 {
-            let groups: Vec<(u32, Lang)> = kept
+            let groups: Vec<(u32, Locale)> = kept
                 .iter()
                 .zip(&y)
                 .map(|(&i, &c)| (c, examples[i].lang))
@@ -360,7 +360,7 @@ struct Calibration {
 fn calibrate(
     x: &Csr,
     y: &[u32],
-    groups: &[(u32, Lang)],
+    groups: &[(u32, Locale)],
     k: usize,
     dim: usize,
     params: &TrainParams,
@@ -931,11 +931,11 @@ fn threshold_curve(scores: &[Vec<f32>], y: &[u32], ab: (f32, f32)) -> (f32, Vec<
 /// Splits row indices so that each (intent, language) group gives `fraction` of its rows (rounded,
 /// and at least one from groups of three or more) to the calibration side.
 fn stratified_split(
-    groups: &[(u32, Lang)],
+    groups: &[(u32, Locale)],
     fraction: f32,
     rng: &mut SplitMix64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut by_group: std::collections::BTreeMap<(u32, Lang), Vec<usize>> = Default::default();
+    let mut by_group: std::collections::BTreeMap<(u32, Locale), Vec<usize>> = Default::default();
     for (i, g) in groups.iter().enumerate() {
         by_group.entry(*g).or_default().push(i);
     }
@@ -1027,16 +1027,16 @@ mod tests {
             "สวัสดีครับ",
         ];
         let langs = [
-            Lang::En,
-            Lang::En,
-            Lang::En,
-            Lang::En,
-            Lang::En,
-            Lang::Id,
-            Lang::Id,
-            Lang::Vi,
-            Lang::Vi,
-            Lang::Th,
+            Locale::En,
+            Locale::En,
+            Locale::En,
+            Locale::En,
+            Locale::En,
+            Locale::Id,
+            Locale::Id,
+            Locale::Vi,
+            Locale::Vi,
+            Locale::Th,
         ];
         for (intent, texts) in [("price", price), ("shipping", ship), ("greeting", greet)] {
             for (t, l) in texts.iter().zip(langs) {
@@ -1109,22 +1109,22 @@ mod tests {
             IntentError::NoExamples
         );
         let one = vec![
-            Example::new("hi", "greeting", Lang::En),
-            Example::new("hello", "greeting", Lang::En),
+            Example::new("hi", "greeting", Locale::En),
+            Example::new("hello", "greeting", Locale::En),
         ];
         assert_eq!(
             IntentModel::train(&one, &p).unwrap_err(),
             IntentError::SingleClass("greeting".into())
         );
         let empty_only = vec![
-            Example::new("???", "a", Lang::En),
-            Example::new("", "b", Lang::En),
+            Example::new("???", "a", Locale::En),
+            Example::new("", "b", Locale::En),
         ];
         assert_eq!(
             IntentModel::train(&empty_only, &p).unwrap_err(),
             IntentError::NoExamples
         );
-        let unlabeled = vec![Example::new("hi", " ", Lang::En)];
+        let unlabeled = vec![Example::new("hi", " ", Locale::En)];
         assert_eq!(
             IntentModel::train(&unlabeled, &p).unwrap_err(),
             IntentError::EmptyLabel { index: 0 }
@@ -1152,13 +1152,18 @@ mod tests {
 
     #[test]
     fn stratified_split_covers_every_group() {
-        let groups: Vec<(u32, Lang)> = (0..40)
-            .map(|i| ((i % 4) as u32, if i % 2 == 0 { Lang::En } else { Lang::Th }))
+        let groups: Vec<(u32, Locale)> = (0..40)
+            .map(|i| {
+                (
+                    (i % 4) as u32,
+                    if i % 2 == 0 { Locale::En } else { Locale::Th },
+                )
+            })
             .collect();
         let (fit, cal) = stratified_split(&groups, 0.2, &mut SplitMix64::new(1));
         assert_eq!(fit.len() + cal.len(), 40);
         assert_eq!(cal.len(), 8);
-        let cal_groups: BTreeSet<(u32, Lang)> = cal.iter().map(|&i| groups[i]).collect();
+        let cal_groups: BTreeSet<(u32, Locale)> = cal.iter().map(|&i| groups[i]).collect();
         assert_eq!(cal_groups.len(), 4);
     }
 

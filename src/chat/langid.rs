@@ -1,6 +1,6 @@
 //! Language identification of chat messages for the four shop languages (en, id, vi, th).
 //!
-//! Owns: the `Lang` set, the decision of which language a customer wrote in, and the evidence
+//! Owns: the `Locale` set, the decision of which language a customer wrote in, and the evidence
 //! behind it (script, a small chat lexicon, the lingua n-gram model, or the page locale).
 //! Order of evidence, strongest first:
 //!   1. script: any Thai letter means Thai; a letter only Vietnamese uses (đ, ơ, ư, ă, ạ, ế, ...)
@@ -17,81 +17,23 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 
 use lingua::{LanguageDetector, LanguageDetectorBuilder};
 
 use super::features::{fold_latin_diacritics, is_thai, normalize};
+use crate::locale::Locale;
 
-/// A language the shop answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Lang {
-    En,
-    Id,
-    Vi,
-    Th,
-}
-
-impl Lang {
-    pub const ALL: [Lang; 4] = [Lang::En, Lang::Id, Lang::Vi, Lang::Th];
-
-    /// ISO 639-1 code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Id => "id",
-            Lang::Vi => "vi",
-            Lang::Th => "th",
-        }
-    }
-
-    /// Parses "en", "EN", "id-ID", "vi_VN", "th-TH". Malay ("ms") and the legacy Indonesian code
-    /// "in" map to `Id`, the language a Malay reader is served in.
-    pub fn from_code(code: &str) -> Option<Lang> {
-        let primary = code.split(['-', '_']).next().unwrap_or("");
-        match primary.to_ascii_lowercase().as_str() {
-            "en" => Some(Lang::En),
-            "id" | "in" | "ms" => Some(Lang::Id),
-            "vi" => Some(Lang::Vi),
-            "th" => Some(Lang::Th),
-            _ => None,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    fn to_lingua(self) -> lingua::Language {
-        match self {
-            Lang::En => lingua::Language::English,
-            Lang::Id => lingua::Language::Indonesian,
-            Lang::Vi => lingua::Language::Vietnamese,
-            Lang::Th => lingua::Language::Thai,
-        }
-    }
-
-    fn from_lingua(l: lingua::Language) -> Option<Lang> {
-        Lang::ALL.into_iter().find(|x| x.to_lingua() == l)
+fn to_lingua(locale: Locale) -> lingua::Language {
+    match locale {
+        Locale::En => lingua::Language::English,
+        Locale::Id => lingua::Language::Indonesian,
+        Locale::Vi => lingua::Language::Vietnamese,
+        Locale::Th => lingua::Language::Thai,
     }
 }
 
-impl fmt::Display for Lang {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-/// Error for an unknown language code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown language code {0:?} (expected en, id, vi or th)")]
-pub struct UnknownLang(pub String);
-
-impl FromStr for Lang {
-    type Err = UnknownLang;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Lang::from_code(s).ok_or_else(|| UnknownLang(s.to_string()))
-    }
+fn from_lingua(l: lingua::Language) -> Option<Locale> {
+    Locale::ALL.into_iter().find(|x| to_lingua(*x) == l)
 }
 
 /// Which kind of evidence settled a detection.
@@ -124,7 +66,7 @@ impl fmt::Display for DecidedBy {
 /// Result of `LanguageId::detect`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
-    pub lang: Lang,
+    pub lang: Locale,
     /// Rough probability in [0, 1] that `lang` is right; 0.25 means "no idea, used the locale".
     pub confidence: f32,
     pub decided_by: DecidedBy,
@@ -194,7 +136,7 @@ impl LanguageId {
     }
 
     pub fn with_config(config: LangIdConfig) -> Self {
-        let languages: Vec<lingua::Language> = Lang::ALL.iter().map(|l| l.to_lingua()).collect();
+        let languages: Vec<lingua::Language> = Locale::ALL.iter().map(|l| to_lingua(*l)).collect();
         let detector = LanguageDetectorBuilder::from_languages(&languages)
             .with_preloaded_language_models()
             .build();
@@ -202,12 +144,12 @@ impl LanguageId {
         let _ = detector.compute_language_confidence_values("warm up");
         let mut lexicon: HashMap<&'static str, [f32; 4]> = HashMap::new();
         for (lang, words) in [
-            (Lang::En, EN_WORDS),
-            (Lang::Id, ID_WORDS),
-            (Lang::Vi, VI_WORDS),
+            (Locale::En, EN_WORDS),
+            (Locale::Id, ID_WORDS),
+            (Locale::Vi, VI_WORDS),
         ] {
             for &(w, weight) in words {
-                lexicon.entry(w).or_insert([0.0; 4])[lang.index()] += weight;
+                lexicon.entry(w).or_insert([0.0; 4])[lang as usize] += weight;
             }
         }
         Self {
@@ -219,7 +161,7 @@ impl LanguageId {
 
     /// Detects the language of a customer message; `fallback` is the page locale, used when the
     /// message is too short or too ambiguous to tell.
-    pub fn detect(&self, text: &str, fallback: Lang) -> Detection {
+    pub fn detect(&self, text: &str, fallback: Locale) -> Detection {
         let head = truncate_chars(text, MAX_CHARS);
         let norm = normalize(head);
 
@@ -232,14 +174,14 @@ impl LanguageId {
                 0.9
             };
             return Detection {
-                lang: Lang::Th,
+                lang: Locale::Th,
                 confidence,
                 decided_by: DecidedBy::Script,
             };
         }
         if counts.vi_only > 0 {
             return Detection {
-                lang: Lang::Vi,
+                lang: Locale::Vi,
                 confidence: if counts.vi_only >= 2 { 0.99 } else { 0.95 },
                 decided_by: DecidedBy::Script,
             };
@@ -251,7 +193,7 @@ impl LanguageId {
         let mut lex = self.lexicon_scores(&norm);
         // Accents that Vietnamese shares with French or Spanish (à, á, ê, ô, ...) lean Vietnamese
         // in this market but are not proof.
-        lex[Lang::Vi.index()] += 0.7 * counts.vi_shared.min(3) as f32;
+        lex[Locale::Vi as usize] += 0.7 * counts.vi_shared.min(3) as f32;
 
         let cfg = &self.config;
         if let Some(d) = lexicon_decision(&lex, cfg.lexicon_decides) {
@@ -263,18 +205,18 @@ impl LanguageId {
         // only from about one real word up.
         let weight = cfg.model_weight * (counts.latin as f32 / cfg.model_full_letters).min(1.0);
         for (l, c) in self.detector.compute_language_confidence_values(head) {
-            if let Some(lang) = Lang::from_lingua(l) {
-                evidence[lang.index()] += weight * c as f32;
+            if let Some(lang) = from_lingua(l) {
+                evidence[lang as usize] += weight * c as f32;
             }
         }
         // Thai was ruled out by script above; lingua may still give it a sliver.
-        evidence[Lang::Th.index()] = 0.0;
+        evidence[Locale::Th as usize] = 0.0;
 
         let (best, best_score, second_score) = top_two(&evidence);
         if best_score < cfg.min_evidence {
             return fallback_detection(fallback);
         }
-        if best != fallback && best_score - evidence[fallback.index()] < cfg.locale_margin {
+        if best != fallback && best_score - evidence[fallback as usize] < cfg.locale_margin {
             return Detection {
                 lang: fallback,
                 confidence: 0.5,
@@ -358,7 +300,7 @@ fn lexicon_decision(lex: &[f32; 4], decides: f32) -> Option<Detection> {
     })
 }
 
-fn fallback_detection(fallback: Lang) -> Detection {
+fn fallback_detection(fallback: Locale) -> Detection {
     Detection {
         lang: fallback,
         confidence: 0.25,
@@ -372,12 +314,12 @@ fn margin_confidence(margin: f32) -> f32 {
     1.0 - 0.5 * (-margin.max(0.0)).exp()
 }
 
-fn top_two(scores: &[f32; 4]) -> (Lang, f32, f32) {
-    let mut best = Lang::En;
+fn top_two(scores: &[f32; 4]) -> (Locale, f32, f32) {
+    let mut best = Locale::En;
     let mut best_score = f32::MIN;
     let mut second = f32::MIN;
-    for l in Lang::ALL {
-        let s = scores[l.index()];
+    for l in Locale::ALL {
+        let s = scores[l as usize];
         if s > best_score {
             second = best_score;
             best_score = s;
@@ -794,7 +736,7 @@ mod tests {
         LID.get_or_init(LanguageId::new)
     }
 
-    fn lang(text: &str, fallback: Lang) -> Lang {
+    fn lang(text: &str, fallback: Locale) -> Locale {
         lid().detect(text, fallback).lang
     }
 
@@ -804,31 +746,18 @@ mod tests {
     };
 
     #[test]
-    fn codes_round_trip() {
-        for l in Lang::ALL {
-            assert_eq!(Lang::from_code(l.code()), Some(l));
-            assert_eq!(l.code().parse::<Lang>(), Ok(l));
-        }
-        assert_eq!(Lang::from_code("id-ID"), Some(Lang::Id));
-        assert_eq!(Lang::from_code("VI_vn"), Some(Lang::Vi));
-        assert_eq!(Lang::from_code("ms"), Some(Lang::Id));
-        assert_eq!(Lang::from_code("fr"), None);
-        assert!("xx".parse::<Lang>().is_err());
-    }
-
-    #[test]
     fn thai_script_wins_over_english_product_words() {
-        let d = lid().detect("air fryer ราคาเท่าไหร่คะ", Lang::En);
-        assert_eq!(d.lang, Lang::Th);
+        let d = lid().detect("air fryer ราคาเท่าไหร่คะ", Locale::En);
+        assert_eq!(d.lang, Locale::Th);
         assert_eq!(d.decided_by, DecidedBy::Script);
-        assert_eq!(lang("send catalog please ครับ", Lang::En), Lang::Th);
+        assert_eq!(lang("send catalog please ครับ", Locale::En), Locale::Th);
     }
 
     #[test]
     fn vietnamese_letters_decide() {
-        let d = lid().detect("giá sỉ air fryer", Lang::En);
-        assert_eq!((d.lang, d.decided_by), (Lang::Vi, DecidedBy::Script));
-        assert_eq!(lang("ĐƯỢC KHÔNG", Lang::Id), Lang::Vi);
+        let d = lid().detect("giá sỉ air fryer", Locale::En);
+        assert_eq!((d.lang, d.decided_by), (Locale::Vi, DecidedBy::Script));
+        assert_eq!(lang("ĐƯỢC KHÔNG", Locale::Id), Locale::Vi);
     }
 
     #[test]
@@ -840,8 +769,8 @@ mod tests {
             "lam mau theo pantone dc ko",
             "bao lau thi nhan duoc hang",
         ] {
-            assert_eq!(lang(t, Lang::En), Lang::Vi, "{t}");
-            assert_eq!(lang(t, Lang::Id), Lang::Vi, "{t}");
+            assert_eq!(lang(t, Locale::En), Locale::Vi, "{t}");
+            assert_eq!(lang(t, Locale::Id), Locale::Vi, "{t}");
         }
     }
 
@@ -854,8 +783,8 @@ mod tests {
             "gak bisa bayar pake paypal ya",
             "ongkir ke surabaya",
         ] {
-            assert_eq!(lang(t, Lang::En), Lang::Id, "{t}");
-            assert_eq!(lang(t, Lang::Vi), Lang::Id, "{t}");
+            assert_eq!(lang(t, Locale::En), Locale::Id, "{t}");
+            assert_eq!(lang(t, Locale::Vi), Locale::Id, "{t}");
         }
     }
 
@@ -866,7 +795,7 @@ mod tests {
             "Saya nak tahu harga untuk seratus unit.",
             "Kerajaan negeri akan membina lebih banyak rumah mampu milik tahun ini.",
         ] {
-            assert_eq!(lang(t, Lang::En), Lang::Id, "{t}");
+            assert_eq!(lang(t, Locale::En), Locale::Id, "{t}");
         }
     }
 
@@ -877,21 +806,21 @@ mod tests {
             "can you send me the catalog",
             "what is the lead time for custom logo",
         ] {
-            assert_eq!(lang(t, Lang::Id), Lang::En, "{t}");
+            assert_eq!(lang(t, Locale::Id), Locale::En, "{t}");
         }
     }
 
     #[test]
     fn one_word_messages() {
-        assert_eq!(lang("hello", Lang::Id), Lang::En);
-        assert_eq!(lang("harga", Lang::En), Lang::Id);
-        assert_eq!(lang("chao", Lang::En), Lang::Vi);
-        assert_eq!(lang("สวัสดี", Lang::En), Lang::Th);
+        assert_eq!(lang("hello", Locale::Id), Locale::En);
+        assert_eq!(lang("harga", Locale::En), Locale::Id);
+        assert_eq!(lang("chao", Locale::En), Locale::Vi);
+        assert_eq!(lang("สวัสดี", Locale::En), Locale::Th);
     }
 
     #[test]
     fn no_evidence_falls_back_to_locale() {
-        for fallback in Lang::ALL {
+        for fallback in Locale::ALL {
             for t in ["", "   ", "👋", "1000", "???", "ok"] {
                 let d = lid().detect(t, fallback);
                 assert_eq!(d.lang, fallback, "{t:?}");
@@ -903,7 +832,7 @@ mod tests {
     #[test]
     fn long_input_is_truncated_not_rejected() {
         let long = "harga berapa ".repeat(10_000);
-        assert_eq!(lang(&long, Lang::En), Lang::Id);
+        assert_eq!(lang(&long, Locale::En), Locale::Id);
         assert_eq!(truncate_chars("ราคา", 2), "รา");
         assert_eq!(truncate_chars("ab", 5), "ab");
     }
@@ -913,13 +842,13 @@ mod tests {
         assert_eq!(squeeze_repeats("halooo").as_deref(), Some("halo"));
         assert_eq!(squeeze_repeats("hiiii").as_deref(), Some("hi"));
         assert_eq!(squeeze_repeats("good"), None);
-        assert_eq!(lang("halooo kak", Lang::En), Lang::Id);
+        assert_eq!(lang("halooo kak", Locale::En), Locale::Id);
     }
 
     #[test]
     fn confidence_is_a_probability() {
         for t in ["hello", "ok", "brp", "gia si", "ราคา", "what is the price"] {
-            let d = lid().detect(t, Lang::En);
+            let d = lid().detect(t, Locale::En);
             assert!((0.0..=1.0).contains(&d.confidence), "{t}: {d:?}");
         }
     }

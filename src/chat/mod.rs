@@ -30,7 +30,7 @@ use crate::forward::ClientSide;
 use crate::locale::Locale;
 use backend::Backend;
 use intent::{Example, IntentModel, TrainParams};
-use langid::{Lang, LanguageId};
+use langid::LanguageId;
 
 /// Language identification is the same for every site; its models load once.
 static LANGUAGE_ID: LazyLock<LanguageId> = LazyLock::new(LanguageId::new);
@@ -90,9 +90,7 @@ impl ChatService {
         let examples: Vec<Example> = rules
             .examples
             .iter()
-            .map(|(text, intent, locale)| {
-                Example::new(text.clone(), intent.clone(), lang_of(*locale))
-            })
+            .map(|(text, intent, locale)| Example::new(text.clone(), intent.clone(), *locale))
             .collect();
         let model = IntentModel::train(&examples, &TrainParams::default())?;
         let fill = |text: &str| {
@@ -224,8 +222,8 @@ impl ChatService {
         let fallback = request
             .locale
             .as_deref()
-            .and_then(Lang::from_code)
-            .unwrap_or_else(|| lang_of(page_locale));
+            .and_then(Locale::from_language_tag)
+            .unwrap_or(page_locale);
         let mut answer = self.answer(message, fallback);
         // The edge's work is done; a slow backend must not hold the slots that bound it.
         drop(slot);
@@ -255,9 +253,9 @@ impl ChatService {
     }
 
     /// Language, intent and the knowledge-base answer for one message.
-    pub fn answer(&self, message: &str, fallback: Lang) -> ChatAnswer {
+    pub fn answer(&self, message: &str, fallback: Locale) -> ChatAnswer {
         let detection = LANGUAGE_ID.detect(message, fallback);
-        let locale = locale_of(detection.lang);
+        let locale = detection.lang;
         let prediction = self.model.classify(message);
         let intent = prediction
             .accepted(self.rules.threshold)
@@ -276,24 +274,6 @@ impl ChatService {
             answer,
             source: "kb",
         }
-    }
-}
-
-fn lang_of(locale: Locale) -> Lang {
-    match locale {
-        Locale::En => Lang::En,
-        Locale::Id => Lang::Id,
-        Locale::Vi => Lang::Vi,
-        Locale::Th => Lang::Th,
-    }
-}
-
-fn locale_of(lang: Lang) -> Locale {
-    match lang {
-        Lang::En => Locale::En,
-        Lang::Id => Locale::Id,
-        Lang::Vi => Locale::Vi,
-        Lang::Th => Locale::Th,
     }
 }
 
