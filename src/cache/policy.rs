@@ -167,17 +167,7 @@ impl CacheControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_support::headers;
 
     fn life(status: u16, pairs: &[(&str, &str)]) -> Option<Lifetime> {
         let policy = CachePolicy::default();

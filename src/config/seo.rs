@@ -685,23 +685,11 @@ impl Validator<'_> {
         kind: PageKind,
         what: &str,
     ) -> Localized<Template> {
-        let mut out = Localized::default();
-        for &locale in locales {
-            match localized_field(raw.get_ref(), locale) {
-                Some(text) => match Template::parse(text.get_ref(), kind) {
-                    Ok(t) => out.set(locale, t),
-                    Err(e) => self.error(text.span(), e),
-                },
-                None => self.error(
-                    raw.span(),
-                    format!(
-                        "{what} has no `{}` text, and locale {locale} is enabled",
-                        locale.code()
-                    ),
-                ),
-            }
-        }
-        out
+        self.localized(raw, locales, what, |v, text| {
+            Template::parse(text.get_ref(), kind)
+                .map_err(|e| v.error(text.span(), e))
+                .ok()
+        })
     }
 
     fn localized_text(
@@ -710,10 +698,26 @@ impl Validator<'_> {
         locales: &[Locale],
         what: &str,
     ) -> Localized<String> {
+        self.localized(raw, locales, what, |_, text| Some(text.get_ref().clone()))
+    }
+
+    /// One value per enabled locale, each read from that locale's text by `read` (which reports
+    /// its own errors); a missing text is an error.
+    fn localized<T: Default>(
+        &mut self,
+        raw: &Spanned<RawLocalized>,
+        locales: &[Locale],
+        what: &str,
+        mut read: impl FnMut(&mut Self, &Spanned<String>) -> Option<T>,
+    ) -> Localized<T> {
         let mut out = Localized::default();
         for &locale in locales {
             match localized_field(raw.get_ref(), locale) {
-                Some(text) => out.set(locale, text.get_ref().clone()),
+                Some(text) => {
+                    if let Some(value) = read(self, text) {
+                        out.set(locale, value);
+                    }
+                }
                 None => self.error(
                     raw.span(),
                     format!(
