@@ -33,6 +33,8 @@ pub const LANGUAGE_HEADER: &str = "x-edgeseo-language";
 pub const INTENT_HEADER: &str = "x-edgeseo-intent";
 pub const CONFIDENCE_HEADER: &str = "x-edgeseo-confidence";
 pub const SOURCE_HEADER: &str = "x-edgeseo-chat-source";
+/// Why the knowledge base answered instead of the backend ([`BackendError::reason`]).
+pub const FALLBACK_HEADER: &str = "x-edgeseo-chat-fallback";
 
 /// Why the backend's answer was not used.
 #[derive(Debug, thiserror::Error)]

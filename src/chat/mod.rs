@@ -245,7 +245,7 @@ impl ChatService {
         backend::analysis_headers(resp.headers_mut(), &answer);
         if let Some(reason) = failure {
             resp.headers_mut().insert(
-                HeaderName::from_static("x-edgeseo-chat-fallback"),
+                HeaderName::from_static(backend::FALLBACK_HEADER),
                 HeaderValue::from_static(reason),
             );
         }
