@@ -39,14 +39,19 @@ fn pipeline() -> Pipeline {
     let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
     let site = &rules.sites[0];
     let chat_rules = site.chat.clone().expect("the demo has a chat");
+    // The model the demo serves: the base corpus plus the demo's own examples.
     let examples: Vec<Example> = chat_rules
-        .examples
+        .base
         .iter()
-        .map(|(text, intent, locale)| Example::new(text.clone(), intent.clone(), *locale))
+        .flat_map(|b| &b.examples)
+        .chain(&chat_rules.examples)
+        .map(edgeseo::chat::eval::example)
         .collect();
     Pipeline {
         model: IntentModel::train(&examples, &TrainParams::default()).unwrap(),
-        chat: ChatService::new(chat_rules, site.seo.as_ref().map(|s| &s.organization), "").unwrap(),
+        chat: ChatService::for_site(site)
+            .unwrap()
+            .expect("the demo has a chat"),
         langid: LanguageId::new(),
         lingua: LanguageDetectorBuilder::from_languages(&[
             Language::English,

@@ -50,6 +50,39 @@ enum Command {
         #[arg(long)]
         rules: PathBuf,
     },
+    /// Measure the chat's language identification and intent recognition.
+    #[command(subcommand)]
+    Chat(ChatCommand),
+}
+
+#[derive(Subcommand)]
+enum ChatCommand {
+    /// Accuracy of a site's chat on labelled messages (CSV: text,intent,lang), as the endpoint
+    /// answers them: per language and intent, confusions, refusals, out of scope, language ID.
+    Eval {
+        #[arg(long)]
+        rules: PathBuf,
+        /// The site (directory name under the rules directory).
+        #[arg(long)]
+        site: String,
+        /// Labelled messages; give several to pool them.
+        #[arg(long, required = true)]
+        set: Vec<PathBuf>,
+        /// Page locale assumed for messages too short to tell their language: `own` (the
+        /// message's labelled language, as a buyer on that locale's pages) or en/id/vi/th.
+        #[arg(long, default_value = "own")]
+        page_locale: String,
+        /// Also list every message whose intent or language was not recognised.
+        #[arg(long)]
+        errors: bool,
+    },
+    /// Leave-one-industry-out cross-validation of the base corpus shipped with edgeseo: for each
+    /// industry, a model trained without it is tested on its messages.
+    CrossIndustry {
+        /// Confidence below which the answer is `unknown`.
+        #[arg(long, default_value_t = edgeseo::chat::intent::RECOMMENDED_THRESHOLD)]
+        threshold: f32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { rules } => return check(&rules),
+        Command::Chat(command) => chat_command(command),
         Command::Demo {
             listen,
             rules,
@@ -124,6 +158,86 @@ fn check(dir: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
+    use edgeseo::chat::{ChatService, eval};
+    use edgeseo::config::{SourceFile, base_chat, parse_examples};
+    use edgeseo::locale::Locale;
+    match command {
+        ChatCommand::Eval {
+            rules,
+            site,
+            set,
+            page_locale,
+            errors,
+        } => {
+            let fixed = match page_locale.as_str() {
+                "own" => None,
+                code => Some(Locale::from_code(code).with_context(|| {
+                    format!("--page-locale: `{code}` is not own, en, id, vi or th")
+                })?),
+            };
+            let loaded = Rules::load(&rules).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let site = loaded
+                .sites
+                .iter()
+                .find(|s| s.name == site)
+                .with_context(|| format!("no site `{site}` in {}", rules.display()))?;
+            let service = ChatService::for_site(site)?
+                .with_context(|| format!("site `{}` has no [chat]", site.name))?;
+            let mut messages = Vec::new();
+            for path in &set {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut diags = Vec::new();
+                messages.extend(parse_examples(&SourceFile::new(path, text), &mut diags));
+                if let Some(d) = diags.first() {
+                    anyhow::bail!("{d}");
+                }
+            }
+            let mut report = eval::Report::new(true);
+            for m in &messages {
+                let answer = service.answer(&m.text, fixed.unwrap_or(m.lang));
+                let detected = Locale::from_code(answer.language).unwrap_or(Locale::En);
+                if errors && (detected != m.lang || answer.intent != m.intent) {
+                    println!(
+                        "{}→{}  {}→{} ({:.2})  {}",
+                        m.lang.code(),
+                        detected.code(),
+                        m.intent,
+                        answer.intent,
+                        answer.confidence,
+                        m.text
+                    );
+                }
+                report.add(m, detected, &answer.intent);
+            }
+            println!(
+                "site {}: {} messages from {}\n",
+                site.name,
+                messages.len(),
+                set.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            print!("{report}");
+        }
+        ChatCommand::CrossIndustry { threshold } => {
+            let base = base_chat().map_err(|d| anyhow::anyhow!("{}", d[0]))?;
+            let params = edgeseo::chat::intent::TrainParams::default();
+            let (report, industries) = eval::cross_industry(&base.examples, &params, threshold)?;
+            println!(
+                "base corpus: {} messages; each of {} industries tested by a model trained without it ({}); threshold {threshold}\n",
+                base.examples.len(),
+                industries.len(),
+                industries.join(", ")
+            );
+            print!("{report}");
+        }
+    }
+    Ok(())
 }
 
 fn run(opts: ServeOptions, demo: bool) -> anyhow::Result<()> {

@@ -49,25 +49,10 @@ impl Runtime {
                 Some(path) => Some(GeoIp::open(path)?),
                 None => None,
             };
-            let chat = match &site.chat {
-                Some(rules) => {
-                    let url = site
-                        .seo
-                        .as_ref()
-                        .and_then(|s| s.public_origin.clone())
-                        .unwrap_or_default();
-                    let org = site.seo.as_ref().map(|s| &s.organization);
-                    Some(
-                        ChatService::new(rules.clone(), org, &url).map_err(|source| {
-                            BuildError::Chat {
-                                site: site.name.clone(),
-                                source,
-                            }
-                        })?,
-                    )
-                }
-                None => None,
-            };
+            let chat = ChatService::for_site(site).map_err(|source| BuildError::Chat {
+                site: site.name.clone(),
+                source,
+            })?;
             let state = Arc::new(SiteState {
                 chat,
                 name: Arc::from(site.name.as_str()),

@@ -117,3 +117,64 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn chat_eval_prints_the_figures_of_a_labelled_set() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = edgeseo()
+        .args([
+            "chat",
+            "eval",
+            "--rules",
+            &format!("{root}/rules"),
+            "--site",
+            "demo-supplier",
+        ])
+        .args(["--set", &format!("{root}/tests/data/chat/blind/vi.csv")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "site demo-supplier: 269 messages",
+        "vi ",
+        "all ",
+        "per intent",
+        "certification",
+        "language ID",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in:\n{stdout}"
+        );
+    }
+
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(broken.path(), "text,intent,lang\nhalo,greeting,jv\n").unwrap();
+    let out = edgeseo()
+        .args([
+            "chat",
+            "eval",
+            "--rules",
+            &format!("{root}/rules"),
+            "--site",
+            "demo-supplier",
+        ])
+        .arg("--set")
+        .arg(broken.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:1: unknown language `jv`",
+            broken.path().display()
+        )),
+        "{stderr}"
+    );
+}

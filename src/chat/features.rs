@@ -7,6 +7,9 @@
 //! the same model on every run and machine, and trained weights are keyed by these ids), or
 //! panic on any input.
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -147,6 +150,10 @@ pub struct FeatureConfig {
     /// L2-normalise the character and the word block separately before weighting, so that a
     /// long word (many character n-grams) does not drown the word features.
     pub block_norm: bool,
+    /// Add a feature per intent whose cue words (`CueLexicon`) the message contains.
+    pub cues: bool,
+    /// Split Thai (written without spaces) into dictionary words for the word features.
+    pub thai_words: bool,
 }
 
 impl Default for FeatureConfig {
@@ -160,6 +167,8 @@ impl Default for FeatureConfig {
             word_weight: 1.0,
             name_shapes: true,
             block_norm: true,
+            cues: true,
+            thai_words: true,
         }
     }
 }
@@ -184,6 +193,8 @@ enum Ns {
     Word = 2,
     Bigram = 3,
     Shape = 4,
+    Cue = 5,
+    Trigram = 6,
 }
 
 /// Whether a feature id came from words (true) or characters (false); `finish` stores the kind
@@ -223,6 +234,18 @@ impl FeatureExtractor {
         if self.config.name_shapes {
             self.name_shapes(&norm, &capital, out);
         }
+        if self.config.cues {
+            let folded;
+            let canon = if self.config.fold == FoldMode::Fold {
+                &norm
+            } else {
+                folded = fold_latin_diacritics(&norm);
+                &folded
+            };
+            CUES.classes(canon, |class| {
+                out.push(finish(hash_bytes(Ns::Cue, class.as_bytes()), true));
+            });
+        }
         match self.config.fold {
             FoldMode::Off | FoldMode::Fold => self.extract_normalized(&norm, out),
             FoldMode::Both => {
@@ -251,12 +274,24 @@ impl FeatureExtractor {
 
     fn extract_normalized(&self, norm: &str, out: &mut Vec<u64>) {
         let mut padded = String::with_capacity(64);
-        let words: Vec<&str> = norm.split(' ').filter(|w| !w.is_empty()).collect();
-        for (i, word) in words.iter().enumerate() {
+        let spaced: Vec<&str> = norm.split(' ').filter(|w| !w.is_empty()).collect();
+        for word in &spaced {
             self.char_ngrams(word, &mut padded, out);
+        }
+        let words = if self.config.thai_words {
+            thai_words(&spaced)
+        } else {
+            spaced
+        };
+        for (i, word) in words.iter().enumerate() {
             self.unigram(word, out);
             if i > 0 {
                 self.bigram(words[i - 1], word, out);
+            }
+            if i > 1 && self.config.word_max >= 3 {
+                let h = hash_continue(hash_bytes(Ns::Trigram, words[i - 2].as_bytes()), b" ");
+                let h = hash_continue(hash_continue(h, words[i - 1].as_bytes()), b" ");
+                out.push(finish(hash_continue(h, word.as_bytes()), true));
             }
         }
     }
@@ -320,13 +355,14 @@ impl FeatureExtractor {
     // word feature it is near-unique and only dilutes the word block (cross-validation: Thai
     // +2 points without them). Thai is covered by its character n-grams.
     fn unigram(&self, word: &str, out: &mut Vec<u64>) {
-        if self.config.word_max >= 1 && !has_thai(word) {
+        if self.config.word_max >= 1 && (self.config.thai_words || !has_thai(word)) {
             out.push(finish(hash_bytes(Ns::Word, word.as_bytes()), true));
         }
     }
 
     fn bigram(&self, prev: &str, word: &str, out: &mut Vec<u64>) {
-        if self.config.word_max >= 2 && !has_thai(word) && !has_thai(prev) {
+        let thai = has_thai(word) || has_thai(prev);
+        if self.config.word_max >= 2 && (self.config.thai_words || !thai) {
             self.pair(Ns::Bigram, prev, word, out);
         }
     }
@@ -335,6 +371,110 @@ impl FeatureExtractor {
         let h = hash_continue(hash_bytes(ns, first.as_bytes()), b" ");
         out.push(finish(hash_continue(h, second.as_bytes()), true));
     }
+}
+
+/// Thai is written without spaces between words: a space-separated "word" of Thai text is a
+/// phrase. Those are split at the word boundaries of ICU's Thai dictionary; other words pass as
+/// they are.
+fn thai_words<'a>(words: &[&'a str]) -> Vec<&'a str> {
+    static SEGMENTER: LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
+        LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
+    let mut out = Vec::with_capacity(words.len() * 2);
+    for &w in words {
+        if !has_thai(w) {
+            out.push(w);
+            continue;
+        }
+        let breaks: Vec<usize> = SEGMENTER.segment_str(w).collect();
+        for pair in breaks.windows(2) {
+            if pair[0] < pair[1] {
+                out.push(&w[pair[0]..pair[1]]);
+            }
+        }
+    }
+    out
+}
+
+/// Words and short phrases that point to an intent in any trade and in the four languages
+/// (`src/chat/base/cues.tsv`). A message containing one gets a feature naming that intent, so
+/// wording the training examples never used ("mouldy", "bị mốc") still counts for its intent;
+/// how much each cue feature counts is learned from the examples like any other feature.
+pub struct CueLexicon {
+    automaton: Option<AhoCorasick>,
+    /// Per pattern: the intent's index in `classes`, and whether its first and last characters
+    /// are Thai (Thai has no spaces, so a Thai cue may start or end inside a "word").
+    patterns: Vec<(usize, bool, bool)>,
+    classes: Vec<String>,
+}
+
+static CUES: LazyLock<CueLexicon> =
+    LazyLock::new(|| CueLexicon::parse(include_str!("base/cues.tsv")));
+
+impl CueLexicon {
+    /// Reads `intent<TAB>cue` lines (`#` comments). Cues are brought to the form messages take
+    /// before matching: normalised, digits as 0, Latin diacritics folded.
+    pub fn parse(text: &str) -> Self {
+        let mut classes: Vec<String> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut patterns = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines() {
+            let line = line.trim();
+            let Some((intent, cue)) = line.split_once('\t') else {
+                continue;
+            };
+            if line.starts_with('#') {
+                continue;
+            }
+            let key = canonical(cue);
+            if key.chars().count() < 2 || !seen.insert((intent.trim().to_string(), key.clone())) {
+                continue;
+            }
+            let class = match classes.iter().position(|c| c == intent.trim()) {
+                Some(i) => i,
+                None => {
+                    classes.push(intent.trim().to_string());
+                    classes.len() - 1
+                }
+            };
+            let thai_start = key.chars().next().is_some_and(is_thai);
+            let thai_end = key.chars().last().is_some_and(is_thai);
+            patterns.push((class, thai_start, thai_end));
+            keys.push(key);
+        }
+        Self {
+            automaton: AhoCorasick::new(&keys).ok(),
+            patterns,
+            classes,
+        }
+    }
+
+    /// Calls `found` once for each intent with a cue in `canon` (normalised, folded text).
+    pub fn classes(&self, canon: &str, mut found: impl FnMut(&str)) {
+        let Some(ac) = &self.automaton else {
+            return;
+        };
+        let bytes = canon.as_bytes();
+        let mut hit = vec![false; self.classes.len()];
+        for m in ac.find_overlapping_iter(canon) {
+            let (class, thai_start, thai_end) = self.patterns[m.pattern().as_usize()];
+            let starts_word = thai_start || m.start() == 0 || bytes[m.start() - 1] == b' ';
+            let ends_word = thai_end || m.end() == bytes.len() || bytes[m.end()] == b' ';
+            if starts_word && ends_word && !hit[class] {
+                hit[class] = true;
+                found(&self.classes[class]);
+            }
+        }
+    }
+}
+
+/// A text in the form cue matching sees: normalised, digits as 0, Latin diacritics folded.
+fn canonical(text: &str) -> String {
+    let norm: String = normalize(text)
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    fold_latin_diacritics(&norm)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -445,6 +585,7 @@ mod tests {
             char_max: 0,
             word_max: 2,
             fold: FoldMode::Off,
+            cues: false,
             ..FeatureConfig::default()
         };
         let v = ids(cfg, "harga air fryer");
@@ -454,6 +595,7 @@ mod tests {
         let chars = ids(
             FeatureConfig {
                 word_max: 0,
+                cues: false,
                 ..FeatureConfig::default()
             },
             "harga",
@@ -507,11 +649,41 @@ mod tests {
     }
 
     #[test]
-    fn thai_chunks_get_no_word_features() {
-        let v = ids(FeatureConfig::default(), "ราคาเท่าไหร่ air fryer");
-        let words = v.iter().filter(|&&id| is_word_feature(id)).count();
-        // "air", "fryer", "air fryer" only.
-        assert_eq!(words, 3);
+    fn thai_is_split_into_dictionary_words() {
+        let words_only = |thai_words| FeatureConfig {
+            char_max: 0,
+            word_max: 1,
+            cues: false,
+            thai_words,
+            ..FeatureConfig::default()
+        };
+        let v = ids(words_only(true), "ราคาเท่าไหร่ air fryer");
+        // The unspaced Thai phrase yields its words, so "ราคา" (price) meets the same word
+        // in any other phrase.
+        let price = ids(words_only(true), "ราคา");
+        assert_eq!(price.len(), 1);
+        assert!(v.contains(&price[0]), "{v:?}");
+        assert!(v.len() >= 4, "{v:?}");
+        // Without the split, a Thai phrase has no word features at all.
+        assert_eq!(ids(words_only(false), "ราคาเท่าไหร่ air fryer").len(), 2);
+    }
+
+    #[test]
+    fn cues_match_whole_words_and_inside_thai() {
+        let lexicon = CueLexicon::parse(
+            "# comment\nafter_sales\tbroken\nafter_sales\tชำรุด\nproduct_specs\tđộ dày\nmoq\tmin order\n",
+        );
+        let classes = |text: &str| {
+            let mut found = Vec::new();
+            lexicon.classes(&canonical(text), |c| found.push(c.to_string()));
+            found
+        };
+        assert_eq!(classes("3 pcs BROKEN on arrival"), ["after_sales"]);
+        assert!(classes("unbroken seal").is_empty());
+        assert_eq!(classes("ผ้าชำรุดมา 3 ม้วนค่ะ"), ["after_sales"]);
+        assert_eq!(classes("do day bao nhieu"), ["product_specs"]);
+        assert_eq!(classes("Min. order?"), ["moq"]);
+        assert_eq!(classes("broken, min order again"), ["after_sales", "moq"]);
     }
 
     #[test]

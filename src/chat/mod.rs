@@ -7,13 +7,16 @@
 //! panic on input.
 
 pub mod backend;
+pub mod eval;
 pub mod features;
 pub mod intent;
 pub mod langid;
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::body::{self, Body};
-use crate::config::{ChatRules, Organization};
+use crate::config::{ChatRules, Organization, Site};
 use crate::forward::ClientSide;
 use crate::locale::Locale;
 use backend::Backend;
@@ -46,9 +49,9 @@ pub enum ChatError {
 /// One site's chat: its trained model, answers and limits. Built when the rules load.
 pub struct ChatService {
     rules: Arc<ChatRules>,
-    model: IntentModel,
+    model: Arc<IntentModel>,
     /// Answers with the company's facts filled in, per intent, per locale.
-    answers: std::collections::HashMap<String, [String; 4]>,
+    answers: HashMap<String, [String; 4]>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_session: DefaultKeyedRateLimiter<String>,
     global: DefaultDirectRateLimiter,
@@ -82,30 +85,42 @@ fn quota(n: u32, per_minute: bool) -> Quota {
 }
 
 impl ChatService {
+    /// The chat of `site`, if its rules have `[chat]`; answers link to its public origin.
+    pub fn for_site(site: &Site) -> Result<Option<ChatService>, ChatError> {
+        let Some(rules) = &site.chat else {
+            return Ok(None);
+        };
+        let url = site
+            .seo
+            .as_ref()
+            .and_then(|s| s.public_origin.clone())
+            .unwrap_or_default();
+        Self::new(rules.clone(), site.organization.as_deref(), &url).map(Some)
+    }
+
     pub fn new(
         rules: Arc<ChatRules>,
         org: Option<&Organization>,
         url: &str,
     ) -> Result<ChatService, ChatError> {
         let examples: Vec<Example> = rules
-            .examples
+            .base
             .iter()
-            .map(|(text, intent, locale)| Example::new(text.clone(), intent.clone(), *locale))
+            .flat_map(|b| &b.examples)
+            .chain(&rules.examples)
+            .map(eval::example)
             .collect();
-        let model = IntentModel::train(&examples, &TrainParams::default())?;
-        let fill = |text: &str| {
-            let org = org.cloned().unwrap_or_default();
-            text.replace("{name}", &org.name)
-                .replace("{email}", org.email.as_deref().unwrap_or(""))
-                .replace("{telephone}", org.telephone.as_deref().unwrap_or(""))
-                .replace("{whatsapp}", org.whatsapp.as_deref().unwrap_or(""))
-                .replace("{url}", url)
-        };
-        let answers = rules
-            .answers
+        let model = trained(&examples)?;
+        // The site's answer for an intent replaces the base's whole.
+        let mut answers: HashMap<String, [String; 4]> = HashMap::new();
+        for (intent, texts) in rules
+            .base
             .iter()
-            .map(|(intent, texts)| (intent.clone(), texts.clone().map(|t| fill(&t))))
-            .collect();
+            .flat_map(|b| &b.answers)
+            .chain(&rules.answers)
+        {
+            answers.insert(intent.clone(), fill_answer(texts, org, url));
+        }
         let l = &rules.limits;
         Ok(ChatService {
             per_ip: RateLimiter::keyed(quota(l.per_ip_per_minute, true)),
@@ -275,6 +290,85 @@ impl ChatService {
             source: "kb",
         }
     }
+}
+
+/// Trained models by the examples they were trained on. Sites whose examples are the same (every
+/// site on the base corpus alone, or a site across a reload that did not touch its chat files)
+/// share one model instead of training it again; a model no site holds any more is dropped.
+static MODELS: LazyLock<Mutex<HashMap<u64, Weak<IntentModel>>>> = LazyLock::new(Default::default);
+
+fn trained(examples: &[Example]) -> Result<Arc<IntentModel>, intent::IntentError> {
+    let mut h = std::hash::DefaultHasher::new();
+    for e in examples {
+        (&e.text, &e.intent, e.lang.code()).hash(&mut h);
+    }
+    let key = h.finish();
+    let cached =
+        |models: &HashMap<u64, Weak<IntentModel>>| models.get(&key).and_then(Weak::upgrade);
+    if let Some(model) = cached(&MODELS.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(model);
+    }
+    // Trained outside the lock: sites with other examples need not wait for this one.
+    let model = Arc::new(IntentModel::train(examples, &TrainParams::default())?);
+    let mut models = MODELS.lock().unwrap_or_else(|e| e.into_inner());
+    models.retain(|_, m| m.strong_count() > 0);
+    models.insert(key, Arc::downgrade(&model));
+    Ok(model)
+}
+
+/// Fills an answer's placeholders with the site's facts, per language. `{contacts}` lists the
+/// channels the site has, so a shared answer never shows an empty "WhatsApp:".
+fn fill_answer(texts: &[String; 4], org: Option<&Organization>, url: &str) -> [String; 4] {
+    let org = org.cloned().unwrap_or_default();
+    std::array::from_fn(|i| {
+        let locale = Locale::ALL[i];
+        let (company, email, phone, contact_page) = match locale {
+            Locale::En => (
+                "our company",
+                "email",
+                "phone",
+                "the contact page of this website",
+            ),
+            Locale::Id => (
+                "perusahaan kami",
+                "email",
+                "telepon",
+                "halaman kontak situs ini",
+            ),
+            Locale::Vi => (
+                "công ty chúng tôi",
+                "email",
+                "điện thoại",
+                "trang liên hệ của website này",
+            ),
+            Locale::Th => ("บริษัทของเรา", "อีเมล", "โทร", "หน้าติดต่อเราของเว็บไซต์นี้"),
+        };
+        let channels: Vec<String> = [
+            org.whatsapp.as_deref().map(|w| format!("WhatsApp {w}")),
+            org.email.as_deref().map(|e| format!("{email} {e}")),
+            org.telephone.as_deref().map(|t| format!("{phone} {t}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let contacts = match (channels.is_empty(), url.is_empty()) {
+            (false, _) => channels.join(", "),
+            (true, false) => url.to_string(),
+            (true, true) => contact_page.to_string(),
+        };
+        let name = if org.name.is_empty() {
+            company
+        } else {
+            &org.name
+        };
+        texts[i]
+            .replace("{name}", name)
+            .replace("{contacts}", &contacts)
+            .replace("{email}", org.email.as_deref().unwrap_or(""))
+            .replace("{telephone}", org.telephone.as_deref().unwrap_or(""))
+            .replace("{whatsapp}", org.whatsapp.as_deref().unwrap_or(""))
+            .replace("{url}", url)
+    })
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {

@@ -1,10 +1,15 @@
 //! The chat rules of a site: `[chat]` in site.toml (endpoint path, confidence threshold, limits),
 //! `chat/intents.csv` (labelled examples the intent model is trained on when the rules load) and
 //! `chat/answers.toml` (the knowledge base: an answer per intent per language).
+//!
+//! A site's examples and answers add to the base that ships inside edgeseo (`src/chat/base/`:
+//! buyer messages of many industries in four languages, and answers that fit any supplier), so a
+//! site without files of its own still gets a working chat; `base = false` opts out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -12,10 +17,71 @@ use http::uri::PathAndQuery;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::diag::{Diagnostic, file_diagnostic};
+use super::diag::{Diagnostic, SourceFile, file_diagnostic};
 use super::raw::{RawChat, RawSite};
 use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
+
+/// `threshold` when a site sets none: the intent model's recommended value (cross-validated on
+/// the base corpus; see `chat::intent::RECOMMENDED_THRESHOLD`, which a test keeps equal).
+pub const DEFAULT_THRESHOLD: f32 = 0.2;
+
+/// One labelled message of a training corpus or an evaluation set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatExample {
+    pub text: String,
+    pub intent: String,
+    pub lang: Locale,
+    /// Trade the message is about (`general` when it names none); only the base corpus has it,
+    /// for leave-one-industry-out cross-validation.
+    pub industry: Option<String>,
+}
+
+/// The chat corpus and answers compiled into edgeseo.
+#[derive(Debug)]
+pub struct BaseChat {
+    pub examples: Vec<ChatExample>,
+    pub answers: HashMap<String, [String; 4]>,
+}
+
+/// Where the base files live in the source tree; diagnostics about them name these paths.
+const BASE_INTENTS: (&str, &str) = (
+    "src/chat/base/intents.csv",
+    include_str!("../chat/base/intents.csv"),
+);
+const BASE_ANSWERS: (&str, &str) = (
+    "src/chat/base/answers.toml",
+    include_str!("../chat/base/answers.toml"),
+);
+
+static BASE: LazyLock<Result<BaseChat, Vec<Diagnostic>>> = LazyLock::new(|| {
+    let mut diags = Vec::new();
+    let examples = parse_examples(
+        &SourceFile::new(BASE_INTENTS.0, BASE_INTENTS.1.into()),
+        &mut diags,
+    );
+    let answers = parse_answers(
+        &SourceFile::new(BASE_ANSWERS.0, BASE_ANSWERS.1.into()),
+        &mut diags,
+    );
+    let chat = BaseChat { examples, answers };
+    diags.extend(missing_answers(
+        &chat.examples,
+        &[&chat.answers],
+        Path::new(BASE_ANSWERS.0),
+    ));
+    if diags.is_empty() {
+        Ok(chat)
+    } else {
+        Err(diags)
+    }
+});
+
+/// The shipped corpus and answers, parsed once per process; a broken file is reported like a
+/// broken rule file (a test keeps it from shipping).
+pub fn base_chat() -> Result<&'static BaseChat, &'static [Diagnostic]> {
+    BASE.as_ref().map_err(Vec::as_slice)
+}
 
 #[derive(Debug, Clone)]
 pub struct ChatRules {
@@ -26,10 +92,13 @@ pub struct ChatRules {
     /// Longest accepted message, in bytes; the whole JSON body may be 4x this.
     pub max_message: usize,
     pub limits: ChatLimits,
-    /// `(text, intent, language)` training examples.
-    pub examples: Vec<(String, String, Locale)>,
-    /// Answer per intent (including `unknown`) per language, placeholders not yet filled.
+    /// The site's own training examples (added to the base's unless `base` is `None`).
+    pub examples: Vec<ChatExample>,
+    /// The site's own answers per intent per language, placeholders not yet filled; for an
+    /// intent that both define, the site's answer wins over the base's.
     pub answers: HashMap<String, [String; 4]>,
+    /// The shipped corpus and answers, unless the site opted out with `base = false`.
+    pub base: Option<&'static BaseChat>,
     /// Inject the chat widget's script into the site's localized pages.
     pub widget: bool,
     /// The site's own chat service, when it has one; the knowledge base is then the fallback.
@@ -80,9 +149,9 @@ pub(super) fn load(
         Some(t) if (0.0..=1.0).contains(t.get_ref()) => *t.get_ref() as f32,
         Some(t) => {
             v.error(t.span(), "threshold is a confidence between 0 and 1");
-            0.5
+            DEFAULT_THRESHOLD
         }
-        None => 0.5,
+        None => DEFAULT_THRESHOLD,
     };
     let per_minute = |v: &mut Validator<'_>, x: &Option<Spanned<i64>>, d: i64| {
         v.count(x, d, 1..=1_000_000) as u32
@@ -148,9 +217,38 @@ pub(super) fn load(
         }
     }
 
+    let base = if c.base.unwrap_or(true) {
+        match base_chat() {
+            Ok(b) => Some(b),
+            Err(diags) => {
+                other.extend_from_slice(diags);
+                None
+            }
+        }
+    } else {
+        None
+    };
     let before = other.len();
-    let examples = load_examples(&site_dir.join("chat/intents.csv"), other);
-    let answers = load_answers(&site_dir.join("chat/answers.toml"), &examples, other);
+    // With the base, a site's own files are optional additions.
+    let read = |name: &str, other: &mut Vec<Diagnostic>| {
+        let path = site_dir.join(name);
+        (base.is_none() || path.exists())
+            .then(|| read_source(&path, other))
+            .flatten()
+    };
+    let examples = read("chat/intents.csv", other)
+        .map(|src| parse_examples(&src, other))
+        .unwrap_or_default();
+    let answers = read("chat/answers.toml", other)
+        .map(|src| parse_answers(&src, other))
+        .unwrap_or_default();
+    let mut known = vec![&answers];
+    known.extend(base.map(|b| &b.answers));
+    other.extend(missing_answers(
+        &examples,
+        &known,
+        &site_dir.join("chat/answers.toml"),
+    ));
     (other.len() == before).then(|| ChatRules {
         path: c.path.get_ref().clone(),
         threshold,
@@ -158,15 +256,15 @@ pub(super) fn load(
         limits,
         examples,
         answers,
+        base,
         widget: c.widget.unwrap_or(true),
         backend,
     })
 }
 
-fn load_examples(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(String, String, Locale)> {
-    let Some(src) = read_source(path, diags) else {
-        return Vec::new();
-    };
+/// Reads a labelled CSV: header `text,intent,lang`, optionally followed by `industry`. Used for
+/// rule files and for evaluation sets alike.
+pub fn parse_examples(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Vec<ChatExample> {
     let mut reader = csv::ReaderBuilder::new().from_reader(src.text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
@@ -175,10 +273,17 @@ fn load_examples(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(String, Strin
             return Vec::new();
         }
     };
-    if headers != ["text", "intent", "lang"] {
-        diags.push(src.diagnostic(0..0, "header must be text,intent,lang"));
-        return Vec::new();
-    }
+    let with_industry = match headers.as_slice() {
+        [t, i, l] if t == "text" && i == "intent" && l == "lang" => false,
+        [t, i, l, d] if t == "text" && i == "intent" && l == "lang" && d == "industry" => true,
+        _ => {
+            diags.push(src.diagnostic(
+                0..0,
+                "header must be text,intent,lang (then optionally industry)",
+            ));
+            return Vec::new();
+        }
+    };
     let mut out = Vec::new();
     for record in reader.records() {
         let record = match record {
@@ -191,10 +296,14 @@ fn load_examples(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(String, Strin
         };
         let at = record.position().map_or(0, |p| p.byte() as usize);
         let (text, intent, lang) = (&record[0], record[1].trim(), record[2].trim());
+        let industry = with_industry.then(|| record[3].trim().to_string());
         match Locale::from_code(lang) {
-            Some(l) if !text.trim().is_empty() && !intent.is_empty() => {
-                out.push((text.to_string(), intent.to_string(), l))
-            }
+            Some(l) if !text.trim().is_empty() && !intent.is_empty() => out.push(ChatExample {
+                text: text.to_string(),
+                intent: intent.to_string(),
+                lang: l,
+                industry,
+            }),
             Some(_) => diags.push(src.diagnostic(at..at, "text and intent must not be empty")),
             None => diags.push(src.diagnostic(
                 at..at,
@@ -205,14 +314,7 @@ fn load_examples(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(String, Strin
     out
 }
 
-fn load_answers(
-    path: &Path,
-    examples: &[(String, String, Locale)],
-    diags: &mut Vec<Diagnostic>,
-) -> HashMap<String, [String; 4]> {
-    let Some(src) = read_source(path, diags) else {
-        return HashMap::new();
-    };
+fn parse_answers(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> HashMap<String, [String; 4]> {
     let table: toml::Table = match toml::from_str(&src.text) {
         Ok(t) => t,
         Err(e) => {
@@ -229,24 +331,34 @@ fn load_answers(
                     per_locale[locale as usize] = text.to_string()
                 }
                 _ => diags.push(file_diagnostic(
-                    path,
+                    &src.path,
                     format!("[{intent}] needs a non-empty `{}` answer", locale.code()),
                 )),
             }
         }
         answers.insert(intent.clone(), per_locale);
     }
-    let mut needed: Vec<&str> = examples.iter().map(|(_, i, _)| i.as_str()).collect();
+    answers
+}
+
+/// Every intent the examples use, and `unknown`, needs an answer in one of `known`.
+fn missing_answers(
+    examples: &[ChatExample],
+    known: &[&HashMap<String, [String; 4]>],
+    path: &Path,
+) -> Vec<Diagnostic> {
+    let mut needed: Vec<&str> = examples.iter().map(|e| e.intent.as_str()).collect();
     needed.push("unknown");
     needed.sort_unstable();
     needed.dedup();
-    for intent in needed {
-        if !answers.contains_key(intent) {
-            diags.push(file_diagnostic(
+    needed
+        .into_iter()
+        .filter(|intent| !known.iter().any(|a| a.contains_key(*intent)))
+        .map(|intent| {
+            file_diagnostic(
                 path,
                 format!("no answers for intent `{intent}` (intents.csv uses it)"),
-            ));
-        }
-    }
-    answers
+            )
+        })
+        .collect()
 }

@@ -27,7 +27,10 @@ use rustls::pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-pub use chat::{ChatBackend, ChatLimits, ChatRules};
+pub use chat::{
+    BaseChat, ChatBackend, ChatExample, ChatLimits, ChatRules, DEFAULT_THRESHOLD, base_chat,
+    parse_examples,
+};
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
@@ -94,6 +97,8 @@ pub struct Site {
     pub chat: Option<Arc<ChatRules>>,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
     pub seo: Option<Arc<SiteSeo>>,
+    /// `[organization]`: the company behind the site, for structured data and chat answers.
+    pub organization: Option<Arc<Organization>>,
 }
 
 #[derive(Debug, Clone)]
@@ -304,7 +309,17 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
         ),
     };
     let cache = v.cache_policy(&raw.cache);
-    let seo = seo::load(dir, &raw, &mut v, &mut other_files);
+    // The company's facts feed the rewritten pages and the chat's answers.
+    let organization = raw.organization.as_ref().map(|org| {
+        if raw.chat.is_none() && !dir.join("pages.toml").exists() {
+            v.error(
+                org.span(),
+                "[organization] is used by rewriting (a pages.toml next to site.toml) and by [chat]; this site has neither",
+            );
+        }
+        v.organization(org.get_ref())
+    });
+    let seo = seo::load(dir, &raw, organization.as_ref(), &mut v, &mut other_files);
     let chat = chat::load(dir, &raw, origin.as_ref(), &mut v, &mut other_files);
     diags.append(&mut other_files);
     let ok = diags.len() == before;
@@ -317,6 +332,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             cache,
             chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
+            organization: organization.map(Arc::new),
         }),
         _ => None,
     }

@@ -70,6 +70,7 @@ pub struct RawChat {
     pub max_concurrent: Option<Spanned<i64>>,
     pub exempt: Option<Vec<Spanned<String>>>,
     pub widget: Option<bool>,
+    pub base: Option<bool>,
     pub backend: Option<Spanned<String>>,
     pub backend_timeout: Option<Spanned<String>>,
     pub backend_max_concurrent: Option<Spanned<i64>>,

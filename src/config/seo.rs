@@ -324,17 +324,12 @@ const MARKETPLACES: [&str; 5] = ["lazada", "shopee", "tokopedia", "tiki", "other
 pub(super) fn load(
     site_dir: &Path,
     raw: &RawSite,
+    organization: Option<&Organization>,
     v: &mut Validator<'_>,
     diags_after: &mut Vec<Diagnostic>,
 ) -> Option<SiteSeo> {
     let pages_path = site_dir.join("pages.toml");
     if !pages_path.exists() {
-        if let Some(org) = &raw.organization {
-            v.error(
-                org.span(),
-                "[organization] is only used for rewriting, which needs a pages.toml next to site.toml",
-            );
-        }
         return None;
     }
     let public_origin = raw.public_origin.as_ref().and_then(|o| v.public_origin(o));
@@ -375,8 +370,8 @@ pub(super) fn load(
         .flatten()
         .filter_map(|p| v.network(p))
         .collect();
-    let organization = match &raw.organization {
-        Some(org) => v.organization(org.get_ref()),
+    let organization = match organization {
+        Some(org) => org.clone(),
         None => {
             v.error(
                 0..0,
@@ -483,7 +478,7 @@ impl Validator<'_> {
         }
     }
 
-    fn organization(&mut self, raw: &RawOrganization) -> Organization {
+    pub(super) fn organization(&mut self, raw: &RawOrganization) -> Organization {
         if raw.name.get_ref().trim().is_empty() {
             self.error(raw.name.span(), "organization name must not be empty");
         }
