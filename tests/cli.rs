@@ -121,18 +121,17 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
 #[test]
 fn chat_eval_prints_the_figures_of_a_labelled_set() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = edgeseo()
-        .args([
-            "chat",
-            "eval",
-            "--rules",
-            &format!("{root}/rules"),
-            "--site",
-            "demo-supplier",
-        ])
-        .args(["--set", &format!("{root}/tests/data/chat/blind/vi.csv")])
-        .output()
-        .unwrap();
+    let eval = |set: &std::path::Path| {
+        edgeseo()
+            .args(["chat", "eval", "--rules", &format!("{root}/rules")])
+            .args(["--site", "demo-supplier", "--set"])
+            .arg(set)
+            .output()
+            .unwrap()
+    };
+    let out = eval(std::path::Path::new(&format!(
+        "{root}/tests/data/chat/blind/vi.csv"
+    )));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -155,19 +154,7 @@ fn chat_eval_prints_the_figures_of_a_labelled_set() {
 
     let broken = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(broken.path(), "text,intent,lang\nhalo,greeting,jv\n").unwrap();
-    let out = edgeseo()
-        .args([
-            "chat",
-            "eval",
-            "--rules",
-            &format!("{root}/rules"),
-            "--site",
-            "demo-supplier",
-        ])
-        .arg("--set")
-        .arg(broken.path())
-        .output()
-        .unwrap();
+    let out = eval(broken.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -72,6 +72,9 @@ pub struct Detection {
     pub decided_by: DecidedBy,
 }
 
+/// Latin letters per Thai letter above which Thai script no longer decides alone.
+const THAI_MENTION_RATIO: usize = 8;
+
 /// Only the head of a message is examined: a customer's language is clear from its first few
 /// hundred characters, and the cost of the model grows with length.
 const MAX_CHARS: usize = 300;
@@ -167,8 +170,11 @@ impl LanguageId {
         let norm = normalize(head);
 
         let counts = ScriptCounts::of(&norm);
-        if counts.thai > 0 {
-            // A Thai particle ("ครับ", "ค่ะ") is enough: only Thai speakers type Thai script.
+        // A Thai particle ("ครับ", "ค่ะ") is enough: only Thai speakers type Thai script. Only a
+        // Thai mark or name inside a long Latin message ("need TISI มอก. license") leaves the
+        // decision to the rest of the evidence, where the Thai letters still count.
+        let thai_mention = counts.thai > 0 && counts.thai * THAI_MENTION_RATIO < counts.latin;
+        if counts.thai > 0 && !thai_mention {
             let confidence = if counts.thai >= counts.latin {
                 0.99
             } else {
@@ -195,6 +201,9 @@ impl LanguageId {
         // Accents that Vietnamese shares with French or Spanish (à, á, ê, ô, ...) lean Vietnamese
         // in this market but are not proof.
         lex[Locale::Vi as usize] += 0.7 * counts.vi_shared.min(3) as f32;
+        if thai_mention {
+            lex[Locale::Th as usize] += 1.0;
+        }
 
         let cfg = &self.config;
         if let Some(d) = lexicon_decision(&lex, cfg.lexicon_decides) {
@@ -210,8 +219,8 @@ impl LanguageId {
                 evidence[lang as usize] += weight * c as f32;
             }
         }
-        // Thai was ruled out by script above; lingua may still give it a sliver.
-        evidence[Locale::Th as usize] = 0.0;
+        // Lingua may give Thai a sliver for Latin text; only a Thai mention counts for Thai.
+        evidence[Locale::Th as usize] = lex[Locale::Th as usize];
 
         let (best, best_score, second_score) = top_two(&evidence);
         if best_score < cfg.min_evidence {
@@ -973,6 +982,10 @@ mod tests {
         assert_eq!(d.lang, Locale::Th);
         assert_eq!(d.decided_by, DecidedBy::Script);
         assert_eq!(lang("send catalog please ครับ", Locale::En), Locale::Th);
+        // A Thai certification mark inside an English sentence does not make it Thai.
+        let mention =
+            "we import kettles to thailand and need the TISI มอก. license, do you have it";
+        assert_eq!(lang(mention, Locale::Vi), Locale::En);
     }
 
     #[test]

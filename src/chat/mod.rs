@@ -322,27 +322,14 @@ fn fill_answer(texts: &[String; 4], org: Option<&Organization>, url: &str) -> [S
     let org = org.cloned().unwrap_or_default();
     std::array::from_fn(|i| {
         let locale = Locale::ALL[i];
-        let (company, email, phone, contact_page) = match locale {
-            Locale::En => (
-                "our company",
-                "email",
-                "phone",
-                "the contact page of this website",
-            ),
-            Locale::Id => (
-                "perusahaan kami",
-                "email",
-                "telepon",
-                "halaman kontak situs ini",
-            ),
-            Locale::Vi => (
-                "công ty chúng tôi",
-                "email",
-                "điện thoại",
-                "trang liên hệ của website này",
-            ),
-            Locale::Th => ("บริษัทของเรา", "อีเมล", "โทร", "หน้าติดต่อเราของเว็บไซต์นี้"),
+        // What stands in for facts the site did not give.
+        let (company, email, phone, this_site) = match locale {
+            Locale::En => ("our company", "email", "phone", "this website"),
+            Locale::Id => ("perusahaan kami", "email", "telepon", "situs ini"),
+            Locale::Vi => ("công ty chúng tôi", "email", "điện thoại", "website này"),
+            Locale::Th => ("บริษัทของเรา", "อีเมล", "โทร", "เว็บไซต์นี้"),
         };
+        let url = if url.is_empty() { this_site } else { url };
         let channels: Vec<String> = [
             org.whatsapp.as_deref().map(|w| format!("WhatsApp {w}")),
             org.email.as_deref().map(|e| format!("{email} {e}")),
@@ -351,10 +338,10 @@ fn fill_answer(texts: &[String; 4], org: Option<&Organization>, url: &str) -> [S
         .into_iter()
         .flatten()
         .collect();
-        let contacts = match (channels.is_empty(), url.is_empty()) {
-            (false, _) => channels.join(", "),
-            (true, false) => url.to_string(),
-            (true, true) => contact_page.to_string(),
+        let contacts = if channels.is_empty() {
+            url.to_string()
+        } else {
+            channels.join(", ")
         };
         let name = if org.name.is_empty() {
             company

@@ -362,3 +362,40 @@ fn missing_answers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_shipped_base_parses_and_covers_every_language_and_many_trades() {
+        let base = base_chat().unwrap_or_else(|d| panic!("{}", d[0]));
+        let intents: BTreeSet<&str> = base.examples.iter().map(|e| e.intent.as_str()).collect();
+        assert_eq!(intents.len(), 15, "{intents:?}");
+        for intent in &intents {
+            assert!(base.answers.contains_key(*intent), "{intent}");
+            for lang in Locale::ALL {
+                let n = base
+                    .examples
+                    .iter()
+                    .filter(|e| e.intent == *intent && e.lang == lang)
+                    .count();
+                assert!(n >= 150, "{intent} {lang:?}: {n}");
+            }
+        }
+        let industries: BTreeSet<&str> = base
+            .examples
+            .iter()
+            .filter_map(|e| e.industry.as_deref())
+            .collect();
+        assert!(industries.len() > 12, "{industries:?}");
+        for answers in base.answers.values() {
+            assert!(
+                answers.iter().all(|a| !a.contains("{email}")),
+                "{answers:?}"
+            );
+        }
+    }
+}
