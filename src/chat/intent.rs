@@ -71,7 +71,7 @@ pub struct SvmParams {
 impl Default for SvmParams {
     fn default() -> Self {
         Self {
-            c: 10.0,
+            c: 3.0,
             max_epochs: 200,
             tolerance: 0.1,
         }
