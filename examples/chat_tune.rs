@@ -139,7 +139,7 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
     ]
 }
 
-const THRESHOLDS: [f32; 5] = [0.0, 0.2, 0.3, 0.4, 0.5];
+const THRESHOLDS: [f32; 5] = [0.0, 0.1, 0.15, 0.2, 0.3];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let only: Vec<String> = std::env::args().skip(1).collect();
@@ -192,20 +192,20 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .map(|l| format!("{:5.1}", r.intent_accuracy(Some(*l)).percent()))
                 .collect();
             println!(
-                "  t={t:.1}  {} {:5.1} | {:4.1} | {:5.1}",
+                "  t={t:.2}  {} {:5.1} | {:4.1} | {:5.1}",
                 per.join(" "),
                 r.intent_accuracy(None).percent(),
                 r.refused(None).percent(),
                 r.out_of_scope(None).percent()
             );
         }
-        let r = &reports[2];
+        let r = &reports[3];
         let top: Vec<String> = r
             .confusions(6)
             .into_iter()
             .map(|((g, p), n)| format!("{g}→{p} {n}"))
             .collect();
-        println!("  confusions at t=0.3: {}", top.join(", "));
+        println!("  confusions at t=0.2: {}", top.join(", "));
     }
     Ok(())
 }
