@@ -385,11 +385,12 @@ fn thai_words<'a>(words: &[&'a str]) -> Vec<&'a str> {
             out.push(w);
             continue;
         }
-        let breaks: Vec<usize> = SEGMENTER.segment_str(w).collect();
-        for pair in breaks.windows(2) {
-            if pair[0] < pair[1] {
-                out.push(&w[pair[0]..pair[1]]);
+        let mut start = 0;
+        for end in SEGMENTER.segment_str(w) {
+            if end > start {
+                out.push(&w[start..end]);
             }
+            start = end;
         }
     }
     out
@@ -432,10 +433,11 @@ impl CueLexicon {
             }
             let class = match classes.iter().position(|c| c == intent.trim()) {
                 Some(i) => i,
-                None => {
+                None if classes.len() < 64 => {
                     classes.push(intent.trim().to_string());
                     classes.len() - 1
                 }
+                None => continue,
             };
             let thai_start = key.chars().next().is_some_and(is_thai);
             let thai_end = key.chars().last().is_some_and(is_thai);
@@ -455,13 +457,14 @@ impl CueLexicon {
             return;
         };
         let bytes = canon.as_bytes();
-        let mut hit = vec![false; self.classes.len()];
+        // Classes already reported; `parse` keeps at most 64 of them.
+        let mut hit = 0u64;
         for m in ac.find_overlapping_iter(canon) {
             let (class, thai_start, thai_end) = self.patterns[m.pattern().as_usize()];
             let starts_word = thai_start || m.start() == 0 || bytes[m.start() - 1] == b' ';
             let ends_word = thai_end || m.end() == bytes.len() || bytes[m.end()] == b' ';
-            if starts_word && ends_word && !hit[class] {
-                hit[class] = true;
+            if starts_word && ends_word && hit & (1 << class) == 0 {
+                hit |= 1 << class;
                 found(&self.classes[class]);
             }
         }
