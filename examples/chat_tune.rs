@@ -210,39 +210,54 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Language-ID settings on the corpus's `lang` column: with the row's own language as page
+/// Language-ID settings on the corpus's `lang` column, leaving one industry out: the words
+/// learnt from the corpus come from the other industries. With the row's own language as page
 /// locale (a buyer on that locale's pages), and strict (a wrong page locale).
 fn langid() -> Result<(), Box<dyn Error>> {
     use edgeseo::chat::langid::{LangIdConfig, LanguageId};
     let base = base_chat().map_err(|d| d[0].to_string())?;
+    let corpus = &base.examples;
+    let folds = industry_folds(corpus);
     let d = LangIdConfig::default();
+    let no_corpus = LangIdConfig {
+        corpus_weight: 0.0,
+        ..d.clone()
+    };
     let configs = [
         ("default", d.clone()),
+        ("no-corpus", no_corpus),
+        (
+            "weight0.4",
+            LangIdConfig {
+                corpus_weight: 0.4,
+                ..d.clone()
+            },
+        ),
+        (
+            "weight1.0",
+            LangIdConfig {
+                corpus_weight: 1.0,
+                ..d.clone()
+            },
+        ),
+        (
+            "share0.9",
+            LangIdConfig {
+                corpus_share: 0.9,
+                ..d.clone()
+            },
+        ),
+        (
+            "min4",
+            LangIdConfig {
+                corpus_min_messages: 4,
+                ..d.clone()
+            },
+        ),
         (
             "margin0.9",
             LangIdConfig {
                 locale_margin: 0.9,
-                ..d.clone()
-            },
-        ),
-        (
-            "margin1.2",
-            LangIdConfig {
-                locale_margin: 1.2,
-                ..d.clone()
-            },
-        ),
-        (
-            "evidence1.2",
-            LangIdConfig {
-                min_evidence: 1.2,
-                ..d.clone()
-            },
-        ),
-        (
-            "model1.2",
-            LangIdConfig {
-                model_weight: 1.2,
                 ..d.clone()
             },
         ),
@@ -255,14 +270,21 @@ fn langid() -> Result<(), Box<dyn Error>> {
         ),
     ];
     for (name, cfg) in configs {
-        let lid = LanguageId::with_config(cfg);
         let (mut own, mut strict) = ([0usize; 4], [0usize; 4]);
         let mut n = [0usize; 4];
-        for e in &base.examples {
-            let wrong = Locale::ALL[(e.lang as usize + 1) % 4];
-            n[e.lang as usize] += 1;
-            own[e.lang as usize] += usize::from(lid.detect(&e.text, e.lang).lang == e.lang);
-            strict[e.lang as usize] += usize::from(lid.detect(&e.text, wrong).lang == e.lang);
+        for fold in &folds {
+            let train = fold
+                .train
+                .iter()
+                .map(|&i| (corpus[i].text.as_str(), corpus[i].lang));
+            let lid = LanguageId::with_corpus(cfg.clone(), train);
+            for &i in &fold.test {
+                let e = &corpus[i];
+                let wrong = Locale::ALL[(e.lang as usize + 1) % 4];
+                n[e.lang as usize] += 1;
+                own[e.lang as usize] += usize::from(lid.detect(&e.text, e.lang).lang == e.lang);
+                strict[e.lang as usize] += usize::from(lid.detect(&e.text, wrong).lang == e.lang);
+            }
         }
         let pct = |a: &[usize; 4]| -> String {
             let per: Vec<String> = (0..4)

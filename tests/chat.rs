@@ -478,10 +478,10 @@ async fn blind_buyer_messages_are_understood() {
 }
 
 // Measured when the set was added: intent 98.5 (lowest language 97.3), language ID 99.2, out of
-// scope 95.6, in scope answered 99.8.
+// scope 95.6, in scope answered 99.8. Language ID since words are learnt from the corpus: 99.7.
 const INTENT_FLOOR: f64 = 97.5;
 const LANGUAGE_INTENT_FLOOR: f64 = 96.0;
-const LANGUAGE_FLOOR: f64 = 98.6;
+const LANGUAGE_FLOOR: f64 = 99.4;
 const OUT_OF_SCOPE_FLOOR: f64 = 93.0;
 const ANSWERED_FLOOR: f64 = 98.5;
 

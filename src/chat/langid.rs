@@ -97,6 +97,12 @@ pub struct LangIdConfig {
     pub locale_margin: f32,
     /// Below this much evidence for the leader the message says too little: use the locale.
     pub min_evidence: f32,
+    /// Corpus words: a word in at least this many messages of the training corpus...
+    pub corpus_min_messages: usize,
+    /// ...of which at least this share are in one language...
+    pub corpus_share: f32,
+    /// ...counts this much for that language, like a lexicon word.
+    pub corpus_weight: f32,
 }
 
 impl Default for LangIdConfig {
@@ -107,6 +113,9 @@ impl Default for LangIdConfig {
             model_full_letters: 6.0,
             locale_margin: 0.6,
             min_evidence: 0.9,
+            corpus_min_messages: 8,
+            corpus_share: 0.97,
+            corpus_weight: 1.0,
         }
     }
 }
@@ -116,7 +125,7 @@ impl Default for LangIdConfig {
 /// `&self`.
 pub struct LanguageId {
     detector: LanguageDetector,
-    lexicon: HashMap<&'static str, [f32; 4]>,
+    lexicon: HashMap<Box<str>, [f32; 4]>,
     config: LangIdConfig,
 }
 
@@ -135,25 +144,45 @@ impl Default for LanguageId {
 }
 
 impl LanguageId {
+    /// With the default settings and the words of the base chat corpus (`crate::config::base_chat`).
     pub fn new() -> Self {
-        Self::with_config(LangIdConfig::default())
+        let corpus = crate::config::base_chat()
+            .map(|base| {
+                base.examples
+                    .iter()
+                    .map(|e| (e.text.as_str(), e.lang))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Self::with_corpus(LangIdConfig::default(), corpus)
     }
 
+    /// The hand-written lexicons only.
     pub fn with_config(config: LangIdConfig) -> Self {
+        Self::with_corpus(config, std::iter::empty())
+    }
+
+    /// The hand-written lexicons plus the words a labelled corpus shows to belong to one
+    /// language: buyers' chat shorthand ("ad", "kak", "nha") is learnt from the messages
+    /// rather than listed by hand.
+    pub fn with_corpus<'a>(
+        config: LangIdConfig,
+        corpus: impl IntoIterator<Item = (&'a str, Locale)>,
+    ) -> Self {
         let languages: Vec<lingua::Language> = Locale::ALL.iter().map(|l| to_lingua(*l)).collect();
         let detector = LanguageDetectorBuilder::from_languages(&languages)
             .with_preloaded_language_models()
             .build();
         // The first query initialises lingua's lazy tables; pay for it here, not on a customer.
         let _ = detector.compute_language_confidence_values("warm up");
-        let mut lexicon: HashMap<&'static str, [f32; 4]> = HashMap::new();
+        let mut lexicon: HashMap<Box<str>, [f32; 4]> = HashMap::new();
         for (lang, words) in [
             (Locale::En, EN_WORDS),
             (Locale::Id, ID_WORDS),
             (Locale::Vi, VI_WORDS),
         ] {
             for &(w, weight) in words {
-                lexicon.entry(w).or_insert([0.0; 4])[lang as usize] += weight;
+                lexicon.entry(w.into()).or_insert([0.0; 4])[lang as usize] += weight;
             }
         }
         for w in VI_UNACCENTED
@@ -161,7 +190,10 @@ impl LanguageId {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
             let weight = if w.contains(' ') { 1.0 } else { 0.7 };
-            lexicon.entry(w).or_insert([0.0; 4])[Locale::Vi as usize] += weight;
+            lexicon.entry(w.into()).or_insert([0.0; 4])[Locale::Vi as usize] += weight;
+        }
+        for (word, lang) in corpus_words(corpus, &config) {
+            lexicon.entry(word.into()).or_insert([0.0; 4])[lang as usize] += config.corpus_weight;
         }
         Self {
             detector,
@@ -220,7 +252,10 @@ impl LanguageId {
         let mut evidence = lex;
         // The model's confidence on two or three letters is close to a guess; let it count fully
         // only from about one real word up.
-        let weight = cfg.model_weight * (counts.latin as f32 / cfg.model_full_letters).min(1.0);
+        // Keyboard mashing and laughter ("jjjjj", "hsjdj dkdk", "hehehe") are no language at all,
+        // yet the model names one with confidence: only letters of word-like tokens count.
+        let letters = wordlike_letters(&norm);
+        let weight = cfg.model_weight * (letters as f32 / cfg.model_full_letters).min(1.0);
         for (l, c) in self.detector.compute_language_confidence_values(head) {
             if let Some(lang) = from_lingua(l) {
                 evidence[lang as usize] += weight * c as f32;
@@ -256,7 +291,7 @@ impl LanguageId {
         let mut scores = [0.0f32; 4];
         let mut pair = String::with_capacity(32);
         for (i, w) in words.iter().enumerate() {
-            if let Some(s) = self.lexicon.get(w) {
+            if let Some(s) = self.lexicon.get(*w) {
                 add(&mut scores, s);
             } else if let Some(short) = squeeze_repeats(w)
                 && let Some(s) = self.lexicon.get(short.as_str())
@@ -275,6 +310,41 @@ impl LanguageId {
         }
         scores
     }
+}
+
+/// Latin words found in at least `corpus_min_messages` messages of the corpus, at least
+/// `corpus_share` of them in one language, in their folded form. Numbers and product codes
+/// are left out (no letter or a digit inside).
+fn corpus_words<'a>(
+    corpus: impl IntoIterator<Item = (&'a str, Locale)>,
+    config: &LangIdConfig,
+) -> Vec<(String, Locale)> {
+    let mut messages: HashMap<String, [usize; 4]> = HashMap::new();
+    for (text, lang) in corpus {
+        let folded = fold_latin_diacritics(&normalize(truncate_chars(text, MAX_CHARS)));
+        let mut seen = std::collections::HashSet::new();
+        for w in folded.split(' ') {
+            let latin_word = !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase());
+            if latin_word && seen.insert(w) {
+                messages.entry(w.to_owned()).or_insert([0; 4])[lang as usize] += 1;
+            }
+        }
+    }
+    let mut words: Vec<(String, Locale)> = messages
+        .into_iter()
+        .filter_map(|(w, n)| {
+            let total: usize = n.iter().sum();
+            let (lang, top) = Locale::ALL
+                .into_iter()
+                .map(|l| (l, n[l as usize]))
+                .max_by_key(|x| x.1)?;
+            (total >= config.corpus_min_messages
+                && top as f32 >= config.corpus_share * total as f32)
+                .then_some((w, lang))
+        })
+        .collect();
+    words.sort();
+    words
 }
 
 /// Chat stretches words for warmth ("halooo", "hiii"); runs of three or more of the same letter
@@ -386,6 +456,45 @@ impl ScriptCounts {
         }
         c
     }
+}
+
+/// Latin letters in tokens that could be words of some language: a token with no vowel
+/// ("jjjjj", "hsjdj", "brp") or one made of a short unit repeated ("hehehe", "wkwkwk", "kkk")
+/// counts for nothing. Chat shorthand without vowels is the lexicon's job, not the model's.
+fn wordlike_letters(norm: &str) -> usize {
+    norm.split(' ')
+        .filter(|w| !w.chars().any(is_thai))
+        .map(|w| {
+            let letters: Vec<char> = w
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic() || is_latin_extended(*c))
+                .collect();
+            let vowel = letters.iter().any(|&c| is_latin_vowel(c));
+            if vowel && !is_repeated_unit(&letters) {
+                letters.len()
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+fn is_latin_vowel(c: char) -> bool {
+    // Every accented Latin letter of the four languages is a vowel, except đ.
+    matches!(c, 'a' | 'e' | 'i' | 'o' | 'u' | 'y') || (is_latin_extended(c) && c != 'đ')
+}
+
+/// Whether `letters` is a unit of one to three letters written at least twice, over four
+/// letters or more ("haha", "hehehe", "wkwkw", "lololol"); words of the four languages are not.
+fn is_repeated_unit(letters: &[char]) -> bool {
+    letters.len() >= 4
+        && (1..=3).any(|unit| {
+            letters.len() >= 2 * unit
+                && letters
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| *c == letters[i % unit])
+        })
 }
 
 fn is_latin_extended(c: char) -> bool {
@@ -851,6 +960,24 @@ mod tests {
                 assert_eq!(d.decided_by, DecidedBy::Fallback, "{t:?}");
             }
         }
+    }
+
+    #[test]
+    fn keyboard_mashing_and_laughter_fall_back_to_locale() {
+        for fallback in Locale::ALL {
+            for t in [
+                "zzzzzz",
+                "hahahaha",
+                "hmm ggggg",
+                "xkcd qwrt pfft",
+                "lolololol",
+            ] {
+                let d = lid().detect(t, fallback);
+                assert_eq!(d.lang, fallback, "{t:?}");
+            }
+        }
+        assert_eq!(wordlike_letters("hello hehehe brp"), 5);
+        assert!(!is_repeated_unit(&['b', 'a', 'n', 'a', 'n', 'a']));
     }
 
     #[test]
