@@ -20,6 +20,7 @@ pub mod server;
 pub mod sites;
 pub mod suggest;
 pub mod tls;
+pub mod translate;
 pub mod upstream;
 
 /// Helpers shared by the unit tests of several modules.

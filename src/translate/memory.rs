@@ -1,0 +1,262 @@
+//! The translation memory of one site and locale: `rules/<site>/translations/<locale>.po`.
+//!
+//! Owns: reading a PO file into source → translation lookups, and rejecting a malformed one with
+//! `file:line:col` before anything is served from it.
+//! The PO syntax is checked line by line here first, because the PO reader (polib) reports no
+//! positions and assumes well-formed lines; only a file that passes goes to it.
+//! Must never: serve a `fuzzy` entry unless the site allows it, or an empty translation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Why a PO file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: {message}", file.display())]
+pub struct PoError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Source segments (with their optional `msgctxt`) and their translations, as served.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    entries: HashMap<(Option<String>, String), String>,
+    /// Entries with a translation that is not served because it is marked fuzzy.
+    fuzzy_skipped: usize,
+    /// Entries without a translation yet.
+    untranslated: usize,
+}
+
+impl Memory {
+    /// Reads `path`. `serve_fuzzy` decides whether translations marked `fuzzy` (machine
+    /// pre-fills not yet reviewed) are served.
+    pub fn load(path: &Path, serve_fuzzy: bool) -> Result<Memory, PoError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PoError {
+            file: path.to_owned(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text, serve_fuzzy)
+    }
+
+    /// Parses PO text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str, serve_fuzzy: bool) -> Result<Memory, PoError> {
+        check_syntax(text).map_err(|(line, col, message)| PoError {
+            file: path.to_owned(),
+            line,
+            col,
+            message,
+        })?;
+        let catalog = polib::po_file::parse_from_reader(text.as_bytes()).map_err(|e| PoError {
+            file: path.to_owned(),
+            line: 1,
+            col: 1,
+            message: e.to_string(),
+        })?;
+        let mut memory = Memory::default();
+        for m in catalog.messages() {
+            let Ok(msgstr) = m.msgstr() else {
+                // Plural forms name counts of something; page text has no use for them.
+                continue;
+            };
+            if msgstr.is_empty() {
+                memory.untranslated += 1;
+            } else if m.is_fuzzy() && !serve_fuzzy {
+                memory.fuzzy_skipped += 1;
+            } else {
+                let key = (m.msgctxt().map(str::to_owned), m.msgid().to_owned());
+                memory.entries.insert(key, msgstr.to_owned());
+            }
+        }
+        Ok(memory)
+    }
+
+    /// The translation of `source` in `context` (a `msgctxt`), if the memory has one to serve.
+    pub fn get(&self, context: Option<&str>, source: &str) -> Option<&str> {
+        // Owned keys make a lookup allocate; a page has a few hundred segments, so that is cheap
+        // next to the rest of a rewrite.
+        self.entries
+            .get(&(context.map(str::to_owned), source.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// Translations served.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries kept back because they are fuzzy.
+    pub fn fuzzy_skipped(&self) -> usize {
+        self.fuzzy_skipped
+    }
+
+    /// Entries with no translation yet.
+    pub fn untranslated(&self) -> usize {
+        self.untranslated
+    }
+}
+
+/// Checks every line of a PO file: blank, a comment (`#`, `#.`, `#:`, `#,`, `#|`, `#~`), a
+/// keyword with a quoted string, or a quoted continuation of the keyword above. The first
+/// entry must be the header (`msgid ""`). Returns (line, column, message) of the first fault.
+fn check_syntax(text: &str) -> Result<(), (usize, usize, String)> {
+    // Whether a keyword line has been seen since the last blank line or comment, i.e. whether
+    // a continuation string has something to continue.
+    let mut in_field = false;
+    let mut first_msgid = true;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() {
+            in_field = false;
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            in_field = false;
+            continue;
+        }
+        let (keyword, rest) = match trimmed.find(|c: char| c.is_whitespace()) {
+            _ if trimmed.starts_with('"') => ("", trimmed),
+            Some(at) => (&trimmed[..at], trimmed[at..].trim_start()),
+            None => (trimmed, ""),
+        };
+        let known = matches!(keyword, "msgctxt" | "msgid" | "msgid_plural" | "msgstr")
+            || keyword
+                .strip_prefix("msgstr[")
+                .and_then(|k| k.strip_suffix(']'))
+                .is_some_and(|n| n.len() == 1 && n.as_bytes()[0].is_ascii_digit());
+        if keyword.is_empty() {
+            if !in_field {
+                return Err((
+                    line_no,
+                    indent + 1,
+                    "string without a keyword before it".into(),
+                ));
+            }
+        } else if !known {
+            return Err((
+                line_no,
+                indent + 1,
+                format!("unknown keyword {keyword:?} (expected msgctxt, msgid, msgstr)"),
+            ));
+        } else {
+            in_field = true;
+            if keyword == "msgid" {
+                if first_msgid && rest != "\"\"" {
+                    return Err((
+                        line_no,
+                        indent + 1,
+                        "the first entry must be the header (msgid \"\")".into(),
+                    ));
+                }
+                first_msgid = false;
+            }
+        }
+        let col = indent + 1 + (trimmed.len() - rest.len());
+        check_string(rest).map_err(|(offset, message)| (line_no, col + offset, message))?;
+    }
+    if first_msgid {
+        return Err((1, 1, "no header entry (msgid \"\")".into()));
+    }
+    Ok(())
+}
+
+/// One C-style quoted string and nothing after it. Returns (offset, message) of a fault.
+fn check_string(s: &str) -> Result<(), (usize, String)> {
+    if !s.starts_with('"') {
+        return Err((0, "expected a quoted string".into()));
+    }
+    let mut chars = s.char_indices().skip(1);
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => {
+                return if s[at + 1..].trim().is_empty() {
+                    Ok(())
+                } else {
+                    Err((at + 1, "text after the closing quote".into()))
+                };
+            }
+            '\\' => match chars.next() {
+                Some((_, 'n' | 't' | 'r' | '"' | '\\' | 'a' | 'b' | 'f' | 'v')) => {}
+                Some((_, other)) => {
+                    return Err((at, format!("unknown escape \\{other}")));
+                }
+                None => return Err((at, "line ends inside an escape".into())),
+            },
+            _ => {}
+        }
+    }
+    Err((s.len(), "missing closing quote".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n";
+
+    fn parse(body: &str, fuzzy: bool) -> Result<Memory, PoError> {
+        Memory::parse(Path::new("id.po"), &format!("{HEADER}{body}"), fuzzy)
+    }
+
+    #[test]
+    fn translations_contexts_and_fuzzy() {
+        let po = "msgid \"Add to cart\"\nmsgstr \"Tambah ke keranjang\"\n\n\
+                  msgctxt \"menu\"\nmsgid \"Order\"\nmsgstr \"Pesan\"\n\n\
+                  msgid \"Order\"\nmsgstr \"Pesanan\"\n\n\
+                  #, fuzzy\nmsgid \"Ships in <1>7 days</1>\"\nmsgstr \"Dikirim dalam <1>7 hari</1>\"\n\n\
+                  msgid \"Warranty\"\nmsgstr \"\"\n\n\
+                  msgid \"\"\n\"Long \"\n\"text\"\nmsgstr \"Teks \"\n\"panjang\"\n";
+        let m = parse(po, false).unwrap();
+        assert_eq!(m.get(None, "Add to cart"), Some("Tambah ke keranjang"));
+        assert_eq!(m.get(Some("menu"), "Order"), Some("Pesan"));
+        assert_eq!(m.get(None, "Order"), Some("Pesanan"));
+        assert_eq!(m.get(None, "Ships in <1>7 days</1>"), None);
+        assert_eq!(m.get(None, "Warranty"), None);
+        assert_eq!(m.get(None, "Long text"), Some("Teks panjang"));
+        assert_eq!((m.fuzzy_skipped(), m.untranslated()), (1, 1));
+        let served = parse(po, true).unwrap();
+        assert_eq!(
+            served.get(None, "Ships in <1>7 days</1>"),
+            Some("Dikirim dalam <1>7 hari</1>")
+        );
+    }
+
+    #[test]
+    fn malformed_files_are_rejected_with_their_position() {
+        let cases = [
+            ("msgid \"a\"\nmsgstr \"b\n", 6, 10, "missing closing quote"),
+            ("msgid \"a\"\nmsgstring \"b\"\n", 6, 1, "unknown keyword"),
+            (
+                "msgid \"a\"\nmsgstr \"b\" x\n",
+                6,
+                11,
+                "after the closing quote",
+            ),
+            ("msgid \"a\"\nmsgstr \"b\\q\"\n", 6, 10, "unknown escape"),
+            ("\n\"orphan\"\n", 6, 1, "without a keyword"),
+            ("msgid \"a\"\nmsgstr\n", 6, 7, "expected a quoted string"),
+        ];
+        for (body, line, col, what) in cases {
+            let e = parse(body, false).unwrap_err();
+            assert_eq!((e.line, e.col), (line, col), "{body:?}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!("id.po:{line}:{col}: ")),
+                "{e}"
+            );
+            assert!(e.message.contains(what), "{body:?}: {e}");
+        }
+        let no_header = Memory::parse(Path::new("th.po"), "msgid \"a\"\nmsgstr \"b\"\n", false);
+        assert!(no_header.unwrap_err().message.contains("header"));
+    }
+}

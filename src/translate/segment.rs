@@ -1,0 +1,317 @@
+//! Segments: the unit a translator translates and the memory is keyed by.
+//!
+//! Owns: turning a run of inline HTML (text plus inline elements such as `a`, `strong`, `br`)
+//! into a source string with numbered placeholders (`Ships in <1>7 days</1>`, `Line<1/>break`),
+//! deciding whether that string is worth translating, and rebuilding HTML from a translation
+//! that may reorder the placeholders.
+//! Must never: emit a translation whose placeholders do not match the source's (the original
+//! markup would be lost or duplicated), or change the original HTML of a run left untranslated.
+
+/// A run of inline HTML being collected as the page streams by.
+#[derive(Debug, Default, Clone)]
+pub struct SegmentBuilder {
+    /// The run exactly as the origin sent it.
+    raw: String,
+    /// Decoded text with placeholders, whitespace not yet normalised.
+    source: String,
+    /// Per placeholder number - 1: the original start tag, and its end tag once seen.
+    tags: Vec<(String, Option<String>)>,
+    /// Placeholders opened and not yet closed, innermost last.
+    open: Vec<usize>,
+}
+
+impl SegmentBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Text as it appears in the HTML source (entities not yet decoded).
+    pub fn text(&mut self, html: &str) {
+        self.raw.push_str(html);
+        self.source
+            .push_str(&html_escape::decode_html_entities(html));
+    }
+
+    /// An inline element's start tag (`<a href="/x">`), as the origin wrote it.
+    pub fn open(&mut self, start_tag: &str) {
+        self.raw.push_str(start_tag);
+        self.tags.push((start_tag.to_owned(), None));
+        let n = self.tags.len();
+        self.open.push(n - 1);
+        self.source.push_str(&format!("<{n}>"));
+    }
+
+    /// The end tag of the innermost open inline element.
+    pub fn close(&mut self, end_tag: &str) {
+        self.raw.push_str(end_tag);
+        if let Some(i) = self.open.pop() {
+            self.tags[i].1 = Some(end_tag.to_owned());
+            self.source.push_str(&format!("</{}>", i + 1));
+        }
+    }
+
+    /// A void element (`<br>`, `<img …>`) or an opaque inline fragment (`<code>…</code>`) that
+    /// the translation carries as one placeholder.
+    pub fn void(&mut self, html: &str) {
+        self.raw.push_str(html);
+        self.tags.push((html.to_owned(), Some(String::new())));
+        self.source.push_str(&format!("<{}/>", self.tags.len()));
+    }
+
+    /// Bytes held so far: the caller gives up on a run that grows past its limit.
+    pub fn held(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Ends the run: the segment, with whitespace normalised, and the run's original HTML.
+    pub fn finish(self) -> Segment {
+        Segment {
+            source: normalize_space(&self.source),
+            lead: leading_space(&self.raw).to_owned(),
+            trail: trailing_space(&self.raw).to_owned(),
+            tags: self.tags,
+            raw: self.raw,
+        }
+    }
+}
+
+/// A finished run of inline HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// What the memory is keyed by: decoded text, placeholders, single spaces, trimmed.
+    pub source: String,
+    /// The run exactly as the origin sent it.
+    pub raw: String,
+    lead: String,
+    trail: String,
+    tags: Vec<(String, Option<String>)>,
+}
+
+impl Segment {
+    /// Whether a translator has anything to translate: some letters outside the placeholders,
+    /// and not just a price, a number with its unit, a code, an email or a URL.
+    pub fn is_translatable(&self) -> bool {
+        let mut text = String::with_capacity(self.source.len());
+        let mut rest = self.source.as_str();
+        while let Some((before, after)) = next_placeholder(rest) {
+            text.push_str(before.0);
+            text.push(' ');
+            rest = after;
+        }
+        text.push_str(rest);
+        text.split_whitespace().any(is_wordlike)
+    }
+
+    /// HTML for `translation` (the memory's text for `source`), keeping the run's outer
+    /// whitespace and original tags; `None` when its placeholders do not match the source's.
+    pub fn render(&self, translation: &str) -> Option<String> {
+        let mut out = String::with_capacity(self.raw.len() + translation.len());
+        out.push_str(&self.lead);
+        let mut used = vec![(false, false); self.tags.len()];
+        let mut open: Vec<usize> = Vec::new();
+        let mut rest = translation;
+        while let Some(((text, placeholder), after)) = next_placeholder(rest) {
+            out.push_str(&html_escape::encode_text(text));
+            let (n, kind) = placeholder;
+            let i = n.checked_sub(1).filter(|&i| i < self.tags.len())?;
+            let (start, end) = &self.tags[i];
+            let void = end.as_deref() == Some("");
+            match kind {
+                Kind::Void if void && !used[i].0 => {
+                    out.push_str(start);
+                    used[i] = (true, true);
+                }
+                Kind::Open if !void && !used[i].0 => {
+                    out.push_str(start);
+                    used[i].0 = true;
+                    open.push(i);
+                }
+                Kind::Close if open.last() == Some(&i) => {
+                    out.push_str(end.as_deref().unwrap_or_default());
+                    used[i].1 = true;
+                    open.pop();
+                }
+                _ => return None,
+            }
+            rest = after;
+        }
+        out.push_str(&html_escape::encode_text(rest));
+        // Every placeholder of the source exactly once, every pair closed. A start tag whose end
+        // never came (the origin left it open) is closed nowhere, as in the source.
+        let complete = used
+            .iter()
+            .zip(&self.tags)
+            .all(|(&(o, c), (_, end))| o && (c || end.is_none()));
+        if !complete || open.iter().any(|&i| self.tags[i].1.is_some()) {
+            return None;
+        }
+        out.push_str(&self.trail);
+        Some(out)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Open,
+    Close,
+    Void,
+}
+
+type Placeholder = (usize, Kind);
+
+/// Splits `s` at its first placeholder: ((text before, placeholder), rest after).
+fn next_placeholder(s: &str) -> Option<((&str, Placeholder), &str)> {
+    let mut from = 0;
+    while let Some(at) = s[from..].find('<').map(|i| i + from) {
+        if let Some((p, len)) = parse_placeholder(&s[at..]) {
+            return Some(((&s[..at], p), &s[at + len..]));
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// `<12>`, `</12>` or `<12/>` at the start of `s`, with its length.
+fn parse_placeholder(s: &str) -> Option<(Placeholder, usize)> {
+    let body = s.strip_prefix('<')?;
+    let (closing, body) = match body.strip_prefix('/') {
+        Some(b) => (true, b),
+        None => (false, body),
+    };
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    let n: usize = body[..digits].parse().ok()?;
+    let after = &body[digits..];
+    let (kind, tail) = if let Some(t) = after.strip_prefix("/>") {
+        (Kind::Void, t)
+    } else {
+        (
+            if closing { Kind::Close } else { Kind::Open },
+            after.strip_prefix('>')?,
+        )
+    };
+    if closing && kind == Kind::Void {
+        return None;
+    }
+    Some(((n, kind), s.len() - tail.len()))
+}
+
+/// A token a reader would call a word: two letters or more, and not a currency, a URL, an
+/// email, a code mixing digits and letters (`AF-450`, `M8x20`) or a number with its unit
+/// (`1500W`, `4.5L`).
+fn is_wordlike(token: &str) -> bool {
+    const CURRENCIES: &[&str] = &["rp", "idr", "vnd", "thb", "usd", "us$", "rmb", "cny", "eur"];
+    let letters = token.chars().filter(|c| c.is_alphabetic()).count();
+    let digits = token.chars().filter(|c| c.is_ascii_digit()).count();
+    letters > 1
+        && digits == 0
+        && !CURRENCIES.contains(&token.to_lowercase().as_str())
+        && !token.contains('@')
+        && !token.contains("://")
+        && !token.starts_with("www.")
+}
+
+fn normalize_space(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn leading_space(s: &str) -> &str {
+    &s[..s.len() - s.trim_start().len()]
+}
+
+fn trailing_space(s: &str) -> &str {
+    &s[s.trim_end().len()..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ships() -> Segment {
+        let mut b = SegmentBuilder::new();
+        b.text("\n  Ships in ");
+        b.open("<strong class=\"d\">");
+        b.text("7&nbsp;days");
+        b.close("</strong>");
+        b.text(" from ");
+        b.open("<a href=\"/contact\">");
+        b.text("Foshan &amp; Ningbo");
+        b.close("</a>");
+        b.void("<br>");
+        b.text("  ");
+        b.finish()
+    }
+
+    #[test]
+    fn inline_markup_becomes_numbered_placeholders() {
+        let s = ships();
+        assert_eq!(
+            s.source,
+            "Ships in <1>7 days</1> from <2>Foshan & Ningbo</2><3/>"
+        );
+        assert!(s.is_translatable());
+        assert_eq!(
+            s.raw,
+            "\n  Ships in <strong class=\"d\">7&nbsp;days</strong> from <a href=\"/contact\">Foshan &amp; Ningbo</a><br>  "
+        );
+    }
+
+    #[test]
+    fn translations_may_reorder_placeholders() {
+        let s = ships();
+        let html = s
+            .render("Dari <2>Foshan & Ningbo</2>, dikirim dalam <1>7 hari</1><3/>")
+            .unwrap();
+        assert_eq!(
+            html,
+            "\n  Dari <a href=\"/contact\">Foshan &amp; Ningbo</a>, dikirim dalam <strong class=\"d\">7 hari</strong><br>  "
+        );
+    }
+
+    #[test]
+    fn mismatched_placeholders_are_refused() {
+        let s = ships();
+        for bad in [
+            "Dikirim dalam 7 hari",                        // placeholders dropped
+            "Dikirim <1>7 hari</1> dari <2>Foshan</2>",    // <3/> missing
+            "Dikirim <1>7 hari</1> <2>a</2><3/><3/>",      // one used twice
+            "Dikirim <1>7 hari <2>Foshan</1></2><3/>",     // pairs cross
+            "Dikirim <1>7 hari</1> <2>Foshan</2><4/><3/>", // unknown number
+            "Dikirim <3>7 hari</3> <2>Foshan</2><1/>",     // pair used as void
+        ] {
+            assert_eq!(s.render(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn literal_angle_brackets_in_text_are_text() {
+        let mut b = SegmentBuilder::new();
+        b.text("Power &lt;2 kW");
+        let s = b.finish();
+        assert_eq!(s.source, "Power <2 kW");
+        assert_eq!(s.render("Daya <2 kW").unwrap(), "Daya &lt;2 kW");
+    }
+
+    #[test]
+    fn prices_codes_numbers_and_addresses_are_not_translated() {
+        for text in [
+            "Rp 1.250.000",
+            "AF-450",
+            "1500W 4.5L",
+            "sales@lianhe.example",
+            "https://lianhe.example/x",
+            "  ",
+            "© 2026",
+        ] {
+            let mut b = SegmentBuilder::new();
+            b.text(text);
+            assert!(!b.finish().is_translatable(), "{text}");
+        }
+        let mut b = SegmentBuilder::new();
+        b.text("Air fryer AF-450, 1500W");
+        assert!(b.finish().is_translatable());
+    }
+}
