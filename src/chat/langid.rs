@@ -6,7 +6,8 @@
 //!   1. script: any Thai letter means Thai; a letter only Vietnamese uses (đ, ơ, ư, ă, ạ, ế, ...)
 //!      means Vietnamese. Customers mix English product names into both, so script wins.
 //!   2. lexicon: short hand-written lists of chat words, mainly for what the model misses
-//!      (unaccented Vietnamese "bao nhieu", Indonesian chat shorthand "brp", "gak", "yg").
+//!      (unaccented Vietnamese "bao nhieu", Indonesian chat shorthand "brp", "gak", "yg"), plus
+//!      the words the base chat corpus shows to belong to one language.
 //!   3. model: lingua restricted to the four languages, added to the lexicon scores.
 //!   4. fallback: the caller's page locale, when there is nothing to go on (emoji, "ok", "1000")
 //!      or the evidence does not clearly beat the locale.
@@ -251,9 +252,8 @@ impl LanguageId {
 
         let mut evidence = lex;
         // The model's confidence on two or three letters is close to a guess; let it count fully
-        // only from about one real word up.
-        // Keyboard mashing and laughter ("jjjjj", "hsjdj dkdk", "hehehe") are no language at all,
-        // yet the model names one with confidence: only letters of word-like tokens count.
+        // only from about one real word up. Keyboard mashing and laughter ("jjjjj", "hsjdj",
+        // "hehehe") are no language at all, yet the model names one: their letters do not count.
         let letters = wordlike_letters(&norm);
         let weight = cfg.model_weight * (letters as f32 / cfg.model_full_letters).min(1.0);
         for (l, c) in self.detector.compute_language_confidence_values(head) {
@@ -294,6 +294,8 @@ impl LanguageId {
             if let Some(s) = self.lexicon.get(*w) {
                 add(&mut scores, s);
             } else if let Some(short) = squeeze_repeats(w)
+                // One letter held down ("zzzzz") is mashing, not the chat word "z".
+                && short.chars().nth(1).is_some()
                 && let Some(s) = self.lexicon.get(short.as_str())
             {
                 add(&mut scores, s);
@@ -330,7 +332,7 @@ fn corpus_words<'a>(
             }
         }
     }
-    let mut words: Vec<(String, Locale)> = messages
+    messages
         .into_iter()
         .filter_map(|(w, n)| {
             let total: usize = n.iter().sum();
@@ -342,9 +344,7 @@ fn corpus_words<'a>(
                 && top as f32 >= config.corpus_share * total as f32)
                 .then_some((w, lang))
         })
-        .collect();
-    words.sort();
-    words
+        .collect()
 }
 
 /// Chat stretches words for warmth ("halooo", "hiii"); runs of three or more of the same letter
