@@ -165,6 +165,7 @@ fn edgeseo_rewrite(input: &[u8], seo: &Arc<edgeseo::config::SiteSeo>) -> Vec<u8>
         max_memory: seo.rewrite.max_memory,
         own_host: Arc::new(|h: &str| h == "www.lianhe-appliance.example"),
         body_end: Some(edgeseo::edge::LOCALE_SCRIPT_TAG.to_string()),
+        translations: seo.translations.get(&REQUEST.locale).cloned(),
     };
     rewrite_bytes(input, CHUNK, opts).unwrap()
 }

@@ -169,7 +169,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 for (r, t) in reports.iter_mut().zip(THRESHOLDS) {
                     r.add(e, e.lang, eval::decide(&model, &e.text, t));
                 }
-                let got = eval::decide(&model, &e.text, 0.3);
+                let got = eval::decide(&model, &e.text, edgeseo::config::DEFAULT_THRESHOLD);
                 if show_errors && got != e.intent {
                     let p = model.classify(&e.text);
                     println!(

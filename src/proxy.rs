@@ -611,6 +611,7 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Resp
             max_memory: page.seo.rewrite.max_memory,
             own_host: Arc::new(move |host: &str| site_owns_host(&site, host)),
             body_end: Some(body_end_scripts(&ctx.site, page.locale)),
+            translations: page.seo.translations.get(&page.locale).cloned(),
         },
     );
     (Response::from_parts(parts, body), true)

@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -163,5 +164,30 @@ fn chat_eval_prints_the_figures_of_a_labelled_set() {
             broken.path().display()
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn check_rejects_a_broken_translation_file_with_its_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let rules = copy_site(&shop, "shop", |site| site).file(
+        "shop/translations/th.po",
+        "msgid \"\"\nmsgstr \"\"\n\n#: /guide\nmsgid \"ราคา\"\nmsgstr \"ราคา ส่ง\n",
+    );
+    let out = edgeseo()
+        .args(["check", "--rules"])
+        .arg(rules.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // Columns count characters: the Thai text is 8 characters (24 bytes) long.
+    let expected = format!(
+        "{}/shop/translations/th.po:6:17: missing closing quote",
+        rules.path().display()
+    );
+    assert!(
+        stdout.lines().any(|l| l == expected),
+        "missing `{expected}` in:\n{stdout}"
     );
 }

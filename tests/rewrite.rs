@@ -225,3 +225,32 @@ pub fn product_offer(ld: &serde_json::Value) -> Option<serde_json::Value> {
         .find(|n| n["@type"] == "Product")
         .map(|p| p["offers"].clone())
 }
+
+/// A run longer than the rewriter holds passes as it came, the rest of its block too, and the
+/// page goes on being translated after it.
+#[tokio::test]
+async fn an_overlong_run_passes_untranslated_and_translation_resumes() {
+    let long = "Capacity and more words. ".repeat(1000);
+    let src = format!(
+        "<html><body><p>Capacity</p><p>{long}<b>Capacity</b> tail</p><h1>Kettle buying guide</h1></body></html>"
+    );
+    let (mut rng, seed) = Rng::from_env(0x5eed_0002);
+    for round in 0..6 {
+        let pieces = rng.split(src.len(), [7, 300, 5000][round % 3]);
+        let out = rewrite_in_pieces(
+            src.as_bytes(),
+            &pieces,
+            fixture_options(Locale::Id, "/guide", None),
+        )
+        .await;
+        let out = String::from_utf8(out).unwrap();
+        let body = &out[out.find("<body>").unwrap()..];
+        assert_eq!(
+            body,
+            format!(
+                "<body><p>Kapasitas</p><p>{long}<b>Capacity</b> tail</p><h1>Panduan membeli ketel</h1></body></html>"
+            ),
+            "replay with EDGESEO_SEED={seed}"
+        );
+    }
+}

@@ -54,6 +54,8 @@ pub struct RawSite {
     #[serde(default)]
     pub rewrite: RawRewrite,
     #[serde(default)]
+    pub translate: RawTranslate,
+    #[serde(default)]
     pub cache: RawSiteCache,
     pub chat: Option<Spanned<RawChat>>,
 }
@@ -120,6 +122,12 @@ pub struct RawOrganization {
 pub struct RawRewrite {
     pub max_memory: Option<Spanned<String>>,
     pub price_selector: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTranslate {
+    pub serve_fuzzy: Option<bool>,
 }
 
 /// `rules/<site>/pages.toml`: page rules, first match wins.

@@ -14,6 +14,7 @@ use super::diag::{Diagnostic, SourceFile, file_diagnostic};
 use super::raw::{RawLocalized, RawOrganization, RawPage, RawPages, RawSite};
 use super::{Validator, parse_toml, read_source};
 use crate::locale::Locale;
+use crate::translate::Memory;
 
 /// One value per locale, indexed by [`Locale`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub struct SiteSeo {
     pub pages: Pages,
     pub products: Products,
     pub keywords: Keywords,
+    /// Translation memories (`translations/<locale>.po`) of the locales that have one.
+    pub translations: HashMap<Locale, Arc<Memory>>,
 }
 
 impl SiteSeo {
@@ -401,6 +404,7 @@ pub(super) fn load(
         },
     };
 
+    let translations = load_translations(site_dir, &locales, raw, diags_after);
     let keywords = load_keywords(site_dir, &locales, diags_after);
     let products = load_products(&site_dir.join("products.csv"), &locales, diags_after);
     let pages = load_pages(&pages_path, &locales, &keywords, &products, diags_after)?;
@@ -417,7 +421,39 @@ pub(super) fn load(
         pages,
         products: products?,
         keywords: keywords?,
+        translations,
     })
+}
+
+/// `translations/<locale>.po` of every enabled locale but English, where present.
+fn load_translations(
+    site_dir: &Path,
+    locales: &[Locale],
+    raw: &RawSite,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<Locale, Arc<Memory>> {
+    let serve_fuzzy = raw.translate.serve_fuzzy.unwrap_or(false);
+    let mut memories = HashMap::new();
+    for &locale in locales.iter().filter(|&&l| l != Locale::En) {
+        let path = site_dir
+            .join("translations")
+            .join(format!("{}.po", locale.code()));
+        if !path.exists() {
+            continue;
+        }
+        match Memory::load(&path, serve_fuzzy) {
+            Ok(memory) => {
+                memories.insert(locale, Arc::new(memory));
+            }
+            Err(e) => diags.push(Diagnostic {
+                path: e.file,
+                line: e.line,
+                col: e.col,
+                message: e.message,
+            }),
+        }
+    }
+    memories
 }
 
 impl Validator<'_> {

@@ -9,7 +9,8 @@
 //!   are removed, and the plan's versions are added once, just before `</head>`;
 //! - origin JSON-LD blocks describing only types the plan describes are removed;
 //! - `a[href]`, `form[action]` to this site gain the locale prefix;
-//! - the text of price elements becomes the locale's price.
+//! - the text of price elements becomes the locale's price;
+//! - with a translation memory, the body's visible text and text attributes (`translate::replace`).
 
 pub mod codec;
 pub mod links;
@@ -29,6 +30,7 @@ use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink, Selector};
 use crate::body::{Body, BoxError};
 use crate::locale::Locale;
 use crate::seo::{HeadPlan, Needs};
+use crate::translate::{Memory, replace};
 use codec::{Coding, Decoder, Encoder};
 
 /// What the rewriter needs besides the plan.
@@ -42,6 +44,8 @@ pub struct RewriteOptions {
     pub own_host: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// Extra HTML to insert before `</body>` (the chat widget's script tag).
     pub body_end: Option<String>,
+    /// The site's translation memory for the page's locale: its visible text is replaced.
+    pub translations: Option<Arc<Memory>>,
 }
 
 /// The charset a `Content-Type` value names, when lol_html can rewrite in it.
@@ -492,6 +496,11 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
                 Ok(())
             }),
         ));
+    }
+    // Last: a translated run carries its inline tags as the handlers above left them.
+    if let Some(memory) = opts.translations {
+        let opaque = vec![Cow::Owned(plan.price_selector().clone())];
+        settings = replace::append_handlers(settings, memory, opaque);
     }
     settings
 }

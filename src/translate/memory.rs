@@ -23,6 +23,8 @@ pub struct PoError {
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
     entries: HashMap<(Option<String>, String), String>,
+    /// Sources served without a context, sorted: whether a run can still become one of them.
+    sources: Vec<String>,
     /// Entries with a translation that is not served because it is marked fuzzy.
     fuzzy_skipped: usize,
     /// Entries without a translation yet.
@@ -44,11 +46,16 @@ impl Memory {
 
     /// Parses PO text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str, serve_fuzzy: bool) -> Result<Memory, PoError> {
-        check_syntax(text).map_err(|(line, col, message)| PoError {
-            file: path.to_owned(),
-            line,
-            col,
-            message,
+        check_syntax(text).map_err(|(line, byte_col, message)| {
+            // Columns count characters, so that Thai and Vietnamese text point at the right place.
+            let text_line = text.lines().nth(line - 1).unwrap_or_default();
+            let before = text_line.get(..byte_col - 1).unwrap_or(text_line);
+            PoError {
+                file: path.to_owned(),
+                line,
+                col: before.chars().count() + 1,
+                message,
+            }
         })?;
         let catalog = polib::po_file::parse_from_reader(text.as_bytes()).map_err(|e| PoError {
             file: path.to_owned(),
@@ -71,6 +78,13 @@ impl Memory {
                 memory.entries.insert(key, msgstr.to_owned());
             }
         }
+        memory.sources = memory
+            .entries
+            .keys()
+            .filter(|(context, _)| context.is_none())
+            .map(|(_, source)| source.clone())
+            .collect();
+        memory.sources.sort_unstable();
         Ok(memory)
     }
 
@@ -81,6 +95,13 @@ impl Memory {
         self.entries
             .get(&(context.map(str::to_owned), source.to_owned()))
             .map(String::as_str)
+    }
+
+    /// Whether some source served without a context begins with `partial`: a run of page text
+    /// that cannot become one need not be held any longer.
+    pub fn has_prefix(&self, partial: &str) -> bool {
+        let at = self.sources.partition_point(|s| s.as_str() < partial);
+        self.sources.get(at).is_some_and(|s| s.starts_with(partial))
     }
 
     /// Translations served.
@@ -105,7 +126,8 @@ impl Memory {
 
 /// Checks every line of a PO file: blank, a comment (`#`, `#.`, `#:`, `#,`, `#|`, `#~`), a
 /// keyword with a quoted string, or a quoted continuation of the keyword above. The first
-/// entry must be the header (`msgid ""`). Returns (line, column, message) of the first fault.
+/// entry must be the header (`msgid ""`). Returns (line, byte column, message) of the first
+/// fault, both 1-based.
 fn check_syntax(text: &str) -> Result<(), (usize, usize, String)> {
     // Whether a keyword line has been seen since the last blank line or comment, i.e. whether
     // a continuation string has something to continue.
@@ -225,6 +247,8 @@ mod tests {
         assert_eq!(m.get(None, "Warranty"), None);
         assert_eq!(m.get(None, "Long text"), Some("Teks panjang"));
         assert_eq!((m.fuzzy_skipped(), m.untranslated()), (1, 1));
+        assert!(m.has_prefix("Add to c") && m.has_prefix("Long text") && m.has_prefix(""));
+        assert!(!m.has_prefix("Add to basket") && !m.has_prefix("Ships in"));
         let served = parse(po, true).unwrap();
         assert_eq!(
             served.get(None, "Ships in <1>7 days</1>"),

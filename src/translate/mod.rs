@@ -6,7 +6,9 @@
 //! build on these two.
 
 pub mod memory;
+pub mod replace;
 pub mod segment;
 
 pub use memory::{Memory, PoError};
+pub use replace::Coverage;
 pub use segment::{Segment, SegmentBuilder};

@@ -14,10 +14,12 @@ pub struct SegmentBuilder {
     raw: String,
     /// Decoded text with placeholders, whitespace not yet normalised.
     source: String,
+    /// Text since the last tag, still encoded: an entity may arrive split over two chunks.
+    pending: String,
     /// Per placeholder number - 1: the original start tag, and its end tag once seen.
     tags: Vec<(String, Option<String>)>,
-    /// Placeholders opened and not yet closed, innermost last.
-    open: Vec<usize>,
+    /// Placeholders opened and not yet closed (index, element key), innermost last.
+    open: Vec<(usize, u64)>,
 }
 
 impl SegmentBuilder {
@@ -28,34 +30,76 @@ impl SegmentBuilder {
     /// Text as it appears in the HTML source (entities not yet decoded).
     pub fn text(&mut self, html: &str) {
         self.raw.push_str(html);
-        self.source
-            .push_str(&html_escape::decode_html_entities(html));
+        self.pending.push_str(html);
     }
 
-    /// An inline element's start tag (`<a href="/x">`), as the origin wrote it.
-    pub fn open(&mut self, start_tag: &str) {
+    /// Markup that is neither text nor an element (a comment): kept when the run is left
+    /// untranslated, dropped from a translation.
+    pub fn other(&mut self, html: &str) {
+        self.decode_pending();
+        self.raw.push_str(html);
+    }
+
+    fn decode_pending(&mut self) {
+        if !self.pending.is_empty() {
+            self.source
+                .push_str(&html_escape::decode_html_entities(&self.pending));
+            self.pending.clear();
+        }
+    }
+
+    /// An inline element's start tag (`<a href="/x">`); `key` names the element so that its end
+    /// tag can be matched (`close`).
+    pub fn open(&mut self, start_tag: &str, key: u64) {
+        self.decode_pending();
         self.raw.push_str(start_tag);
         self.tags.push((start_tag.to_owned(), None));
         let n = self.tags.len();
-        self.open.push(n - 1);
+        self.open.push((n - 1, key));
         self.source.push_str(&format!("<{n}>"));
     }
 
-    /// The end tag of the innermost open inline element.
-    pub fn close(&mut self, end_tag: &str) {
-        self.raw.push_str(end_tag);
-        if let Some(i) = self.open.pop() {
-            self.tags[i].1 = Some(end_tag.to_owned());
-            self.source.push_str(&format!("</{}>", i + 1));
+    /// The end tag of the element `key`, if it is the innermost one open in this run. Returns
+    /// false otherwise (its start tag went out with an earlier run): the caller writes it.
+    pub fn close(&mut self, end_tag: &str, key: u64) -> bool {
+        match self.open.last() {
+            Some(&(i, k)) if k == key => {
+                self.decode_pending();
+                self.open.pop();
+                self.raw.push_str(end_tag);
+                self.tags[i].1 = Some(end_tag.to_owned());
+                self.source.push_str(&format!("</{}>", i + 1));
+                true
+            }
+            _ => false,
         }
     }
 
     /// A void element (`<br>`, `<img …>`) or an opaque inline fragment (`<code>…</code>`) that
     /// the translation carries as one placeholder.
     pub fn void(&mut self, html: &str) {
+        self.decode_pending();
         self.raw.push_str(html);
         self.tags.push((html.to_owned(), Some(String::new())));
         self.source.push_str(&format!("<{}/>", self.tags.len()));
+    }
+
+    /// Takes the run so far as the origin sent it, leaving the builder empty.
+    pub fn take_raw(&mut self) -> String {
+        std::mem::take(self).raw
+    }
+
+    /// The source so far, as `Segment::source` would begin; `None` while an entity may be
+    /// incomplete (its end is still to come).
+    pub fn partial(&self) -> Option<String> {
+        if let Some(amp) = self.pending.rfind('&')
+            && !self.pending[amp..].contains(';')
+            && self.pending.len() - amp < 40
+        {
+            return None;
+        }
+        let decoded = html_escape::decode_html_entities(&self.pending);
+        Some(normalize_space(&format!("{}{decoded}", self.source)))
     }
 
     /// Bytes held so far: the caller gives up on a run that grows past its limit.
@@ -68,7 +112,8 @@ impl SegmentBuilder {
     }
 
     /// Ends the run: the segment, with whitespace normalised, and the run's original HTML.
-    pub fn finish(self) -> Segment {
+    pub fn finish(mut self) -> Segment {
+        self.decode_pending();
         Segment {
             source: normalize_space(&self.source),
             lead: leading_space(&self.raw).to_owned(),
@@ -92,18 +137,21 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Whether a translator has anything to translate: some letters outside the placeholders,
-    /// and not just a price, a number with its unit, a code, an email or a URL.
+    /// Whether a translator has anything to translate: some words outside the placeholders,
+    /// not just a price, a number with its unit, a code, an email or a URL.
     pub fn is_translatable(&self) -> bool {
-        let mut text = String::with_capacity(self.source.len());
+        self.words() > 0
+    }
+
+    /// Words a reader would count in the source, placeholders, numbers and codes left out.
+    pub fn words(&self) -> usize {
+        let mut words = 0;
         let mut rest = self.source.as_str();
-        while let Some((before, after)) = next_placeholder(rest) {
-            text.push_str(before.0);
-            text.push(' ');
+        while let Some(((text, _), after)) = next_placeholder(rest) {
+            words += text.split_whitespace().filter(|t| is_wordlike(t)).count();
             rest = after;
         }
-        text.push_str(rest);
-        text.split_whitespace().any(is_wordlike)
+        words + rest.split_whitespace().filter(|t| is_wordlike(t)).count()
     }
 
     /// HTML for `translation` (the memory's text for `source`), keeping the run's outer
@@ -233,13 +281,14 @@ mod tests {
     fn ships() -> Segment {
         let mut b = SegmentBuilder::new();
         b.text("\n  Ships in ");
-        b.open("<strong class=\"d\">");
+        b.open("<strong class=\"d\">", 1);
         b.text("7&nbsp;days");
-        b.close("</strong>");
+        assert!(b.close("</strong>", 1));
         b.text(" from ");
-        b.open("<a href=\"/contact\">");
+        b.open("<a href=\"/contact\">", 2);
         b.text("Foshan &amp; Ningbo");
-        b.close("</a>");
+        assert!(!b.close("</strong>", 1));
+        assert!(b.close("</a>", 2));
         b.void("<br>");
         b.text("  ");
         b.finish()
@@ -284,6 +333,29 @@ mod tests {
         ] {
             assert_eq!(s.render(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn entities_split_over_chunks_and_comments() {
+        let mut b = SegmentBuilder::new();
+        b.text("Foshan &a");
+        b.text("mp; Ningbo ");
+        b.other("<!-- x -->");
+        b.text("ok");
+        let s = b.finish();
+        assert_eq!(s.source, "Foshan & Ningbo ok");
+        assert_eq!(s.raw, "Foshan &amp; Ningbo <!-- x -->ok");
+    }
+
+    #[test]
+    fn partial_source_waits_for_entities() {
+        let mut b = SegmentBuilder::new();
+        b.text("  Foshan &a");
+        assert_eq!(b.partial(), None);
+        b.text("mp;  Ning");
+        assert_eq!(b.partial().as_deref(), Some("Foshan & Ning"));
+        b.open("<b>", 1);
+        assert_eq!(b.partial().as_deref(), Some("Foshan & Ning<1>"));
     }
 
     #[test]

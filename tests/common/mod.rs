@@ -530,6 +530,7 @@ pub fn fixture_options(
         max_memory: seo.rewrite.max_memory,
         own_host: Arc::new(|h: &str| edgeseo::sites::normalize_host(h) == "shop.example"),
         body_end: None,
+        translations: seo.translations.get(&locale).cloned(),
     }
 }
 
