@@ -216,6 +216,28 @@ impl App {
     }
 }
 
+/// For a command that talks to one site's origin (`edgeseo translate extract`): starts the site
+/// compiled into the binary that `site` names, on a loopback port, until the returned sender
+/// is dropped.
+pub async fn start_embedded_origin(
+    site: &crate::config::Site,
+) -> Result<(EmbeddedOrigins, tokio::sync::watch::Sender<bool>), StartError> {
+    let (stop, shutdown) = Shutdown::new();
+    let mut embedded = EmbeddedOrigins::default();
+    if site.origin.target == OriginTarget::Embedded(EmbeddedSite::Demo) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let tcp = bind(addr).await?;
+        embedded.demo = Some(local_addr(&tcp, addr)?);
+        tokio::spawn(server::serve(
+            Listener { tcp, tls: None },
+            Arc::new(DemoSite),
+            ServerSettings::default(),
+            shutdown,
+        ));
+    }
+    Ok((embedded, stop))
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await

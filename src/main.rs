@@ -53,6 +53,25 @@ enum Command {
     /// Measure the chat's language identification and intent recognition.
     #[command(subcommand)]
     Chat(ChatCommand),
+    /// Prepare the translation of a site's page text (PO files under translations/).
+    #[command(subcommand)]
+    Translate(TranslateCommand),
+}
+
+#[derive(Subcommand)]
+enum TranslateCommand {
+    /// Crawl the site's origin and merge its page text into translations/<locale>.po:
+    /// translations kept, new text added untranslated, vanished text kept as obsolete.
+    Extract {
+        #[arg(long)]
+        rules: PathBuf,
+        /// The site (directory name under the rules directory).
+        #[arg(long)]
+        site: String,
+        /// Most HTML pages fetched.
+        #[arg(long, default_value_t = 200)]
+        max_pages: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +116,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { rules } => return check(&rules),
         Command::Chat(command) => chat_command(command),
+        Command::Translate(command) => translate_command(command),
         Command::Demo {
             listen,
             rules,
@@ -158,6 +178,97 @@ fn check(dir: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
+    use edgeseo::locale::Locale;
+    use edgeseo::translate::extract;
+    let TranslateCommand::Extract {
+        rules,
+        site,
+        max_pages,
+    } = command;
+    let loaded = Rules::load(&rules).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let site = loaded
+        .sites
+        .iter()
+        .find(|s| s.name == site)
+        .with_context(|| format!("no site `{site}` in {}", rules.display()))?;
+    let seo = site.seo.as_ref().with_context(|| {
+        format!(
+            "site `{}` has no pages.toml: nothing is localized",
+            site.name
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let pages = runtime.block_on(async {
+        let (embedded, _running) = edgeseo::app::start_embedded_origin(site).await?;
+        let upstream = edgeseo::upstream::Upstream::new(&site.origin, &embedded)?;
+        let bar = indicatif::ProgressBar::new(max_pages as u64).with_style(
+            indicatif::ProgressStyle::with_template("{pos:>4}/{len} pages {wide_msg}")
+                .expect("static template"),
+        );
+        let pages = extract::crawl(&upstream, max_pages, |n, path| {
+            bar.set_position(n as u64);
+            bar.set_message(path.to_owned());
+        })
+        .await;
+        bar.finish_and_clear();
+        anyhow::Ok(pages?)
+    })?;
+    println!(
+        "{} pages, {} segments",
+        pages.len(),
+        pages
+            .iter()
+            .flat_map(|p| &p.sources)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
+    let locales: Vec<Locale> = seo
+        .locales
+        .iter()
+        .copied()
+        .filter(|l| *l != Locale::En)
+        .collect();
+    let mut per_page: Vec<Vec<(usize, usize)>> = vec![Vec::new(); pages.len()];
+    for &locale in &locales {
+        let path = rules
+            .join(&site.name)
+            .join("translations")
+            .join(format!("{}.po", locale.code()));
+        let report = extract::merge(&path, locale, &pages)?;
+        println!(
+            "{}: {} entries, {} translated, {} new, {} obsolete",
+            path.display(),
+            report.entries,
+            report.translated,
+            report.added,
+            report.obsolete
+        );
+        for (row, (_, done, all)) in per_page.iter_mut().zip(report.pages) {
+            row.push((done, all));
+        }
+    }
+    let header: Vec<String> = locales
+        .iter()
+        .map(|l| format!("{:>14}", l.code()))
+        .collect();
+    println!(
+        "\nwords translated / in all, per page\n{:<40}{}",
+        "page",
+        header.join("")
+    );
+    for (page, row) in pages.iter().zip(per_page) {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|(done, all)| format!("{:>14}", format!("{done}/{all}")))
+            .collect();
+        println!("{:<40}{}", page.path, cells.join(""));
+    }
+    Ok(())
 }
 
 fn chat_command(command: ChatCommand) -> anyhow::Result<()> {

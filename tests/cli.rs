@@ -191,3 +191,119 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
         "missing `{expected}` in:\n{stdout}"
     );
 }
+
+/// `translate extract` crawls the origin (home, sitemap, links; robots.txt obeyed), merges what it
+/// finds into the PO files (translations kept, vanished ones obsolete), and what it writes is
+/// valid for gettext's own checker.
+#[tokio::test(flavor = "multi_thread")]
+async fn translate_extract_crawls_the_origin_and_merges_the_po_files() {
+    let origin = Origin::start().await;
+    let html = |body: &str| {
+        CannedPage::new(
+            "text/html; charset=utf-8",
+            format!("<html><body>{body}</body></html>"),
+        )
+    };
+    origin.serve(
+        "/robots.txt",
+        CannedPage::new(
+            "text/plain",
+            "User-agent: *\nDisallow: /private\nSitemap: http://shop.test/map.xml\n",
+        ),
+    );
+    origin.serve(
+        "/map.xml",
+        CannedPage::new(
+            "application/xml",
+            "<urlset><url><loc>http://shop.test/guide</loc></url></urlset>",
+        ),
+    );
+    origin.serve(
+        "/",
+        html("<h1>Welcome buyers</h1><p>See <a href=\"/b\">our <b>range</b></a> and <a href=\"/private\">staff</a>.</p><a href=\"https://elsewhere.example/x\">out</a>"),
+    );
+    origin.serve(
+        "/guide",
+        html("<h1>Kettle buying guide</h1><p>Price 12 USD</p>"),
+    );
+    origin.serve(
+        "/b",
+        html("<p>Welcome buyers</p><img src=\"/k.jpg\" alt=\"Kettle on a table\">"),
+    );
+    origin.serve("/private", html("<p>Staff only</p>"));
+    let rules = fixture_site(origin.addr, |site| site);
+    let po = rules.path().join("shop/translations/id.po");
+    let before = std::fs::read_to_string(&po).unwrap();
+    assert!(before.contains("msgstr \"Panduan membeli ketel\""));
+
+    let dir = rules.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        edgeseo()
+            .args([
+                "translate",
+                "extract",
+                "--site",
+                "shop",
+                "--max-pages",
+                "10",
+                "--rules",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !origin.seen.lock().unwrap().contains_key("/private"),
+        "robots.txt obeyed"
+    );
+    assert!(stdout.starts_with("3 pages, 6 segments"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("/guide") && l.contains("3/4")),
+        "{stdout}"
+    );
+
+    let after = std::fs::read_to_string(&po).unwrap();
+    for entry in [
+        "#: /guide\nmsgid \"Kettle buying guide\"\nmsgstr \"Panduan membeli ketel\"",
+        "#: / /b\nmsgid \"Welcome buyers\"\nmsgstr \"\"",
+        "#: /\nmsgid \"See <1>our <2>range</2></1> and <3>staff</3>.\"\nmsgstr \"\"",
+        "#: /b\nmsgid \"Kettle on a table\"\nmsgstr \"Ketel di atas meja\"",
+        "#~ msgid \"Auto shut-off\"\n#~ msgstr \"Mati otomatis\"",
+    ] {
+        assert!(after.contains(entry), "missing {entry:?} in:\n{after}");
+    }
+    assert!(!after.contains("Staff only"), "{after}");
+    let vi = std::fs::read_to_string(rules.path().join("shop/translations/vi.po")).unwrap();
+    assert!(vi.contains("\"Language: vi\\n\"") && vi.contains("msgid \"Welcome buyers\""));
+
+    match Command::new("msgfmt").arg("--version").output() {
+        Ok(_) => {
+            for file in [&po, &rules.path().join("shop/translations/vi.po")] {
+                let check = Command::new("msgfmt")
+                    .args(["--check", "--check-format", "-o", "/dev/null"])
+                    .arg(file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    check.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&check.stderr)
+                );
+            }
+        }
+        Err(_) if std::env::var_os("EDGESEO_REQUIRE_MSGFMT").is_none() => {
+            eprintln!("msgfmt (Debian package gettext) not installed: PO files not checked by it");
+        }
+        Err(e) => panic!("msgfmt is needed in CI (.ci/run installs gettext): {e}"),
+    }
+}

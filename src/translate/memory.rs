@@ -46,23 +46,7 @@ impl Memory {
 
     /// Parses PO text; `path` names it in errors.
     pub fn parse(path: &Path, text: &str, serve_fuzzy: bool) -> Result<Memory, PoError> {
-        check_syntax(text).map_err(|(line, byte_col, message)| {
-            // Columns count characters, so that Thai and Vietnamese text point at the right place.
-            let text_line = text.lines().nth(line - 1).unwrap_or_default();
-            let before = text_line.get(..byte_col - 1).unwrap_or(text_line);
-            PoError {
-                file: path.to_owned(),
-                line,
-                col: before.chars().count() + 1,
-                message,
-            }
-        })?;
-        let catalog = polib::po_file::parse_from_reader(text.as_bytes()).map_err(|e| PoError {
-            file: path.to_owned(),
-            line: 1,
-            col: 1,
-            message: e.to_string(),
-        })?;
+        let catalog = read_catalog(path, text)?;
         let mut memory = Memory::default();
         for m in catalog.messages() {
             let Ok(msgstr) = m.msgstr() else {
@@ -122,6 +106,27 @@ impl Memory {
     pub fn untranslated(&self) -> usize {
         self.untranslated
     }
+}
+
+/// Reads PO text into a catalog, after checking its syntax line by line.
+pub(crate) fn read_catalog(path: &Path, text: &str) -> Result<polib::catalog::Catalog, PoError> {
+    check_syntax(text).map_err(|(line, byte_col, message)| {
+        // Columns count characters, so that Thai and Vietnamese text point at the right place.
+        let text_line = text.lines().nth(line - 1).unwrap_or_default();
+        let before = text_line.get(..byte_col - 1).unwrap_or(text_line);
+        PoError {
+            file: path.to_owned(),
+            line,
+            col: before.chars().count() + 1,
+            message,
+        }
+    })?;
+    polib::po_file::parse_from_reader(text.as_bytes()).map_err(|e| PoError {
+        file: path.to_owned(),
+        line: 1,
+        col: 1,
+        message: e.to_string(),
+    })
 }
 
 /// Checks every line of a PO file: blank, a comment (`#`, `#.`, `#:`, `#,`, `#|`, `#~`), a

@@ -5,6 +5,7 @@
 //! The streaming replacer the rewriter calls, and the offline `extract` and `fill` commands,
 //! build on these two.
 
+pub mod extract;
 pub mod memory;
 pub mod replace;
 pub mod segment;

@@ -41,6 +41,26 @@ const VOID_INLINE: &[&str] = &["br", "wbr", "img", "input"];
 /// Attributes whose text a visitor reads or hears.
 const TEXT_ATTRIBUTES: &[&str] = &["alt", "title", "placeholder", "aria-label"];
 
+/// What the replacer asks about a page's text: the memory when serving, a collector when
+/// extracting the segments of a site.
+pub trait Lookup: Send + Sync + 'static {
+    /// Whether some source begins with `partial` (a run is held only while this holds).
+    fn has_prefix(&self, partial: &str) -> bool;
+    /// The translation of `source`.
+    fn translation(&self, source: &str) -> Option<&str>;
+    /// Every translatable segment and attribute text, as it is met.
+    fn seen(&self, _source: &str) {}
+}
+
+impl Lookup for Memory {
+    fn has_prefix(&self, partial: &str) -> bool {
+        Memory::has_prefix(self, partial)
+    }
+    fn translation(&self, source: &str) -> Option<&str> {
+        self.get(None, source)
+    }
+}
+
 /// Words counted while a page streams: what share of its visible text was served translated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Coverage {
@@ -80,7 +100,7 @@ static BODY: LazyLock<Selector> = LazyLock::new(|| "body, body *".parse().expect
 /// its handler sees them. `opaque` elements are left alone like `code`.
 pub fn append_handlers(
     mut settings: Settings<'static, 'static>,
-    memory: Arc<Memory>,
+    memory: Arc<dyn Lookup>,
     opaque: Vec<Cow<'static, Selector>>,
 ) -> Settings<'static, 'static> {
     let state: Shared = Arc::default();
@@ -109,7 +129,7 @@ pub fn append_handlers(
         let (state, memory) = (state.clone(), memory.clone());
         settings = settings.append_document_content_handler(
             DocumentContentHandlers::default().text(move |chunk: &mut TextChunk<'_>| {
-                on_text(chunk, &state, &memory);
+                on_text(chunk, &state, &*memory);
                 Ok(())
             }),
         );
@@ -132,7 +152,7 @@ pub fn append_handlers(
     settings.append_document_content_handler(DocumentContentHandlers::default().end(
         move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
             let mut st = lock(&state);
-            if let Some(html) = flush(&mut st, &memory) {
+            if let Some(html) = flush(&mut st, &*memory) {
                 end.append(&html, ContentType::Html);
             }
             let c = st.coverage;
@@ -150,7 +170,7 @@ pub fn append_handlers(
 fn on_element(
     el: &mut Element<'_, '_>,
     state: &Shared,
-    memory: &Arc<Memory>,
+    memory: &Arc<dyn Lookup>,
 ) -> lol_html::HandlerResult {
     let name = el.tag_name();
     let mut st = lock(state);
@@ -173,7 +193,7 @@ fn on_element(
             .get_attribute("class")
             .is_some_and(|c| c.split_ascii_whitespace().any(|c| c == "notranslate"));
     if excluded {
-        if let Some(html) = flush(&mut st, memory) {
+        if let Some(html) = flush(&mut st, &**memory) {
             el.before(&html, ContentType::Html);
         }
         if el.can_have_content() {
@@ -188,7 +208,7 @@ fn on_element(
         }
         return Ok(());
     }
-    translate_attributes(el, &mut st, memory)?;
+    translate_attributes(el, &mut st, &**memory)?;
 
     if VOID_INLINE.contains(&name.as_str()) {
         if !st.passthrough {
@@ -196,7 +216,7 @@ fn on_element(
             st.run.void(&tag);
             if hold_on(
                 &mut st,
-                memory,
+                &**memory,
                 |held| el.before(held, ContentType::Html),
                 tag.len(),
             ) {
@@ -216,7 +236,7 @@ fn on_element(
             st.run.open(&tag, key);
             hold_on(
                 &mut st,
-                memory,
+                &**memory,
                 |held| el.before(held, ContentType::Html),
                 tag.len(),
             )
@@ -236,7 +256,7 @@ fn on_element(
             // The element is not part of the run held now (its start tag went out earlier, or
             // a block came in between): that run ends here, before the end tag, which was
             // taken out of the output if the start tag was.
-            let mut html = flush(&mut st, &memory).unwrap_or_default();
+            let mut html = flush(&mut st, &*memory).unwrap_or_default();
             if held {
                 html.push_str(&end_tag);
             }
@@ -247,7 +267,7 @@ fn on_element(
     }
 
     // A block: the run before it ends here, and so does the run inside it.
-    if let Some(html) = flush(&mut st, memory) {
+    if let Some(html) = flush(&mut st, &**memory) {
         el.before(&html, ContentType::Html);
     }
     st.passthrough = false;
@@ -259,7 +279,7 @@ fn on_element(
 fn end_flushes(
     el: &mut Element<'_, '_>,
     state: &Shared,
-    memory: &Arc<Memory>,
+    memory: &Arc<dyn Lookup>,
     leaves_body: bool,
 ) -> lol_html::HandlerResult {
     if !el.can_have_content() {
@@ -268,7 +288,7 @@ fn end_flushes(
     let (state, memory) = (state.clone(), memory.clone());
     el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
         let mut st = lock(&state);
-        if let Some(html) = flush(&mut st, &memory) {
+        if let Some(html) = flush(&mut st, &*memory) {
             end.before(&html, ContentType::Html);
         }
         st.passthrough = false;
@@ -280,7 +300,7 @@ fn end_flushes(
     Ok(())
 }
 
-fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &Memory) {
+fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &dyn Lookup) {
     let mut st = lock(state);
     if !st.in_body || st.skip > 0 || st.passthrough {
         return;
@@ -311,7 +331,7 @@ fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &Memory) {
 /// without its last `last_len` bytes, which the caller leaves in place) and the rest of the
 /// block passes. Holding nothing the memory cannot translate keeps untranslated text streaming
 /// and keeps stray markup (an end tag without its element) in its place.
-fn hold_on(st: &mut State, memory: &Memory, emit: impl FnOnce(&str), last_len: usize) -> bool {
+fn hold_on(st: &mut State, memory: &dyn Lookup, emit: impl FnOnce(&str), last_len: usize) -> bool {
     let keep = match st.run.partial() {
         Some(partial) => memory.has_prefix(&partial),
         None => true,
@@ -326,7 +346,7 @@ fn hold_on(st: &mut State, memory: &Memory, emit: impl FnOnce(&str), last_len: u
 }
 
 /// Ends the current run: its translation, or the run as it came. `None` when nothing was held.
-fn flush(st: &mut State, memory: &Memory) -> Option<String> {
+fn flush(st: &mut State, memory: &dyn Lookup) -> Option<String> {
     if st.run.is_empty() {
         return None;
     }
@@ -334,14 +354,15 @@ fn flush(st: &mut State, memory: &Memory) -> Option<String> {
     Some(render(&segment, memory, &mut st.coverage))
 }
 
-fn render(segment: &Segment, memory: &Memory, coverage: &mut Coverage) -> String {
+fn render(segment: &Segment, memory: &dyn Lookup, coverage: &mut Coverage) -> String {
     if !segment.is_translatable() {
         return segment.raw.clone();
     }
     let words = segment.words();
     coverage.words += words;
+    memory.seen(&segment.source);
     match memory
-        .get(None, &segment.source)
+        .translation(&segment.source)
         .and_then(|t| segment.render(t))
     {
         Some(html) => {
@@ -355,7 +376,7 @@ fn render(segment: &Segment, memory: &Memory, coverage: &mut Coverage) -> String
 fn translate_attributes(
     el: &mut Element<'_, '_>,
     st: &mut State,
-    memory: &Memory,
+    memory: &dyn Lookup,
 ) -> lol_html::HandlerResult {
     let button = el.tag_name() == "input"
         && el.get_attribute("type").is_some_and(|t| {
@@ -377,7 +398,8 @@ fn translate_attributes(
         }
         let words = segment.words();
         st.coverage.words += words;
-        if let Some(t) = memory.get(None, &segment.source) {
+        memory.seen(&segment.source);
+        if let Some(t) = memory.translation(&segment.source) {
             el.set_attribute(name, &html_escape::encode_double_quoted_attribute(t))?;
             st.coverage.translated += words;
         }

@@ -7,6 +7,8 @@
 //! Must never: emit a translation whose placeholders do not match the source's (the original
 //! markup would be lost or duplicated), or change the original HTML of a run left untranslated.
 
+use std::fmt::Write as _;
+
 /// A run of inline HTML being collected as the page streams by.
 #[derive(Debug, Default, Clone)]
 pub struct SegmentBuilder {
@@ -114,14 +116,50 @@ impl SegmentBuilder {
     /// Ends the run: the segment, with whitespace normalised, and the run's original HTML.
     pub fn finish(mut self) -> Segment {
         self.decode_pending();
+        let mut source = normalize_space(&self.source);
+        let mut lead = leading_space(&self.raw).to_owned();
+        let mut trail = trailing_space(&self.raw).to_owned();
+        let mut tags = self.tags;
+        // An element around the whole run (a link, a bold line) is no part of the sentence: the
+        // translator sees "Home", not "<1>Home</1>", and the tags stay around the translation.
+        while source.starts_with("<1>")
+            && source.find("</1>") == Some(source.len() - 4)
+            && tags
+                .first()
+                .is_some_and(|(_, end)| end.as_deref().is_some_and(|e| !e.is_empty()))
+        {
+            let (start, end) = tags.remove(0);
+            lead.push_str(&start);
+            trail.insert_str(0, end.as_deref().unwrap_or_default());
+            source = renumber_down(source[3..source.len() - 4].trim());
+        }
         Segment {
-            source: normalize_space(&self.source),
-            lead: leading_space(&self.raw).to_owned(),
-            trail: trailing_space(&self.raw).to_owned(),
-            tags: self.tags,
+            source,
+            lead,
+            trail,
+            tags,
             raw: self.raw,
         }
     }
+}
+
+/// `source` with every placeholder number one lower.
+fn renumber_down(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(((text, (n, kind)), after)) = next_placeholder(rest) {
+        out.push_str(text);
+        let n = n - 1;
+        match kind {
+            Kind::Open => write!(out, "<{n}>"),
+            Kind::Close => write!(out, "</{n}>"),
+            Kind::Void => write!(out, "<{n}/>"),
+        }
+        .expect("writing to a String");
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A finished run of inline HTML.
@@ -145,13 +183,7 @@ impl Segment {
 
     /// Words a reader would count in the source, placeholders, numbers and codes left out.
     pub fn words(&self) -> usize {
-        let mut words = 0;
-        let mut rest = self.source.as_str();
-        while let Some(((text, _), after)) = next_placeholder(rest) {
-            words += text.split_whitespace().filter(|t| is_wordlike(t)).count();
-            rest = after;
-        }
-        words + rest.split_whitespace().filter(|t| is_wordlike(t)).count()
+        words_of(&self.source)
     }
 
     /// HTML for `translation` (the memory's text for `source`), keeping the run's outer
@@ -200,6 +232,17 @@ impl Segment {
         out.push_str(&self.trail);
         Some(out)
     }
+}
+
+/// Words a reader would count in a segment source, placeholders, numbers and codes left out.
+pub fn words_of(source: &str) -> usize {
+    let mut words = 0;
+    let mut rest = source;
+    while let Some(((text, _), after)) = next_placeholder(rest) {
+        words += text.split_whitespace().filter(|t| is_wordlike(t)).count();
+        rest = after;
+    }
+    words + rest.split_whitespace().filter(|t| is_wordlike(t)).count()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +399,30 @@ mod tests {
         assert_eq!(b.partial().as_deref(), Some("Foshan & Ning"));
         b.open("<b>", 1);
         assert_eq!(b.partial().as_deref(), Some("Foshan & Ning<1>"));
+    }
+
+    #[test]
+    fn an_element_around_the_whole_run_stays_outside_the_source() {
+        let mut b = SegmentBuilder::new();
+        b.text(" ");
+        b.open("<a href=\"/\">", 1);
+        b.open("<b>", 2);
+        b.text("Home ");
+        b.void("<img src=\"h.svg\">");
+        assert!(b.close("</b>", 2));
+        assert!(b.close("</a>", 1));
+        let s = b.finish();
+        assert_eq!(s.source, "Home <1/>");
+        assert_eq!(
+            s.render("Beranda <1/>").unwrap(),
+            " <a href=\"/\"><b>Beranda <img src=\"h.svg\"></b></a>"
+        );
+        let mut b = SegmentBuilder::new();
+        b.open("<b>", 1);
+        b.text("New");
+        assert!(b.close("</b>", 1));
+        b.text(" arrivals");
+        assert_eq!(b.finish().source, "<1>New</1> arrivals");
     }
 
     #[test]
