@@ -332,8 +332,8 @@ fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &dyn Lookup) {
 /// block passes. Holding nothing the memory cannot translate keeps untranslated text streaming
 /// and keeps stray markup (an end tag without its element) in its place.
 fn hold_on(st: &mut State, memory: &dyn Lookup, emit: impl FnOnce(&str), last_len: usize) -> bool {
-    let keep = match st.run.partial() {
-        Some(partial) => memory.has_prefix(&partial),
+    let keep = match st.run.partials() {
+        Some(forms) => forms.iter().any(|f| memory.has_prefix(f)),
         None => true,
     };
     if !keep {

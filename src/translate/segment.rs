@@ -91,9 +91,10 @@ impl SegmentBuilder {
         std::mem::take(self).raw
     }
 
-    /// The source so far, as `Segment::source` would begin; `None` while an entity may be
-    /// incomplete (its end is still to come).
-    pub fn partial(&self) -> Option<String> {
+    /// The forms the source so far may take once the run ends, as `Segment::source` would
+    /// begin: as it stands, and without each element open from the start (which `finish` takes
+    /// out when it closes at the end). `None` while an entity may be incomplete.
+    pub fn partials(&self) -> Option<Vec<String>> {
         if let Some(amp) = self.pending.rfind('&')
             && !self.pending[amp..].contains(';')
             && self.pending.len() - amp < 40
@@ -101,7 +102,18 @@ impl SegmentBuilder {
             return None;
         }
         let decoded = html_escape::decode_html_entities(&self.pending);
-        Some(normalize_space(&format!("{}{decoded}", self.source)))
+        let mut partial = normalize_space(&format!("{}{decoded}", self.source));
+        let mut forms = Vec::with_capacity(2);
+        // Only an element still open, or closing right at the end, can turn out to wrap the run.
+        while let Some(rest) = partial.strip_prefix("<1>")
+            && rest.find("</1>").is_none_or(|at| at + 4 == rest.len())
+        {
+            let inner = rest.strip_suffix("</1>").unwrap_or(rest).trim();
+            let unwrapped = renumber_down(inner);
+            forms.push(std::mem::replace(&mut partial, unwrapped));
+        }
+        forms.push(partial);
+        Some(forms)
     }
 
     /// Bytes held so far: the caller gives up on a run that grows past its limit.
@@ -122,7 +134,8 @@ impl SegmentBuilder {
         let mut tags = self.tags;
         // An element around the whole run (a link, a bold line) is no part of the sentence: the
         // translator sees "Home", not "<1>Home</1>", and the tags stay around the translation.
-        while source.starts_with("<1>")
+        while source.len() >= 7
+            && source.starts_with("<1>")
             && source.find("</1>") == Some(source.len() - 4)
             && tags
                 .first()
@@ -149,7 +162,8 @@ fn renumber_down(source: &str) -> String {
     let mut rest = source;
     while let Some(((text, (n, kind)), after)) = next_placeholder(rest) {
         out.push_str(text);
-        let n = n - 1;
+        // Callers only renumber text whose placeholder 1 was taken out; 0 cannot occur.
+        let n = n.saturating_sub(1);
         match kind {
             Kind::Open => write!(out, "<{n}>"),
             Kind::Close => write!(out, "</{n}>"),
@@ -394,11 +408,27 @@ mod tests {
     fn partial_source_waits_for_entities() {
         let mut b = SegmentBuilder::new();
         b.text("  Foshan &a");
-        assert_eq!(b.partial(), None);
+        assert_eq!(b.partials(), None);
         b.text("mp;  Ning");
-        assert_eq!(b.partial().as_deref(), Some("Foshan & Ning"));
+        assert_eq!(b.partials().unwrap(), ["Foshan & Ning"]);
         b.open("<b>", 1);
-        assert_eq!(b.partial().as_deref(), Some("Foshan & Ning<1>"));
+        assert_eq!(b.partials().unwrap(), ["Foshan & Ning<1>"]);
+        let mut b = SegmentBuilder::new();
+        b.open("<a>", 1);
+        b.open("<b>", 2);
+        b.text(" Digital <");
+        b.void("<br>");
+        assert_eq!(
+            b.partials().unwrap(),
+            ["<1><2> Digital <<3/>", "<1> Digital <<2/>", "Digital <<1/>"]
+        );
+        assert!(b.close("</b>", 2));
+        assert_eq!(b.partials().unwrap().last().unwrap(), "Digital <<1/>");
+        b.text("x");
+        assert_eq!(
+            b.partials().unwrap().last().unwrap(),
+            "<1> Digital <<2/></1>x"
+        );
     }
 
     #[test]
@@ -423,6 +453,10 @@ mod tests {
         assert!(b.close("</b>", 1));
         b.text(" arrivals");
         assert_eq!(b.finish().source, "<1>New</1> arrivals");
+        // An element still open when the run ends (a block came inside it).
+        let mut b = SegmentBuilder::new();
+        b.open("<a href=\"/\">", 1);
+        assert_eq!(b.finish().source, "<1>");
     }
 
     #[test]

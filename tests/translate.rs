@@ -1,0 +1,140 @@
+//! The demo's pages in Indonesian, Vietnamese and Thai as a search engine reads them: their
+//! visible text blocks, parsed back from what edgeseo serves, are identified as the page's
+//! language by a language identifier this project did not write (py3langid).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use edgeseo::locale::Locale;
+use http::StatusCode;
+use scraper::{Html, Selector};
+
+/// Elements whose text is one block a reader sees.
+const BLOCKS: &str = "h1, h2, h3, h4, h5, h6, p, li, td, th, dt, dd, button, label, figcaption, \
+                      summary, option, blockquote, caption, legend";
+
+/// The share of blocks identified as the page's language, per locale, must reach this.
+const FLOOR: f64 = 0.95;
+
+/// The text of every block without a block inside it, long enough to tell a language by: three
+/// words of four letters or more, or twelve Thai letters (a model code, a price or a name alone
+/// says nothing about a language).
+fn text_blocks(html: &str) -> Vec<String> {
+    let telling = |t: &str| {
+        let thai = t
+            .chars()
+            .filter(|c| ('\u{0E01}'..='\u{0E5B}').contains(c))
+            .count();
+        let words = t
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.chars().count() >= 4)
+            .count();
+        thai >= 12 || words >= 3
+    };
+    let doc = Html::parse_document(html);
+    let blocks = Selector::parse(BLOCKS).unwrap();
+    doc.select(&blocks)
+        .filter(|el| el.select(&blocks).nth(1).is_none())
+        .map(|el| el.text().collect::<Vec<_>>().join(" "))
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|t| telling(t))
+        .collect()
+}
+
+/// py3langid's language for each text, among the site's four (its model alone tells Indonesian
+/// from Malay or Javanese poorly on a short block); `None` when Python or py3langid is missing.
+fn identify(texts: &[String]) -> Option<Vec<String>> {
+    let script = "import json, sys, py3langid\n\
+                  py3langid.set_languages(['en', 'id', 'vi', 'th'])\n\
+                  for line in sys.stdin:\n    print(py3langid.classify(json.loads(line))[0])\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = texts
+        .iter()
+        .map(|t| serde_json::to_string(t).unwrap() + "\n")
+        .collect();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if std::env::var_os("EDGESEO_REQUIRE_LANGID").is_some() {
+            panic!("py3langid failed (.ci/run installs it): {err}");
+        }
+        eprintln!("py3langid not available, language of the demo's pages not checked: {err}");
+        return None;
+    }
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_demos_localized_pages_read_as_their_language() {
+    let app = start_demo().await;
+    let client = http1_client();
+    let (status, _, sitemap) =
+        fetch(&client, get(app.http_addr, "127.0.0.1", "/sitemap.xml")).await;
+    assert_eq!(status, StatusCode::OK);
+    let sitemap = String::from_utf8_lossy(&sitemap).into_owned();
+    let english: Vec<String> = sitemap
+        .split("<loc>")
+        .skip(1)
+        .filter_map(|s| s.split("</loc>").next())
+        .filter_map(|url| url.split_once("://").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
+        .filter(|path| !["/id/", "/vi/", "/th/"].iter().any(|p| path.starts_with(p)))
+        .collect();
+    assert!(english.len() >= 10, "{sitemap}");
+
+    let mut report = Vec::new();
+    for locale in [Locale::Id, Locale::Vi, Locale::Th] {
+        let mut texts = Vec::new();
+        for path in &english {
+            let localized = locale.localize_path(path);
+            let (status, _, body) =
+                fetch(&client, get(app.http_addr, "127.0.0.1", &localized)).await;
+            assert_eq!(status, StatusCode::OK, "{localized}");
+            texts.extend(text_blocks(&String::from_utf8_lossy(&body)));
+        }
+        let Some(found) = identify(&texts) else {
+            return;
+        };
+        let right = found.iter().filter(|l| l.as_str() == locale.code()).count();
+        let share = right as f64 / texts.len() as f64;
+        let misses: Vec<String> = texts
+            .iter()
+            .zip(&found)
+            .filter(|(_, l)| l.as_str() != locale.code())
+            .take(40)
+            .map(|(t, l)| format!("  {l}: {t}"))
+            .collect();
+        report.push(format!(
+            "{}: {right}/{} blocks ({:.1} %) identified as {}",
+            locale.code(),
+            texts.len(),
+            100.0 * share,
+            locale.code()
+        ));
+        assert!(
+            share >= FLOOR,
+            "{}\nfirst misses:\n{}",
+            report.join("\n"),
+            misses.join("\n")
+        );
+    }
+    println!("{}", report.join("\n"));
+}
