@@ -84,6 +84,9 @@ struct State {
     /// the rest of its block passes as it is.
     passthrough: bool,
     next_key: u64,
+    /// Size the run must reach before the memory is asked again whether it could become one of
+    /// its sources (doubling: a run is checked a few times, not at every chunk).
+    next_check: usize,
     coverage: Coverage,
 }
 
@@ -306,16 +309,27 @@ fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &dyn Lookup) {
         return;
     }
     let text = chunk.as_str();
+    let blank = text.trim().is_empty();
+    if blank && st.run.is_empty() {
+        // Whitespace between blocks: nothing to hold, and most text chunks of a page are this.
+        return;
+    }
     if st.run.held() + text.len() > MAX_HELD {
         // Too long to hold: what was held goes out as it came, and so does the rest of the block.
         let raw = st.run.take_raw();
         chunk.before(&raw, ContentType::Html);
+        st.next_check = 0;
         st.passthrough = true;
         st.coverage.overflowed += 1;
         return;
     }
     st.run.text(text);
     let len = text.len();
+    // Whitespace does not change what the run could become (sources are normalised).
+    if blank {
+        chunk.remove();
+        return;
+    }
     if hold_on(
         &mut st,
         memory,
@@ -332,11 +346,17 @@ fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &dyn Lookup) {
 /// block passes. Holding nothing the memory cannot translate keeps untranslated text streaming
 /// and keeps stray markup (an end tag without its element) in its place.
 fn hold_on(st: &mut State, memory: &dyn Lookup, emit: impl FnOnce(&str), last_len: usize) -> bool {
+    if st.run.held() < st.next_check {
+        return true;
+    }
+    st.next_check = st.run.held() * 2;
     let keep = match st.run.partials() {
-        Some(forms) => forms.iter().any(|f| memory.has_prefix(f)),
+        // The form without wrapping elements is the one most sources have: tried first.
+        Some(forms) => forms.iter().rev().any(|f| memory.has_prefix(f)),
         None => true,
     };
     if !keep {
+        st.next_check = 0;
         let mut raw = st.run.take_raw();
         raw.truncate(raw.len() - last_len);
         st.passthrough = true;
@@ -347,6 +367,7 @@ fn hold_on(st: &mut State, memory: &dyn Lookup, emit: impl FnOnce(&str), last_le
 
 /// Ends the current run: its translation, or the run as it came. `None` when nothing was held.
 fn flush(st: &mut State, memory: &dyn Lookup) -> Option<String> {
+    st.next_check = 0;
     if st.run.is_empty() {
         return None;
     }
@@ -355,10 +376,10 @@ fn flush(st: &mut State, memory: &dyn Lookup) -> Option<String> {
 }
 
 fn render(segment: &Segment, memory: &dyn Lookup, coverage: &mut Coverage) -> String {
-    if !segment.is_translatable() {
+    let words = segment.words();
+    if words == 0 {
         return segment.raw.clone();
     }
-    let words = segment.words();
     coverage.words += words;
     memory.seen(&segment.source);
     match memory

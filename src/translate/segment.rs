@@ -313,14 +313,21 @@ fn is_wordlike(token: &str) -> bool {
     let digits = token.chars().filter(|c| c.is_ascii_digit()).count();
     letters > 1
         && digits == 0
-        && !CURRENCIES.contains(&token.to_lowercase().as_str())
+        && !CURRENCIES.iter().any(|c| c.eq_ignore_ascii_case(token))
         && !token.contains('@')
         && !token.contains("://")
         && !token.starts_with("www.")
 }
 
 fn normalize_space(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 fn leading_space(s: &str) -> &str {
