@@ -4,11 +4,11 @@
 //! block element's start and end tag), hold each run until it ends, and write either its
 //! translation or, when the memory has none, the run exactly as it came. Also the translated
 //! attributes (`alt`, `title`, `placeholder`, `aria-label`, the `value` of input buttons).
-//! Output keeps flowing: only the current run is held, and a run longer than `MAX_HELD` is
-//! written as it is and the rest of its block passes untouched.
+//! Output keeps flowing: a run is held only while the memory has a source it could still become,
+//! and one longer than `MAX_HELD` is written as it is and the rest of its block passes untouched.
 //! Must never: touch text inside `script`, `style`, `pre`, `code`, `textarea`, `svg`, an element
-//! marked `translate="no"` or `.notranslate`, or one of the caller's opaque selectors (prices,
-//! a site's exclusions); or drop or duplicate markup of the origin's page.
+//! marked `translate="no"` or `.notranslate`, or one of the caller's opaque selectors (prices);
+//! or drop or duplicate markup of the origin's page.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, Mutex};
