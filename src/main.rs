@@ -180,6 +180,23 @@ fn check(dir: &std::path::Path) -> ExitCode {
     }
 }
 
+fn load_rules(dir: &std::path::Path) -> anyhow::Result<Rules> {
+    Rules::load(dir).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The site named `name` (its directory under the rules directory `dir`).
+fn find_site<'r>(
+    rules: &'r Rules,
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<&'r edgeseo::config::Site> {
+    rules
+        .sites
+        .iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("no site `{name}` in {}", dir.display()))
+}
+
 fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
     use edgeseo::locale::Locale;
     use edgeseo::translate::extract;
@@ -188,12 +205,8 @@ fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
         site,
         max_pages,
     } = command;
-    let loaded = Rules::load(&rules).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let site = loaded
-        .sites
-        .iter()
-        .find(|s| s.name == site)
-        .with_context(|| format!("no site `{site}` in {}", rules.display()))?;
+    let loaded = load_rules(&rules)?;
+    let site = find_site(&loaded, &rules, &site)?;
     let seo = site.seo.as_ref().with_context(|| {
         format!(
             "site `{}` has no pages.toml: nothing is localized",
@@ -289,12 +302,8 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                     format!("--page-locale: `{code}` is not own, en, id, vi or th")
                 })?),
             };
-            let loaded = Rules::load(&rules).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let site = loaded
-                .sites
-                .iter()
-                .find(|s| s.name == site)
-                .with_context(|| format!("no site `{site}` in {}", rules.display()))?;
+            let loaded = load_rules(&rules)?;
+            let site = find_site(&loaded, &rules, &site)?;
             let service = ChatService::for_site(site)?
                 .with_context(|| format!("site `{}` has no [chat]", site.name))?;
             let mut messages = Vec::new();

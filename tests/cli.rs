@@ -10,6 +10,17 @@ use std::time::Duration;
 use common::*;
 use http::StatusCode;
 
+/// `edgeseo check` on a rules directory that has problems: what it printed.
+fn check_fails(rules: &Path) -> String {
+    let out = edgeseo()
+        .args(["check", "--rules"])
+        .arg(rules)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn edgeseo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgeseo"))
 }
@@ -41,13 +52,7 @@ fn check_reports_every_problem_with_its_position() {
         )
         .site("c", "hosts = [\"c.test\"\n")
         .file("server.toml", "[limits]\nidle_timeout = \"0s\"\n");
-    let out = edgeseo()
-        .args(["check", "--rules"])
-        .arg(rules.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = check_fails(rules.path());
     let root = rules.path().display().to_string();
     for expected in [
         format!("{root}/a/site.toml:2:1: unknown field `colour`"),
@@ -174,13 +179,7 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
         "shop/translations/th.po",
         "msgid \"\"\nmsgstr \"\"\n\n#: /guide\nmsgid \"ราคา\"\nmsgstr \"ราคา ส่ง\n",
     );
-    let out = edgeseo()
-        .args(["check", "--rules"])
-        .arg(rules.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = check_fails(rules.path());
     // Columns count characters: the Thai text is 8 characters (24 bytes) long.
     let expected = format!(
         "{}/shop/translations/th.po:6:17: missing closing quote",

@@ -22,7 +22,10 @@ pub struct PoError {
 /// Source segments (with their optional `msgctxt`) and their translations, as served.
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
-    entries: HashMap<(Option<String>, String), String>,
+    /// Translations of sources without a context: what page text is looked up in.
+    plain: HashMap<String, String>,
+    /// Translations of sources with a `msgctxt`, keyed (context, source).
+    in_context: HashMap<(String, String), String>,
     /// Sources served without a context, sorted: whether a run can still become one of them.
     sources: Vec<String>,
     /// Entries with a translation that is not served because it is marked fuzzy.
@@ -58,27 +61,33 @@ impl Memory {
             } else if m.is_fuzzy() && !serve_fuzzy {
                 memory.fuzzy_skipped += 1;
             } else {
-                let key = (m.msgctxt().map(str::to_owned), m.msgid().to_owned());
-                memory.entries.insert(key, msgstr.to_owned());
+                let (source, translation) = (m.msgid().to_owned(), msgstr.to_owned());
+                match m.msgctxt() {
+                    Some(context) => {
+                        memory
+                            .in_context
+                            .insert((context.to_owned(), source), translation);
+                    }
+                    None => {
+                        memory.plain.insert(source, translation);
+                    }
+                }
             }
         }
-        memory.sources = memory
-            .entries
-            .keys()
-            .filter(|(context, _)| context.is_none())
-            .map(|(_, source)| source.clone())
-            .collect();
+        memory.sources = memory.plain.keys().cloned().collect();
         memory.sources.sort_unstable();
         Ok(memory)
     }
 
     /// The translation of `source` in `context` (a `msgctxt`), if the memory has one to serve.
     pub fn get(&self, context: Option<&str>, source: &str) -> Option<&str> {
-        // Owned keys make a lookup allocate; a page has a few hundred segments, so that is cheap
-        // next to the rest of a rewrite.
-        self.entries
-            .get(&(context.map(str::to_owned), source.to_owned()))
-            .map(String::as_str)
+        match context {
+            None => self.plain.get(source),
+            Some(context) => self
+                .in_context
+                .get(&(context.to_owned(), source.to_owned())),
+        }
+        .map(String::as_str)
     }
 
     /// Whether some source served without a context begins with `partial`: a run of page text
@@ -90,11 +99,11 @@ impl Memory {
 
     /// Translations served.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.plain.len() + self.in_context.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Entries kept back because they are fuzzy.

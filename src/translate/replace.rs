@@ -414,10 +414,10 @@ fn translate_attributes(
         let mut builder = SegmentBuilder::new();
         builder.text(&value);
         let segment = builder.finish();
-        if !segment.is_translatable() {
+        let words = segment.words();
+        if words == 0 {
             continue;
         }
-        let words = segment.words();
         st.coverage.words += words;
         memory.seen(&segment.source);
         if let Some(t) = memory.translation(&segment.source) {
