@@ -120,6 +120,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("edgeseo, page text translated (translations/id.po)", |b| {
         b.iter(|| edgeseo_rewrite(&input, &seo, true))
     });
+    group.bench_function("floor: visit every body element and text chunk", |b| {
+        b.iter(|| visit_all(&input, false))
+    });
+    group.bench_function("floor: visit every body element (with end tag) and text chunk", |b| {
+        b.iter(|| visit_all(&input, true))
+    });
     group.bench_function("tokenize only (no selectors)", |b| {
         b.iter(|| {
             let mut n = 0usize;
@@ -132,6 +138,34 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+fn visit_all(input: &[u8], end_tags: bool) -> usize {
+    use lol_html::send::DocumentContentHandlers;
+    let mut n = 0usize;
+    let body: Selector = "body, body *".parse().unwrap();
+    let settings = Settings::new_send()
+        .append_element_content_handler((
+            Cow::Owned(body),
+            ElementContentHandlers::default().element(move |el: &mut lol_html::send::Element<'_, '_>| {
+                if end_tags && el.can_have_content() {
+                    el.on_end_tag(Box::new(|_| Ok(())))?;
+                }
+                Ok(())
+            }),
+        ))
+        .append_document_content_handler(DocumentContentHandlers::default().text(
+            |t: &mut lol_html::html_content::TextChunk<'_>| {
+                std::hint::black_box(t.as_str());
+                Ok(())
+            },
+        ));
+    let mut rewriter = HtmlRewriter::new(settings, |c: &[u8]| n += c.len());
+    for piece in input.chunks(CHUNK) {
+        rewriter.write(piece).unwrap();
+    }
+    rewriter.end().unwrap();
+    n
 }
 
 struct Setup {
