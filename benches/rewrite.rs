@@ -123,9 +123,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("floor: visit every body element and text chunk", |b| {
         b.iter(|| visit_all(&input, false))
     });
-    group.bench_function("floor: visit every body element (with end tag) and text chunk", |b| {
-        b.iter(|| visit_all(&input, true))
-    });
+    group.bench_function(
+        "floor: visit every body element (with end tag) and text chunk",
+        |b| b.iter(|| visit_all(&input, true)),
+    );
     group.bench_function("tokenize only (no selectors)", |b| {
         b.iter(|| {
             let mut n = 0usize;
@@ -147,12 +148,14 @@ fn visit_all(input: &[u8], end_tags: bool) -> usize {
     let settings = Settings::new_send()
         .append_element_content_handler((
             Cow::Owned(body),
-            ElementContentHandlers::default().element(move |el: &mut lol_html::send::Element<'_, '_>| {
-                if end_tags && el.can_have_content() {
-                    el.on_end_tag(Box::new(|_| Ok(())))?;
-                }
-                Ok(())
-            }),
+            ElementContentHandlers::default().element(
+                move |el: &mut lol_html::send::Element<'_, '_>| {
+                    if end_tags && el.can_have_content() {
+                        el.on_end_tag(Box::new(|_| Ok(())))?;
+                    }
+                    Ok(())
+                },
+            ),
         ))
         .append_document_content_handler(DocumentContentHandlers::default().text(
             |t: &mut lol_html::html_content::TextChunk<'_>| {

@@ -127,6 +127,30 @@ impl Admin {
             self.control.runtime().rules.sites.len(),
             self.control.reloads(),
         ));
+        text.push_str(
+            "# HELP edgeseo_translation_coverage Share of the words on a site's known pages that its translation memory translates, per locale.\n\
+             # TYPE edgeseo_translation_coverage gauge\n\
+             # HELP edgeseo_translation_pages_advertised Pages whose translation reaches min_coverage (the others are not advertised at that locale).\n\
+             # TYPE edgeseo_translation_pages_advertised gauge\n\
+             # HELP edgeseo_translation_pages Pages the translation memory knows of.\n\
+             # TYPE edgeseo_translation_pages gauge\n",
+        );
+        for site in &self.control.runtime().rules.sites {
+            let Some(seo) = &site.seo else { continue };
+            for &locale in seo.locales.iter().filter(|&&l| l != Locale::En) {
+                let c = seo.coverage(locale);
+                let name = site.name.replace('\\', "\\\\").replace('"', "\\\"");
+                let labels = format!("site=\"{name}\",locale=\"{}\"", locale.code());
+                text.push_str(&format!(
+                    "edgeseo_translation_coverage{{{labels}}} {:.4}\n\
+                     edgeseo_translation_pages_advertised{{{labels}}} {}\n\
+                     edgeseo_translation_pages{{{labels}}} {}\n",
+                    c.share(),
+                    c.pages_covered,
+                    c.pages
+                ));
+            }
+        }
         let mut resp = Response::new(body::full(text));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -15,7 +15,8 @@ use crate::seo::escape_attr;
 /// Path prefix of everything edgeseo serves itself.
 pub const PREFIX: &str = "/__edgeseo/";
 
-/// `/sitemap.xml`: each listed page at every enabled locale, with `xhtml:link` alternates.
+/// `/sitemap.xml`: each listed page at every locale it is advertised at (see
+/// `SiteSeo::advertised`), with `xhtml:link` alternates.
 pub fn sitemap(seo: &SiteSeo, base: &str) -> Response<Body> {
     let mut paths: Vec<&str> = seo.pages.sitemap_paths.iter().map(String::as_str).collect();
     paths.extend(seo.products.list.iter().map(|p| p.path.as_str()));
@@ -29,9 +30,15 @@ pub fn sitemap(seo: &SiteSeo, base: &str) -> Response<Body> {
     );
     let url = |l: Locale, p: &str| escape_attr(&format!("{base}{}", l.localize_path(p)));
     for path in &paths {
-        for &locale in &seo.locales {
+        let locales: Vec<Locale> = seo
+            .locales
+            .iter()
+            .copied()
+            .filter(|&l| seo.advertised(l, path))
+            .collect();
+        for &locale in &locales {
             let _ = writeln!(xml, "  <url>\n    <loc>{}</loc>", url(locale, path));
-            for &alt in &seo.locales {
+            for &alt in &locales {
                 let _ = writeln!(
                     xml,
                     "    <xhtml:link rel=\"alternate\" hreflang=\"{}\" href=\"{}\"/>",

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeseo::app::{App, ServeOptions};
 use edgeseo::config::Rules;
+use edgeseo::locale::Locale;
 
 /// Edge proxy that serves a supplier's website localized for Indonesia, Vietnam and Thailand.
 #[derive(Parser)]
@@ -168,6 +169,23 @@ fn check(dir: &std::path::Path) -> ExitCode {
                 dir.display(),
                 rules.sites.len()
             );
+            for site in &rules.sites {
+                let Some(seo) = &site.seo else { continue };
+                for &locale in seo.locales.iter().filter(|&&l| l != Locale::En) {
+                    let c = seo.coverage(locale);
+                    println!(
+                        "{}/{}: page text {:.1} % translated ({}/{} words), {}/{} pages at min_coverage {}",
+                        site.name,
+                        locale.code(),
+                        100.0 * c.share(),
+                        c.translated_words,
+                        c.words,
+                        c.pages_covered,
+                        c.pages,
+                        seo.translate.min_coverage
+                    );
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -198,7 +216,6 @@ fn find_site<'r>(
 }
 
 fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
-    use edgeseo::locale::Locale;
     use edgeseo::translate::extract;
     let TranslateCommand::Extract {
         rules,
@@ -223,7 +240,8 @@ fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
             indicatif::ProgressStyle::with_template("{pos:>4}/{len} pages {wide_msg}")
                 .expect("static template"),
         );
-        let pages = extract::crawl(&upstream, max_pages, |n, path| {
+        let untranslated = seo.untranslated_selectors();
+        let pages = extract::crawl(&upstream, max_pages, &untranslated, |n, path| {
             bar.set_position(n as u64);
             bar.set_message(path.to_owned());
         })
@@ -274,12 +292,29 @@ fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
         "page",
         header.join("")
     );
-    for (page, row) in pages.iter().zip(per_page) {
+    for (page, row) in pages.iter().zip(&per_page) {
         let cells: Vec<String> = row
             .iter()
             .map(|(done, all)| format!("{:>14}", format!("{done}/{all}")))
             .collect();
         println!("{:<40}{}", page.path, cells.join(""));
+    }
+    let min = seo.translate.min_coverage;
+    for (i, locale) in locales.iter().enumerate() {
+        let (done, all) = per_page
+            .iter()
+            .fold((0, 0), |(d, a), row| (d + row[i].0, a + row[i].1));
+        let covered = per_page
+            .iter()
+            .filter(|row| row[i].0 as f32 >= min * row[i].1 as f32)
+            .count();
+        println!(
+            "{}: {:.1} % of the words translated, {covered}/{} pages at min_coverage {min} (the others are not advertised at /{}/)",
+            locale.code(),
+            100.0 * done as f64 / all.max(1) as f64,
+            pages.len(),
+            locale.code()
+        );
     }
     Ok(())
 }
@@ -287,7 +322,6 @@ fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
 fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
     use edgeseo::chat::{ChatService, eval};
     use edgeseo::config::{SourceFile, base_chat, parse_examples};
-    use edgeseo::locale::Locale;
     match command {
         ChatCommand::Eval {
             rules,

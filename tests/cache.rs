@@ -429,6 +429,14 @@ async fn purge_by_prefix_and_locale_through_the_admin_listener() {
         metrics.contains("edgeseo_cache_responses_total{status=\"hit\"} 3"),
         "{metrics}"
     );
+    // The fixture's Indonesian memory translates 44 of the 46 words of the one page it names.
+    for line in [
+        "edgeseo_translation_coverage{site=\"shop\",locale=\"id\"} 0.9565",
+        "edgeseo_translation_pages_advertised{site=\"shop\",locale=\"id\"} 1",
+        "edgeseo_translation_pages{site=\"shop\",locale=\"vi\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     let (status, _) = admin(&app, "POST", "/reload", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::OK);
     let (_, h, _) = hit(&app, "shop.test", "/about").await;

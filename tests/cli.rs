@@ -35,11 +35,16 @@ fn check_accepts_the_shipped_rules() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // The coverage of each locale's translation, as the coverage guard sees it.
+    for locale in ["id", "vi", "th"] {
+        let expected = format!("demo-supplier/{locale}: page text 100.0 % translated");
+        assert!(
+            stdout.contains(&expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -175,7 +180,15 @@ fn chat_eval_prints_the_figures_of_a_labelled_set() {
 #[test]
 fn check_rejects_a_broken_translation_file_with_its_position() {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let rules = copy_site(&shop, "shop", |site| site).file(
+    let mut site_toml = String::new();
+    let rules = copy_site(&shop, "shop", |site| {
+        site_toml = site.replace(
+            "min_coverage = 0",
+            "min_coverage = 1.5\nexclude = [\".reviews\", \"div[\"]\nglossary = [\"LIANHE\", \" \"]",
+        );
+        site_toml.clone()
+    })
+    .file(
         "shop/translations/th.po",
         "msgid \"\"\nmsgstr \"\"\n\n#: /guide\nmsgid \"ราคา\"\nmsgstr \"ราคา ส่ง\n",
     );
@@ -189,6 +202,27 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
         stdout.lines().any(|l| l == expected),
         "missing `{expected}` in:\n{stdout}"
     );
+    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
+    let root = rules.path().display();
+    for expected in [
+        format!(
+            "{root}/shop/site.toml:{}:16: min_coverage is a share between 0 and 1",
+            line("min_coverage")
+        ),
+        format!(
+            "{root}/shop/site.toml:{}:24: invalid CSS selector",
+            line("exclude")
+        ),
+        format!(
+            "{root}/shop/site.toml:{}:23: a glossary term cannot be empty",
+            line("glossary")
+        ),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&expected)),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
 }
 
 /// `translate extract` crawls the origin (home, sitemap, links; robots.txt obeyed), merges what it

@@ -138,3 +138,119 @@ async fn the_demos_localized_pages_read_as_their_language() {
     }
     println!("{}", report.join("\n"));
 }
+
+/// The links of `html` with `rel=alternate hreflang`: (hreflang, href).
+fn hreflangs(html: &str) -> Vec<(String, String)> {
+    let doc = Html::parse_document(html);
+    let links = Selector::parse("link[rel=alternate][hreflang]").unwrap();
+    doc.select(&links)
+        .map(|l| {
+            let a = |n| l.value().attr(n).unwrap_or_default().to_owned();
+            (a("hreflang"), a("href"))
+        })
+        .collect()
+}
+
+fn robots_noindex(html: &str) -> bool {
+    let doc = Html::parse_document(html);
+    let meta = Selector::parse(r#"meta[name=robots]"#).unwrap();
+    doc.select(&meta).any(|m| {
+        m.value()
+            .attr("content")
+            .is_some_and(|c| c.contains("noindex"))
+    })
+}
+
+#[tokio::test]
+async fn a_half_translated_page_is_not_advertised_at_its_locale() {
+    let origin = Origin::start().await;
+    let page = |body: &str| {
+        CannedPage::html(format!(
+            "<!doctype html><html><head><title>Shop</title></head><body>{body}</body></html>"
+        ))
+    };
+    origin.serve(
+        "/about",
+        page(
+            "<h1>About our factory</h1><p>We make kettles in Foshan.</p>\
+             <div class=\"reviews\"><p>We make kettles in Foshan.</p></div>",
+        ),
+    );
+    origin.serve(
+        "/half",
+        page("<h1>Care instructions</h1><p>Descale the kettle every month with white vinegar.</p>"),
+    );
+    // /about fully translated; /half: 2 of 10 words; "/" named by no entry.
+    let po = "msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n\
+              #: /about\nmsgid \"About our factory\"\nmsgstr \"Tentang pabrik kami\"\n\n\
+              #: /about\nmsgid \"We make kettles in Foshan.\"\nmsgstr \"Kami membuat ketel di Foshan.\"\n\n\
+              #: /half\nmsgid \"Care instructions\"\nmsgstr \"Petunjuk perawatan\"\n\n\
+              #: /half\nmsgid \"Descale the kettle every month with white vinegar.\"\nmsgstr \"\"\n";
+    let rules = fixture_site(origin.addr, |site| {
+        site.replace(
+            "min_coverage = 0",
+            "min_coverage = 0.8\nexclude = [\".reviews\"]",
+        )
+    })
+    .file("shop/translations/id.po", po);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    let html = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let (status, _, body) = fetch(&client, get(app.http_addr, "shop.test", path)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+
+    let half_id = html("/id/half").await;
+    assert!(robots_noindex(&half_id), "{half_id}");
+    assert!(hreflangs(&half_id).is_empty(), "{half_id}");
+    assert!(
+        half_id.contains("Petunjuk perawatan"),
+        "what is translated is still served"
+    );
+    let half_en = html("/half").await;
+    assert!(!robots_noindex(&half_en));
+    let langs: Vec<String> = hreflangs(&half_en).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(langs, ["en", "x-default"], "{half_en}");
+
+    let about_id = html("/id/about").await;
+    assert!(!robots_noindex(&about_id), "{about_id}");
+    assert!(about_id.contains("Tentang pabrik kami"));
+    // Excluded elements keep the origin's words even where the memory has them.
+    assert!(
+        about_id.contains(r#"<div class="reviews"><p>We make kettles in Foshan.</p></div>"#),
+        "{about_id}"
+    );
+    assert!(about_id.contains("<p>Kami membuat ketel di Foshan.</p>"));
+    assert_eq!(
+        hreflangs(&about_id),
+        [
+            ("en".into(), "https://shop.example/about".into()),
+            ("id-ID".into(), "https://shop.example/id/about".into()),
+            ("x-default".into(), "https://shop.example/about".into()),
+        ]
+    );
+    // Vietnamese has no memory at all: every page stays English-only there.
+    assert!(robots_noindex(&html("/vi/about").await));
+
+    let sitemap = html("/sitemap.xml").await;
+    let locs: Vec<&str> = sitemap
+        .split("<loc>")
+        .skip(1)
+        .filter_map(|s| s.split("</loc>").next())
+        .collect();
+    assert!(locs.contains(&"https://shop.example/id/about"), "{sitemap}");
+    assert!(locs.contains(&"https://shop.example/about"), "{sitemap}");
+    assert!(locs.contains(&"https://shop.example/"), "{sitemap}");
+    for hidden in ["https://shop.example/id/", "https://shop.example/vi/about"] {
+        assert!(!locs.contains(&hidden), "{hidden} in {sitemap}");
+        assert!(
+            !sitemap.contains(&format!("href=\"{hidden}\"")),
+            "{sitemap}"
+        );
+    }
+    origin.stop();
+}

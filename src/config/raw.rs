@@ -128,6 +128,11 @@ pub struct RawRewrite {
 #[serde(deny_unknown_fields)]
 pub struct RawTranslate {
     pub serve_fuzzy: Option<bool>,
+    pub min_coverage: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub glossary: Vec<Spanned<String>>,
 }
 
 /// `rules/<site>/pages.toml`: page rules, first match wins.

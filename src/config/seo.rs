@@ -11,10 +11,10 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, SourceFile, file_diagnostic};
-use super::raw::{RawLocalized, RawOrganization, RawPage, RawPages, RawSite};
+use super::raw::{RawLocalized, RawOrganization, RawPage, RawPages, RawSite, RawTranslate};
 use super::{Validator, parse_toml, read_source};
 use crate::locale::Locale;
-use crate::translate::Memory;
+use crate::translate::{CoverageSummary, Memory};
 
 /// One value per locale, indexed by [`Locale`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +50,26 @@ pub struct SiteSeo {
     pub keywords: Keywords,
     /// Translation memories (`translations/<locale>.po`) of the locales that have one.
     pub translations: HashMap<Locale, Arc<Memory>>,
+    pub translate: TranslateSettings,
 }
+
+/// `[translate]`: how the page text is translated and when a translation is good enough to
+/// show search engines.
+#[derive(Debug, Clone)]
+pub struct TranslateSettings {
+    /// Serve translations marked `fuzzy` (machine pre-fills not yet reviewed).
+    pub serve_fuzzy: bool,
+    /// Share of a page's words that must be translated for its localized URL to be advertised
+    /// (hreflang, sitemap, indexable); 0 advertises every locale whatever its text.
+    pub min_coverage: f32,
+    /// Elements whose text is never translated, besides `translate="no"` and `.notranslate`.
+    pub exclude: Vec<lol_html::Selector>,
+    /// Terms that must come through translation unchanged (brand, model names).
+    pub glossary: Vec<String>,
+}
+
+/// `[translate] min_coverage` when a site sets none.
+pub const DEFAULT_MIN_COVERAGE: f32 = 0.8;
 
 impl SiteSeo {
     /// The rule for an origin path: the first that matches, skipping product rules for paths
@@ -60,6 +79,37 @@ impl SiteSeo {
             r.pattern.matches(path)
                 && (r.kind == PageKind::Page || self.products.by_path(path).is_some())
         })
+    }
+
+    /// Whether the page at `origin_path` is shown to search engines at `locale`: English always;
+    /// another locale when the share of the page's words its memory translates reaches
+    /// `min_coverage` (a page the memory names nowhere counts as untranslated).
+    pub fn advertised(&self, locale: Locale, origin_path: &str) -> bool {
+        locale == Locale::En
+            || self.translate.min_coverage <= 0.0
+            || self
+                .translations
+                .get(&locale)
+                .and_then(|m| m.coverage(origin_path))
+                .is_some_and(|c| c >= self.translate.min_coverage)
+    }
+
+    /// Elements whose text is never translated: prices (replaced per locale) and the site's
+    /// `[translate] exclude`.
+    pub fn untranslated_selectors(&self) -> Vec<lol_html::Selector> {
+        std::iter::once(&self.rewrite.price_selector)
+            .chain(&self.translate.exclude)
+            .cloned()
+            .collect()
+    }
+
+    /// How much of the site's known page text `locale` has translated (nothing known for a
+    /// locale without a memory).
+    pub fn coverage(&self, locale: Locale) -> CoverageSummary {
+        self.translations
+            .get(&locale)
+            .map(|m| m.summary(self.translate.min_coverage))
+            .unwrap_or_default()
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
@@ -404,7 +454,8 @@ pub(super) fn load(
         },
     };
 
-    let translations = load_translations(site_dir, &locales, raw, diags_after);
+    let translate = translate_settings(&raw.translate, v);
+    let translations = load_translations(site_dir, &locales, &translate, diags_after);
     let keywords = load_keywords(site_dir, &locales, diags_after);
     let products = load_products(&site_dir.join("products.csv"), &locales, diags_after);
     let pages = load_pages(&pages_path, &locales, &keywords, &products, diags_after)?;
@@ -422,17 +473,57 @@ pub(super) fn load(
         products: products?,
         keywords: keywords?,
         translations,
+        translate,
     })
+}
+
+fn translate_settings(raw: &RawTranslate, v: &mut Validator<'_>) -> TranslateSettings {
+    let min_coverage = match &raw.min_coverage {
+        Some(c) if (0.0..=1.0).contains(c.get_ref()) => *c.get_ref() as f32,
+        Some(c) => {
+            v.error(c.span(), "min_coverage is a share between 0 and 1");
+            DEFAULT_MIN_COVERAGE
+        }
+        None => DEFAULT_MIN_COVERAGE,
+    };
+    let exclude = raw
+        .exclude
+        .iter()
+        .filter_map(|s| match s.get_ref().parse::<lol_html::Selector>() {
+            Ok(selector) => Some(selector),
+            Err(e) => {
+                v.error(s.span(), format!("invalid CSS selector: {e}"));
+                None
+            }
+        })
+        .collect();
+    let glossary = raw
+        .glossary
+        .iter()
+        .filter_map(|t| {
+            let term = t.get_ref().trim();
+            if term.is_empty() {
+                v.error(t.span(), "a glossary term cannot be empty");
+            }
+            (!term.is_empty()).then(|| term.to_owned())
+        })
+        .collect();
+    TranslateSettings {
+        serve_fuzzy: raw.serve_fuzzy.unwrap_or(false),
+        min_coverage,
+        exclude,
+        glossary,
+    }
 }
 
 /// `translations/<locale>.po` of every enabled locale but English, where present.
 fn load_translations(
     site_dir: &Path,
     locales: &[Locale],
-    raw: &RawSite,
+    settings: &TranslateSettings,
     diags: &mut Vec<Diagnostic>,
 ) -> HashMap<Locale, Arc<Memory>> {
-    let serve_fuzzy = raw.translate.serve_fuzzy.unwrap_or(false);
+    let serve_fuzzy = settings.serve_fuzzy;
     let mut memories = HashMap::new();
     for &locale in locales.iter().filter(|&&l| l != Locale::En) {
         let path = site_dir

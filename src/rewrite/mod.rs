@@ -499,7 +499,11 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
     }
     // Last: a translated run carries its inline tags as the handlers above left them.
     if let Some(memory) = opts.translations {
-        let opaque = vec![Cow::Owned(plan.price_selector().clone())];
+        let opaque = plan
+            .untranslated_selectors()
+            .into_iter()
+            .map(Cow::Owned)
+            .collect();
         settings = replace::append_handlers(settings, memory, opaque);
     }
     settings

@@ -35,7 +35,10 @@ pub struct HeadPlan {
     pub description: Option<String>,
     base: String,
     origin_path: String,
+    /// Locales whose URL of this page is shown to search engines (hreflang).
     locales: Vec<Locale>,
+    /// This locale's text of the page is too little translated to be indexed.
+    pub noindex: bool,
     /// Serialized `@graph` for the JSON-LD script, without the tags.
     jsonld: String,
     /// schema.org types the injected JSON-LD describes; origin blocks of these types are dropped.
@@ -93,8 +96,14 @@ impl HeadPlan {
             fallback_title,
             description,
             base: req.base.to_string(),
+            noindex: !seo.advertised(locale, &path),
+            locales: seo
+                .locales
+                .iter()
+                .copied()
+                .filter(|&l| seo.advertised(l, &path))
+                .collect(),
             origin_path: path,
-            locales: seo.locales.clone(),
             jsonld: graph,
             jsonld_types: jsonld::TYPES,
             seo: seo.clone(),
@@ -110,6 +119,11 @@ impl HeadPlan {
     /// Elements whose text is a product price.
     pub fn price_selector(&self) -> &lol_html::Selector {
         &self.seo.rewrite.price_selector
+    }
+
+    /// Elements whose text is never translated: prices and the site's `[translate] exclude`.
+    pub fn untranslated_selectors(&self) -> Vec<lol_html::Selector> {
+        self.seo.untranslated_selectors()
     }
 
     /// The URL of this page at `locale`.
@@ -133,6 +147,10 @@ impl HeadPlan {
         let self_canonical = canonical_path == self.origin_path;
         let canonical = self.url(self.locale, &canonical_path);
         let mut html = String::with_capacity(2048);
+        if self.noindex {
+            // Search engines would see the page's English text under a localized URL.
+            html.push_str(r#"<meta name="robots" content="noindex">"#);
+        }
         if need.title {
             let title = self.title.as_deref().unwrap_or(&self.fallback_title);
             let _ = write!(html, "<title>{}</title>", escape_text(title));
@@ -180,7 +198,7 @@ impl HeadPlan {
                 other.og()
             );
         }
-        if self_canonical {
+        if self_canonical && !self.noindex {
             for &locale in &self.locales {
                 let _ = write!(
                     html,
@@ -210,7 +228,7 @@ pub struct Needs {
 }
 
 /// `/products/` → `/products`; the root stays `/`.
-fn normalize_path(path: &str) -> String {
+pub fn normalize_path(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
         "/".to_string()

@@ -8,6 +8,7 @@
 //! any more kept as obsolete (`#~`), every entry referencing its pages (`#:`).
 //! Must never: leave the origin's host, fetch more than the page limit, or lose a translation.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{OutputSink, element};
+use lol_html::{OutputSink, Selector, element};
 use polib::catalog::Catalog;
 use polib::message::{Message, MessageFlags};
 use polib::metadata::CatalogMetadata;
@@ -75,8 +76,9 @@ impl OutputSink for Discard {
     fn handle_chunk(&mut self, _: &[u8]) {}
 }
 
-/// The segments of one HTML page, and the paths it links to on the same site.
-pub fn page_segments(html: &[u8]) -> (Vec<String>, Vec<String>) {
+/// The segments of one HTML page, and the paths it links to on the same site. Text inside
+/// `untranslated` elements (the site's `[translate] exclude`, prices) is left out, as when serving.
+pub fn page_segments(html: &[u8], untranslated: &[Selector]) -> (Vec<String>, Vec<String>) {
     let collector = Arc::new(Collector::default());
     let links = Arc::new(Mutex::new(Vec::new()));
     let settings = {
@@ -90,7 +92,8 @@ pub fn page_segments(html: &[u8]) -> (Vec<String>, Vec<String>) {
                 Ok(())
             }))
     };
-    let settings = replace::append_handlers(settings, collector.clone(), Vec::new());
+    let opaque = untranslated.iter().cloned().map(Cow::Owned).collect();
+    let settings = replace::append_handlers(settings, collector.clone(), opaque);
     let mut rewriter = HtmlRewriter::new(settings, Discard);
     // A page lol_html cannot parse to its end still gives what was read before.
     let _ = rewriter.write(html).and_then(|()| rewriter.end());
@@ -119,6 +122,7 @@ fn same_site_path(href: &str) -> Option<String> {
 pub async fn crawl(
     upstream: &Upstream,
     max_pages: usize,
+    untranslated: &[Selector],
     mut progress: impl FnMut(usize, &str),
 ) -> Result<Vec<PageSegments>, ExtractError> {
     let robots = match fetch(upstream, "/robots.txt").await? {
@@ -149,8 +153,10 @@ pub async fn crawl(
             continue;
         }
         progress(pages.len() + 1, &path);
-        let (sources, links) = page_segments(&body);
+        let (sources, links) = page_segments(&body, untranslated);
         queue.extend(links.into_iter().filter(|l| !visited.contains(l)));
+        // Named as the coverage guard looks pages up (`/products/` is `/products`).
+        let path = crate::seo::normalize_path(&path);
         pages.push(PageSegments { path, sources });
     }
     Ok(pages)
@@ -386,8 +392,10 @@ mod tests {
 
     #[test]
     fn segments_and_links_of_a_page() {
+        let reviews: Selector = ".reviews".parse().unwrap();
         let (sources, links) = page_segments(
-            b"<html><body><p>Welcome buyers</p><img src=\"/k.jpg\" alt=\"Kettle on a table\"><a href=\"/b#top\">Next <i>page</i></a><a href=\"//cdn.example/x\">x</a></body></html>",
+            b"<html><body><p>Welcome buyers</p><div class=\"reviews\"><p>Great kettle</p></div><img src=\"/k.jpg\" alt=\"Kettle on a table\"><a href=\"/b#top\">Next <i>page</i></a><a href=\"//cdn.example/x\">x</a></body></html>",
+            &[reviews],
         );
         // Inline siblings directly in <body> make one run, as in a paragraph.
         assert_eq!(

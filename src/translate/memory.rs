@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::segment::words_of;
+
 /// Why a PO file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{col}: {message}", file.display())]
@@ -32,6 +34,30 @@ pub struct Memory {
     fuzzy_skipped: usize,
     /// Entries without a translation yet.
     untranslated: usize,
+    /// Per origin path named in the entries' `#:` references: (words served translated, words).
+    pages: HashMap<String, (usize, usize)>,
+}
+
+/// How much of a site's known page text one memory translates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoverageSummary {
+    /// Words of all pages, each page counted with every segment on it.
+    pub words: usize,
+    pub translated_words: usize,
+    pub pages: usize,
+    /// Pages whose coverage reaches the site's `min_coverage`.
+    pub pages_covered: usize,
+}
+
+impl CoverageSummary {
+    /// Share of the words translated, 0 when no page is known.
+    pub fn share(&self) -> f64 {
+        if self.words == 0 {
+            0.0
+        } else {
+            self.translated_words as f64 / self.words as f64
+        }
+    }
 }
 
 impl Memory {
@@ -56,9 +82,20 @@ impl Memory {
                 // Plural forms name counts of something; page text has no use for them.
                 continue;
             };
+            let served = !msgstr.is_empty() && (serve_fuzzy || !m.is_fuzzy());
+            if m.msgctxt().is_none() {
+                // The extractor names the pages a segment is on: what each page's coverage is
+                // counted from.
+                let words = words_of(m.msgid());
+                for page in m.source().split_whitespace() {
+                    let (done, all) = memory.pages.entry(page.to_owned()).or_default();
+                    *all += words;
+                    *done += if served { words } else { 0 };
+                }
+            }
             if msgstr.is_empty() {
                 memory.untranslated += 1;
-            } else if m.is_fuzzy() && !serve_fuzzy {
+            } else if !served {
                 memory.fuzzy_skipped += 1;
             } else {
                 let (source, translation) = (m.msgid().to_owned(), msgstr.to_owned());
@@ -95,6 +132,29 @@ impl Memory {
     pub fn has_prefix(&self, partial: &str) -> bool {
         let at = self.sources.partition_point(|s| s.as_str() < partial);
         self.sources.get(at).is_some_and(|s| s.starts_with(partial))
+    }
+
+    /// Share of the words on the page at `origin_path` that are served translated, as the
+    /// entries' `#:` references record it; `None` for a page no entry names (never extracted).
+    pub fn coverage(&self, origin_path: &str) -> Option<f32> {
+        let &(done, all) = self.pages.get(origin_path)?;
+        Some(if all == 0 {
+            1.0
+        } else {
+            done as f32 / all as f32
+        })
+    }
+
+    /// Coverage over every page the entries name, pages counted at `min_coverage`.
+    pub fn summary(&self, min_coverage: f32) -> CoverageSummary {
+        let mut sum = CoverageSummary::default();
+        for &(done, all) in self.pages.values() {
+            sum.translated_words += done;
+            sum.words += all;
+            sum.pages += 1;
+            sum.pages_covered += usize::from(all == 0 || done as f32 >= min_coverage * all as f32);
+        }
+        sum
     }
 
     /// Translations served.
@@ -268,6 +328,31 @@ mod tests {
             served.get(None, "Ships in <1>7 days</1>"),
             Some("Dikirim dalam <1>7 hari</1>")
         );
+    }
+
+    #[test]
+    fn coverage_per_page_from_the_references() {
+        let po = "#: / /faq\nmsgid \"Free shipping over fifty\"\nmsgstr \"Gratis ongkir di atas lima puluh\"\n\n\
+                  #: /faq\nmsgid \"Ask us anything\"\nmsgstr \"\"\n\n\
+                  #: /faq\n#, fuzzy\nmsgid \"Warranty terms\"\nmsgstr \"Syarat garansi\"\n\n\
+                  #: /faq\nmsgid \"SKU AF-450\"\nmsgstr \"\"\n";
+        let m = parse(po, false).unwrap();
+        assert_eq!(m.coverage("/"), Some(1.0));
+        // 4 of 4 + 3 + 2 words ("SKU AF-450" has one word, "SKU", untranslated).
+        assert_eq!(m.coverage("/faq"), Some(4.0 / 10.0));
+        assert_eq!(m.coverage("/about"), None);
+        assert_eq!(parse(po, true).unwrap().coverage("/faq"), Some(6.0 / 10.0));
+        let sum = m.summary(0.8);
+        assert_eq!(
+            (
+                sum.translated_words,
+                sum.words,
+                sum.pages_covered,
+                sum.pages
+            ),
+            (8, 14, 1, 2)
+        );
+        assert_eq!(m.summary(0.4).pages_covered, 2);
     }
 
     #[test]

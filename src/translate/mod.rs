@@ -10,6 +10,6 @@ pub mod memory;
 pub mod replace;
 pub mod segment;
 
-pub use memory::{Memory, PoError};
+pub use memory::{CoverageSummary, Memory, PoError};
 pub use replace::Coverage;
 pub use segment::{Segment, SegmentBuilder};
