@@ -73,6 +73,35 @@ enum TranslateCommand {
         #[arg(long, default_value_t = 200)]
         max_pages: usize,
     },
+    /// Pre-fill the untranslated entries of translations/<locale>.po from a machine-translation
+    /// service, marked fuzzy (not served until a reviewer clears the flag, or serve_fuzzy).
+    Fill {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        site: String,
+        /// id, vi or th.
+        #[arg(long)]
+        locale: String,
+        /// LibreTranslate's `…/translate` or an OpenAI-compatible `…/v1/chat/completions` URL.
+        #[arg(long)]
+        backend: String,
+        /// libretranslate or openai; by default named by the backend URL's path.
+        #[arg(long)]
+        api: Option<String>,
+        /// Model asked of an OpenAI-compatible backend.
+        #[arg(long, default_value = "gpt-4o-mini")]
+        model: String,
+        /// Environment variable holding the backend's API key.
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Most entries sent.
+        #[arg(long, default_value_t = usize::MAX)]
+        limit: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -215,21 +244,102 @@ fn find_site<'r>(
         .with_context(|| format!("no site `{name}` in {}", dir.display()))
 }
 
-fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
-    use edgeseo::translate::extract;
-    let TranslateCommand::Extract {
-        rules,
-        site,
-        max_pages,
-    } = command;
-    let loaded = load_rules(&rules)?;
-    let site = find_site(&loaded, &rules, &site)?;
-    let seo = site.seo.as_ref().with_context(|| {
+/// The site named `name` and its SEO rules, which translating needs.
+fn localized_site<'r>(
+    rules: &'r Rules,
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(&'r edgeseo::config::Site, &'r edgeseo::config::SiteSeo)> {
+    let site = find_site(rules, dir, name)?;
+    let seo = site.seo.as_deref().with_context(|| {
         format!(
             "site `{}` has no pages.toml: nothing is localized",
             site.name
         )
     })?;
+    Ok((site, seo))
+}
+
+fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
+    match command {
+        TranslateCommand::Extract {
+            rules,
+            site,
+            max_pages,
+        } => translate_extract(&rules, &site, max_pages),
+        TranslateCommand::Fill {
+            rules,
+            site,
+            locale,
+            backend,
+            api,
+            model,
+            api_key_env,
+            limit,
+            concurrency,
+        } => {
+            use edgeseo::translate::fill::{self, Api, Backend, Brief};
+            let loaded = load_rules(&rules)?;
+            let (site, seo) = localized_site(&loaded, &rules, &site)?;
+            let locale = Locale::ALL
+                .into_iter()
+                .find(|l| l.code() == locale && *l != Locale::En)
+                .with_context(|| format!("--locale {locale:?}: expected id, vi or th"))?;
+            let api = match api.as_deref() {
+                None => None,
+                Some("libretranslate") => Some(Api::LibreTranslate),
+                Some("openai") => Some(Api::OpenAi { model }),
+                Some(other) => anyhow::bail!("--api {other:?}: expected libretranslate or openai"),
+            };
+            let api_key = match api_key_env {
+                Some(var) => Some(
+                    std::env::var(&var)
+                        .with_context(|| format!("--api-key-env: ${var} is not set"))?,
+                ),
+                None => None,
+            };
+            let keywords = seo.keywords.overall(locale, 20);
+            let keywords: Vec<&str> = keywords.iter().map(|k| k.text.as_str()).collect();
+            let brief = std::sync::Arc::new(Brief::new(locale, &seo.translate.glossary, &keywords));
+            let path = rules
+                .join(&site.name)
+                .join("translations")
+                .join(format!("{}.po", locale.code()));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                let backend = std::sync::Arc::new(Backend::new(&backend, api, api_key)?);
+                let bar = indicatif::ProgressBar::no_length().with_style(
+                    indicatif::ProgressStyle::with_template("{pos} entries translated")
+                        .expect("static template"),
+                );
+                let report = fill::fill(&path, locale, backend, brief, limit, concurrency, |n| {
+                    bar.set_position(n as u64)
+                })
+                .await;
+                bar.finish_and_clear();
+                report
+            })?;
+            println!(
+                "{}: {} entries without a translation sent, {} filled (marked fuzzy), {} left",
+                path.display(),
+                report.asked,
+                report.filled,
+                report.failed.len()
+            );
+            for (source, why) in report.failed.iter().take(20) {
+                println!("  not filled ({why}): {source}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn translate_extract(rules: &std::path::Path, site: &str, max_pages: usize) -> anyhow::Result<()> {
+    use edgeseo::translate::extract;
+    let loaded = load_rules(rules)?;
+    let (site, seo) = localized_site(&loaded, rules, site)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -319,9 +319,15 @@ async fn translate_extract_crawls_the_origin_and_merges_the_po_files() {
     let vi = std::fs::read_to_string(rules.path().join("shop/translations/vi.po")).unwrap();
     assert!(vi.contains("\"Language: vi\\n\"") && vi.contains("msgid \"Welcome buyers\""));
 
+    msgfmt_accepts(&[&po, &rules.path().join("shop/translations/vi.po")]);
+}
+
+/// gettext's own checker accepts every file (skipped with a message where gettext is missing,
+/// except in CI).
+fn msgfmt_accepts(files: &[&Path]) {
     match Command::new("msgfmt").arg("--version").output() {
         Ok(_) => {
-            for file in [&po, &rules.path().join("shop/translations/vi.po")] {
+            for file in files {
                 let check = Command::new("msgfmt")
                     .args(["--check", "--check-format", "-o", "/dev/null"])
                     .arg(file)
@@ -339,4 +345,172 @@ async fn translate_extract_crawls_the_origin_and_merges_the_po_files() {
         }
         Err(e) => panic!("msgfmt is needed in CI (.ci/run installs gettext): {e}"),
     }
+}
+
+/// A machine-translation service on loopback: LibreTranslate's `/translate` and an
+/// OpenAI-compatible `/v1/chat/completions`, both answering "[<target>] <text>", except that
+/// text containing "lose-markup" comes back without its placeholders. Keeps every request body
+/// and Authorization header.
+struct FakeTranslator {
+    seen: Seen,
+}
+
+/// Each request's Authorization header and JSON body.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+
+impl edgeseo::server::Handler for FakeTranslator {
+    async fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        _conn: &edgeseo::server::ConnInfo,
+    ) -> http::Response<edgeseo::body::Body> {
+        use http_body_util::BodyExt;
+        let path = req.uri().path().to_owned();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        self.seen.lock().unwrap().push((auth, json.clone()));
+        let fake = |text: &str, target: &str| {
+            if text.contains("lose-markup") {
+                format!("[{target}] {}", text.replace("<1>", "").replace("</1>", ""))
+            } else {
+                format!("[{target}] {text}")
+            }
+        };
+        let reply = match path.as_str() {
+            "/translate" => serde_json::json!({
+                "translatedText": fake(json["q"].as_str().unwrap(), json["target"].as_str().unwrap())
+            }),
+            "/v1/chat/completions" => {
+                let user = json["messages"][1]["content"].as_str().unwrap();
+                serde_json::json!({"choices": [{"message": {"role": "assistant", "content": fake(user, "llm")}}]})
+            }
+            _ => {
+                return http::Response::builder()
+                    .status(404)
+                    .body(edgeseo::body::full(""))
+                    .unwrap();
+            }
+        };
+        http::Response::new(edgeseo::body::full(reply.to_string()))
+    }
+}
+
+/// `translate fill` asks the service for every untranslated entry, writes what keeps the
+/// placeholders and glossary terms marked fuzzy (not served until reviewed), leaves the rest and
+/// every translation already there alone, keeps obsolete entries, and writes a file gettext accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn translate_fill_prefills_from_a_machine_translation_service() {
+    use edgeseo::server::{Listener, Shutdown, serve};
+    let seen = Seen::default();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let (stop, shutdown) = Shutdown::new();
+    tokio::spawn(serve(
+        Listener { tcp, tls: None },
+        std::sync::Arc::new(FakeTranslator { seen: seen.clone() }),
+        edgeseo::config::ServerSettings::default(),
+        shutdown,
+    ));
+
+    let header = "msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n";
+    let po = format!(
+        "{header}#: /\nmsgid \"Capacity\"\nmsgstr \"Kapasitas\"\n\n\
+         #: /\nmsgid \"Welcome buyers\"\nmsgstr \"\"\n\n\
+         #: /\nmsgid \"Our <1>LIANHE</1> kettles boil fast\"\nmsgstr \"\"\n\n\
+         #: /\nmsgid \"Please lose-markup <1>here</1>\"\nmsgstr \"\"\n\n\
+         #~ msgid \"Old text\"\n#~ msgstr \"Teks lama\"\n"
+    );
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let rules = copy_site(&shop, "shop", |site| {
+        site.replace(
+            "min_coverage = 0",
+            "min_coverage = 0\nglossary = [\"LIANHE\"]",
+        )
+    })
+    .file("shop/translations/id.po", &po)
+    .file(
+        "shop/translations/vi.po",
+        &format!("{header}#: /\nmsgid \"Welcome buyers\"\nmsgstr \"\"\n"),
+    );
+    let fill = |locale: &str, url: String| {
+        let out = edgeseo()
+            .args(["translate", "fill", "--site", "shop", "--locale", locale])
+            .arg("--rules")
+            .arg(rules.path())
+            .args(["--backend", &url, "--api-key-env", "EDGESEO_TEST_MT_KEY"])
+            .env("EDGESEO_TEST_MT_KEY", "sekret")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+
+    let stdout = fill("id", format!("http://{addr}/translate"));
+    assert!(
+        stdout.contains("3 entries without a translation sent, 2 filled (marked fuzzy), 1 left"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not filled (placeholders changed): Please lose-markup <1>here</1>"),
+        "{stdout}"
+    );
+    let id_po = rules.path().join("shop/translations/id.po");
+    let after = std::fs::read_to_string(&id_po).unwrap();
+    for entry in [
+        "#: /\nmsgid \"Capacity\"\nmsgstr \"Kapasitas\"",
+        "#: /\n#, fuzzy\nmsgid \"Welcome buyers\"\nmsgstr \"[id] Welcome buyers\"",
+        "#, fuzzy\nmsgid \"Our <1>LIANHE</1> kettles boil fast\"\nmsgstr \"[id] Our <1>LIANHE</1> kettles boil fast\"",
+        "msgid \"Please lose-markup <1>here</1>\"\nmsgstr \"\"",
+        "#~ msgid \"Old text\"\n#~ msgstr \"Teks lama\"",
+    ] {
+        assert!(after.contains(entry), "missing {entry:?} in:\n{after}");
+    }
+    // Machine pre-fills wait for a reviewer.
+    let memory = edgeseo::translate::Memory::load(&id_po, false).unwrap();
+    assert_eq!(memory.get(None, "Welcome buyers"), None);
+    assert_eq!(memory.get(None, "Capacity"), Some("Kapasitas"));
+    let reviewed = edgeseo::translate::Memory::load(&id_po, true).unwrap();
+    assert_eq!(
+        reviewed.get(None, "Welcome buyers"),
+        Some("[id] Welcome buyers")
+    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen.iter().all(|(_, b)| b["source"] == "en"
+                && b["target"] == "id"
+                && b["api_key"] == "sekret")
+        );
+    }
+
+    let stdout = fill("vi", format!("http://{addr}/v1/chat/completions"));
+    assert!(stdout.contains("1 filled"), "{stdout}");
+    let vi_po = rules.path().join("shop/translations/vi.po");
+    let vi = std::fs::read_to_string(&vi_po).unwrap();
+    assert!(
+        vi.contains("#, fuzzy\nmsgid \"Welcome buyers\"\nmsgstr \"[llm] Welcome buyers\""),
+        "{vi}"
+    );
+    {
+        let seen = seen.lock().unwrap();
+        let (auth, body) = seen.last().unwrap();
+        assert_eq!(auth.as_deref(), Some("Bearer sekret"));
+        let prompt = body["messages"][0]["content"].as_str().unwrap();
+        // The brief: language, glossary, and the locale's marketplace keywords.
+        for part in ["Vietnamese", "LIANHE", "ấm siêu tốc", "<1>"] {
+            assert!(prompt.contains(part), "{part} not in {prompt}");
+        }
+    }
+    msgfmt_accepts(&[&id_po, &vi_po]);
+    let _ = stop.send(true);
 }

@@ -349,6 +349,15 @@ pub struct Keyword {
 }
 
 impl Keywords {
+    /// The `n` highest-volume keywords of `locale` over every category.
+    pub fn overall(&self, locale: Locale, n: usize) -> Vec<&Keyword> {
+        let mut all: Vec<&Keyword> = self.by_locale.get(locale).values().flatten().collect();
+        all.sort_by(|a, b| b.volume.cmp(&a.volume).then_with(|| a.text.cmp(&b.text)));
+        all.dedup_by(|a, b| a.text == b.text);
+        all.truncate(n);
+        all
+    }
+
     pub fn top(&self, locale: Locale, category: &str) -> &[Keyword] {
         self.by_locale
             .get(locale)

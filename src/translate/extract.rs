@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -225,8 +224,13 @@ pub fn merge(
     locale: Locale,
     pages: &[PageSegments],
 ) -> Result<MergeReport, ExtractError> {
+    // Entries already obsolete stay so (the PO reader does not keep them).
+    let mut obsolete = Vec::new();
     let existing = match std::fs::read_to_string(path) {
-        Ok(text) => Some(read_catalog(path, &text)?),
+        Ok(text) => {
+            obsolete = obsolete_entries(&text);
+            Some(read_catalog(path, &text)?)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(ExtractError::Write {
@@ -315,13 +319,6 @@ pub fn merge(
         report.pages.push((page.path.clone(), done, all));
     }
 
-    let mut text = Vec::new();
-    polib::po_file::write(&catalog, &mut std::io::BufWriter::new(&mut text)).map_err(|source| {
-        ExtractError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })?;
     // Entries no page has any more stay, obsolete, so that a page that comes back finds its
     // translation (the PO reader used here does not keep `#~` entries; they are written here).
     let mut vanished: Vec<(String, String)> = old
@@ -331,15 +328,35 @@ pub fn merge(
         .collect();
     vanished.sort();
     report.obsolete = vanished.len();
-    let mut text = String::from_utf8_lossy(&text).into_owned();
+    // An obsolete entry whose text is on a page again is a live entry now, once.
+    let live: HashSet<String> = order
+        .iter()
+        .map(|s| format!("#~ msgid {}\n", quote(s)))
+        .collect();
+    obsolete.retain(|entry| !live.contains(entry.split_inclusive('\n').next().unwrap_or("")));
     for (msgid, msgstr) in vanished {
-        let _ = write!(
-            text,
+        obsolete.push(format!(
             "#~ msgid {}\n#~ msgstr {}\n\n",
             quote(&msgid),
             quote(&msgstr)
-        );
+        ));
     }
+    write_po(path, &catalog, &obsolete.concat())?;
+    Ok(report)
+}
+
+/// Writes `catalog` to `path` (directories created), followed by the `#~` lines of obsolete
+/// entries, which the PO writer does not know of.
+pub(crate) fn write_po(path: &Path, catalog: &Catalog, obsolete: &str) -> Result<(), ExtractError> {
+    let mut text = Vec::new();
+    polib::po_file::write(catalog, &mut std::io::BufWriter::new(&mut text)).map_err(|source| {
+        ExtractError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let mut text = String::from_utf8_lossy(&text).into_owned();
+    text.push_str(obsolete);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
             path: dir.to_owned(),
@@ -349,8 +366,23 @@ pub fn merge(
     std::fs::write(path, text).map_err(|source| ExtractError::Write {
         path: path.to_owned(),
         source,
-    })?;
-    Ok(report)
+    })
+}
+
+/// The obsolete entries (runs of `#~` lines) of PO text, each ending with a blank line.
+pub(crate) fn obsolete_entries(text: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut entry = String::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.starts_with("#~") {
+            entry.push_str(line);
+            entry.push('\n');
+        } else if !entry.is_empty() {
+            entry.push('\n');
+            entries.push(std::mem::take(&mut entry));
+        }
+    }
+    entries
 }
 
 fn new_metadata(locale: Locale) -> CatalogMetadata {

@@ -6,6 +6,7 @@
 //! build on these two.
 
 pub mod extract;
+pub mod fill;
 pub mod memory;
 pub mod replace;
 pub mod segment;

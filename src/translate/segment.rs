@@ -259,6 +259,21 @@ pub fn words_of(source: &str) -> usize {
     words + rest.split_whitespace().filter(|t| is_wordlike(t)).count()
 }
 
+/// Whether `translation` has exactly the placeholders of `source` (in any order): what a
+/// translation must keep to be rendered back into the page's markup.
+pub fn same_placeholders(source: &str, translation: &str) -> bool {
+    fn all(mut s: &str) -> Vec<Placeholder> {
+        let mut found = Vec::new();
+        while let Some(((_, p), after)) = next_placeholder(s) {
+            found.push(p);
+            s = after;
+        }
+        found.sort_unstable_by_key(|&(n, kind)| (n, kind as u8));
+        found
+    }
+    all(source) == all(translation)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Open,
