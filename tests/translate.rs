@@ -173,7 +173,7 @@ async fn a_half_translated_page_is_not_advertised_at_its_locale() {
         "/about",
         page(
             "<h1>About our factory</h1><p>We make kettles in Foshan.</p>\
-             <div class=\"reviews\"><p>We make kettles in Foshan.</p></div>",
+             <div class=\"reviews\"><p>We make kettles in Foshan.</p></div><h2>Care instructions</h2>",
         ),
     );
     origin.serve(
@@ -185,7 +185,8 @@ async fn a_half_translated_page_is_not_advertised_at_its_locale() {
               #: /about\nmsgid \"About our factory\"\nmsgstr \"Tentang pabrik kami\"\n\n\
               #: /about\nmsgid \"We make kettles in Foshan.\"\nmsgstr \"Kami membuat ketel di Foshan.\"\n\n\
               #: /half\nmsgid \"Care instructions\"\nmsgstr \"Petunjuk perawatan\"\n\n\
-              #: /half\nmsgid \"Descale the kettle every month with white vinegar.\"\nmsgstr \"\"\n";
+              #: /half\nmsgid \"Descale the kettle every month with white vinegar.\"\nmsgstr \"\"\n\n\
+              msgctxt \"/about\"\nmsgid \"Care instructions\"\nmsgstr \"Cara kami merawat pelanggan\"\n";
     let rules = fixture_site(origin.addr, |site| {
         site.replace(
             "min_coverage = 0",
@@ -225,6 +226,12 @@ async fn a_half_translated_page_is_not_advertised_at_its_locale() {
         "{about_id}"
     );
     assert!(about_id.contains("<p>Kami membuat ketel di Foshan.</p>"));
+    // A context naming the page gives the same words another sense there, and only there.
+    assert!(
+        about_id.contains("<h2>Cara kami merawat pelanggan</h2>"),
+        "{about_id}"
+    );
+    assert!(half_id.contains("<h1>Petunjuk perawatan</h1>"), "{half_id}");
     assert_eq!(
         hreflangs(&about_id),
         [
@@ -252,5 +259,73 @@ async fn a_half_translated_page_is_not_advertised_at_its_locale() {
             "{sitemap}"
         );
     }
+    origin.stop();
+}
+
+/// The first JSON-LD node of schema.org type `ty` on the page.
+fn jsonld_node(html: &str, ty: &str) -> Option<serde_json::Value> {
+    let doc = Html::parse_document(html);
+    let scripts = Selector::parse(r#"script[type="application/ld+json"]"#).unwrap();
+    doc.select(&scripts)
+        .filter_map(|s| {
+            serde_json::from_str::<serde_json::Value>(&s.text().collect::<String>()).ok()
+        })
+        .filter_map(|block| block["@graph"].as_array().cloned())
+        .flatten()
+        .find(|node| node["@type"] == ty)
+}
+
+#[tokio::test]
+async fn product_names_and_descriptions_in_jsonld_come_from_the_memory() {
+    let origin = Origin::start().await;
+    origin.serve(
+        "/products/kettle",
+        CannedPage::html(
+            "<html><head><title>Kettle</title></head><body><h1>Electric Kettle</h1></body></html>",
+        ),
+    );
+    // No Indonesian name in the feed: the memory has it, and the description.
+    let products = "sku,path,name_en,name_vi,name_th,description_en,price_usd,price_idr,price_vnd,price_thb,availability,image,brand,category\n\
+                    K-1,/products/kettle,Electric Kettle,Ấm siêu tốc,กาต้มน้ำไฟฟ้า,A 1.7 litre kettle with a steel body.,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle\n";
+    let po = "msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n\
+              #: /products/kettle\nmsgid \"Electric Kettle\"\nmsgstr \"Ketel Listrik\"\n\n\
+              msgid \"A 1.7 litre kettle with a steel body.\"\nmsgstr \"Ketel 1,7 liter berbadan baja.\"\n";
+    let rules = fixture_site(origin.addr, |site| site)
+        .file("shop/products.csv", products)
+        .file("shop/translations/id.po", po);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    let product = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let (status, _, body) = fetch(&client, get(app.http_addr, "shop.test", path)).await;
+            assert_eq!(status, StatusCode::OK);
+            let html = String::from_utf8(body.to_vec()).unwrap();
+            jsonld_node(&html, "Product").unwrap_or_else(|| panic!("no Product in {html}"))
+        }
+    };
+    let id = product("/id/products/kettle").await;
+    assert_eq!(id["name"], "Ketel Listrik");
+    assert_eq!(id["description"], "Ketel 1,7 liter berbadan baja.");
+    let vi = product("/vi/products/kettle").await;
+    assert_eq!(vi["name"], "Ấm siêu tốc");
+    let en = product("/products/kettle").await;
+    assert_eq!(en["description"], "A 1.7 litre kettle with a steel body.");
+
+    // A name neither the feed nor the memory has is an error at its place in the feed.
+    let broken = fixture_site(origin.addr, |site| site)
+        .file(
+            "shop/products.csv",
+            &products.replace("Electric Kettle", "Cordless Kettle"),
+        )
+        .file("shop/translations/id.po", po);
+    let err = edgeseo::config::Rules::load(broken.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("products.csv:2:")
+            && err.contains("translations/id.po does not translate `Cordless Kettle`"),
+        "{err}"
+    );
     origin.stop();
 }

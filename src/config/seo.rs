@@ -326,6 +326,8 @@ pub struct Product {
     /// Origin path of the product page.
     pub path: String,
     pub name: Localized<String>,
+    /// What the product is, for its JSON-LD (`description_<locale>`, optional; empty for none).
+    pub description: Localized<String>,
     /// Decimal price text per locale's currency, as in the feed (`24.90`, `408400`).
     pub price: Localized<String>,
     /// schema.org ItemAvailability name (`InStock`, `PreOrder`, …).
@@ -466,7 +468,12 @@ pub(super) fn load(
     let translate = translate_settings(&raw.translate, v);
     let translations = load_translations(site_dir, &locales, &translate, diags_after);
     let keywords = load_keywords(site_dir, &locales, diags_after);
-    let products = load_products(&site_dir.join("products.csv"), &locales, diags_after);
+    let products = load_products(
+        &site_dir.join("products.csv"),
+        &locales,
+        &translations,
+        diags_after,
+    );
     let pages = load_pages(&pages_path, &locales, &keywords, &products, diags_after)?;
 
     Some(SiteSeo {
@@ -1030,7 +1037,14 @@ fn load_keywords(
     (diags.len() == before).then_some(keywords)
 }
 
-fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -> Option<Products> {
+/// `products.csv`. A product's name (and optional description) at a locale other than English
+/// may be left out where that locale's translation memory translates the English one.
+fn load_products(
+    path: &Path,
+    locales: &[Locale],
+    translations: &HashMap<Locale, Arc<Memory>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Products> {
     if !path.exists() {
         return Some(Products::default());
     }
@@ -1042,11 +1056,18 @@ fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -
         .filter(|c| csv.column(c).is_none())
         .map(|c| c.to_string())
         .collect();
+    let translated = |locale: Locale, english: &str| {
+        translations
+            .get(&locale)
+            .and_then(|m| m.get(None, english))
+            .map(str::to_owned)
+    };
     for &locale in locales {
-        for col in [
-            format!("name_{}", locale.code()),
-            format!("price_{}", locale.currency().to_lowercase()),
-        ] {
+        let mut needed = vec![format!("price_{}", locale.currency().to_lowercase())];
+        if locale == Locale::En || !translations.contains_key(&locale) {
+            needed.push(format!("name_{}", locale.code()));
+        }
+        for col in needed {
             if csv.column(&col).is_none() {
                 missing.push(col);
             }
@@ -1062,7 +1083,13 @@ fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -
     let col = |name: &str| csv.column(name).expect("checked above");
     let mut products = Products::default();
     for (record, offset) in &csv.records {
-        let get = |name: &str| record.get(col(name)).unwrap_or("").trim().to_string();
+        let get = |name: &str| {
+            csv.column(name)
+                .and_then(|c| record.get(c))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
         let sku = get("sku");
         let page = get("path");
         if sku.is_empty() || products.by_sku.contains_key(&sku) {
@@ -1095,18 +1122,35 @@ fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -
                 ),
             ));
         }
-        let mut name = Localized::default();
+        let mut name: Localized<String> = Localized::default();
+        let mut description: Localized<String> = Localized::default();
         let mut price = Localized::default();
         for &locale in locales {
             let name_col = format!("name_{}", locale.code());
             let price_col = format!("price_{}", locale.currency().to_lowercase());
-            let text = get(&name_col);
+            let english = name.get(Locale::En).clone();
+            let mut text = get(&name_col);
+            if text.is_empty() && locale != Locale::En {
+                text = translated(locale, &english).unwrap_or_default();
+            }
+            let mut about = get(&format!("description_{}", locale.code()));
+            if about.is_empty() && locale != Locale::En {
+                about = translated(locale, description.get(Locale::En)).unwrap_or_default();
+            }
+            description.set(locale, about);
             if text.is_empty() {
+                let message = match translations.get(&locale) {
+                    Some(_) if locale != Locale::En => format!(
+                        "{name_col} is empty and translations/{}.po does not translate `{english}`",
+                        locale.code()
+                    ),
+                    _ => format!("{name_col} is empty"),
+                };
                 diags.push(csv.at(
                     *offset,
                     record,
-                    col(&name_col),
-                    format!("{name_col} is empty"),
+                    csv.column(&name_col).unwrap_or_else(|| col("sku")),
+                    message,
                 ));
             }
             name.set(locale, text);
@@ -1127,6 +1171,7 @@ fn load_products(path: &Path, locales: &[Locale], diags: &mut Vec<Diagnostic>) -
             sku: sku.clone(),
             path: page.trim_end_matches('/').to_string(),
             name,
+            description,
             price,
             availability,
             image: get("image"),

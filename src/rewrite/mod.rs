@@ -504,7 +504,11 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
             .into_iter()
             .map(Cow::Owned)
             .collect();
-        settings = replace::append_handlers(settings, memory, opaque);
+        let page = replace::PageMemory {
+            memory,
+            page: plan.origin_path().to_owned(),
+        };
+        settings = replace::append_handlers(settings, Arc::new(page), opaque);
     }
     settings
 }

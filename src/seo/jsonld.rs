@@ -124,7 +124,8 @@ fn product_node(facts: &PageFacts<'_>, product: &Product, org_id: &str) -> Value
             "seller": {"@id": org_id},
         },
     });
-    if let Some(description) = facts.description {
+    let own = Some(product.description.get(facts.locale).as_str()).filter(|d| !d.is_empty());
+    if let Some(description) = own.or(facts.description) {
         node["description"] = Value::String(description.to_string());
     }
     node

@@ -110,6 +110,11 @@ impl HeadPlan {
         }
     }
 
+    /// The page's origin path, normalised (`/products`, never `/products/`).
+    pub fn origin_path(&self) -> &str {
+        &self.origin_path
+    }
+
     /// The price of a product, in this locale's currency and notation.
     pub fn price(&self, sku: &str) -> Option<String> {
         let product = self.seo.products.by_sku(sku)?;

@@ -26,9 +26,9 @@ pub struct PoError {
 pub struct Memory {
     /// Translations of sources without a context: what page text is looked up in.
     plain: HashMap<String, String>,
-    /// Translations of sources with a `msgctxt`, keyed (context, source).
-    in_context: HashMap<(String, String), String>,
-    /// Sources served without a context, sorted: whether a run can still become one of them.
+    /// Translations of sources with a `msgctxt`: context → source → translation.
+    in_context: HashMap<String, HashMap<String, String>>,
+    /// Every source served, sorted and each once: whether a run can still become one of them.
     sources: Vec<String>,
     /// Entries with a translation that is not served because it is marked fuzzy.
     fuzzy_skipped: usize,
@@ -103,7 +103,9 @@ impl Memory {
                     Some(context) => {
                         memory
                             .in_context
-                            .insert((context.to_owned(), source), translation);
+                            .entry(context.to_owned())
+                            .or_default()
+                            .insert(source, translation);
                     }
                     None => {
                         memory.plain.insert(source, translation);
@@ -111,8 +113,10 @@ impl Memory {
                 }
             }
         }
-        memory.sources = memory.plain.keys().cloned().collect();
+        let with_context = memory.in_context.values().flat_map(HashMap::keys);
+        memory.sources = memory.plain.keys().chain(with_context).cloned().collect();
         memory.sources.sort_unstable();
+        memory.sources.dedup();
         Ok(memory)
     }
 
@@ -120,14 +124,12 @@ impl Memory {
     pub fn get(&self, context: Option<&str>, source: &str) -> Option<&str> {
         match context {
             None => self.plain.get(source),
-            Some(context) => self
-                .in_context
-                .get(&(context.to_owned(), source.to_owned())),
+            Some(context) => self.in_context.get(context)?.get(source),
         }
         .map(String::as_str)
     }
 
-    /// Whether some source served without a context begins with `partial`: a run of page text
+    /// Whether some source served begins with `partial`: a run of page text
     /// that cannot become one need not be held any longer.
     pub fn has_prefix(&self, partial: &str) -> bool {
         let at = self.sources.partition_point(|s| s.as_str() < partial);
@@ -159,7 +161,7 @@ impl Memory {
 
     /// Translations served.
     pub fn len(&self) -> usize {
-        self.plain.len() + self.in_context.len()
+        self.plain.len() + self.in_context.values().map(HashMap::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -52,12 +52,22 @@ pub trait Lookup: Send + Sync + 'static {
     fn seen(&self, _source: &str) {}
 }
 
-impl Lookup for Memory {
+/// A memory as one page reads it: an entry whose `msgctxt` is the page's origin path wins over
+/// the entry without a context, so that the same words can read differently on one page.
+pub struct PageMemory {
+    pub memory: Arc<Memory>,
+    /// Origin path of the page (`/about`), as in the PO references.
+    pub page: String,
+}
+
+impl Lookup for PageMemory {
     fn has_prefix(&self, partial: &str) -> bool {
-        Memory::has_prefix(self, partial)
+        self.memory.has_prefix(partial)
     }
     fn translation(&self, source: &str) -> Option<&str> {
-        self.get(None, source)
+        self.memory
+            .get(Some(&self.page), source)
+            .or_else(|| self.memory.get(None, source))
     }
 }
 
