@@ -329,3 +329,120 @@ async fn product_names_and_descriptions_in_jsonld_come_from_the_memory() {
     );
     origin.stop();
 }
+
+/// Translated text reaches the buyer whatever the origin's charset and content coding: a page
+/// in windows-1252 cannot carry Thai letters, so they arrive as character references that read
+/// back as Thai; a windows-874 page carries them as its own bytes.
+#[tokio::test]
+async fn translation_survives_every_charset_and_content_coding() {
+    use std::io::{Read, Write};
+    let origin = Origin::start().await;
+    let html = "<html><head><title>Guide</title></head><body><h1>Kettle buying guide</h1>\
+                <p>Our <strong>1.7 L</strong> kettle boils in <em>4 minutes</em>.</p></body></html>";
+    let codings: [(&str, fn(&[u8]) -> Vec<u8>); 4] = [
+        ("identity", |b| b.to_vec()),
+        ("gzip", |b| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        }),
+        ("deflate", |b| {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        }),
+        ("br", |b| {
+            let mut e = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+            e.write_all(b).unwrap();
+            e.into_inner()
+        }),
+    ];
+    let charsets = ["utf-8", "windows-1252", "windows-874"];
+    for charset in charsets {
+        for (coding, encode) in &codings {
+            let mut page = CannedPage::new(
+                &format!("text/html; charset={charset}"),
+                encode(html.as_bytes()),
+            )
+            .header("cache-control", "public, max-age=60");
+            if *coding != "identity" {
+                page = page.header("content-encoding", coding);
+            }
+            origin.serve(&format!("/guide-{charset}-{coding}"), page);
+        }
+    }
+    let mut po =
+        String::from("msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n");
+    po.push_str("msgid \"Kettle buying guide\"\nmsgstr \"คู่มือเลือกซื้อกาต้มน้ำ\"\n\n");
+    po.push_str("msgid \"Our <1>1.7 L</1> kettle boils in <2>4 minutes</2>.\"\nmsgstr \"กาต้มน้ำ <1>1.7 ลิตร</1> ของเราเดือดใน <2>4 นาที</2>\"\n");
+    let rules = fixture_site(origin.addr, |site| format!("{site}\n[cache]\n"))
+        .file("shop/translations/th.po", &po);
+    let app = start_proxy(&rules).await;
+    let client = http1_client();
+    for charset in charsets {
+        for (coding, _) in &codings {
+            let path = format!("/th/guide-{charset}-{coding}");
+            let req = http::Request::get(format!("http://{}{path}", app.http_addr))
+                .header("host", "shop.test")
+                .header("accept-encoding", "gzip, deflate, br")
+                .body(edgeseo::body::empty())
+                .unwrap();
+            let (status, headers, body) = fetch(&client, req).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            let mut bytes = Vec::new();
+            match headers.get("content-encoding").map(|v| v.to_str().unwrap()) {
+                None => bytes = body.to_vec(),
+                Some("gzip") => {
+                    drop(flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut bytes))
+                }
+                Some("deflate") => {
+                    drop(flate2::read::ZlibDecoder::new(&body[..]).read_to_end(&mut bytes))
+                }
+                Some("br") => {
+                    drop(brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut bytes))
+                }
+                Some(other) => panic!("{path}: coding {other}"),
+            }
+            let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap();
+            let (text, _, malformed) = encoding.decode(&bytes);
+            assert!(!malformed, "{path}: not valid {charset}");
+            let doc = Html::parse_document(&text);
+            let text_of = |css: &str| {
+                let sel = Selector::parse(css).unwrap();
+                doc.select(&sel)
+                    .map(|e| e.text().collect::<String>())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(text_of("h1"), ["คู่มือเลือกซื้อกาต้มน้ำ"], "{path}: {text}");
+            assert_eq!(
+                text_of("p"),
+                ["กาต้มน้ำ 1.7 ลิตร ของเราเดือดใน 4 นาที"],
+                "{path}"
+            );
+            assert_eq!(text_of("p strong"), ["1.7 ลิตร"], "{path}");
+        }
+    }
+    // Translated pages are cached per locale like localized ones: the second request for the
+    // Thai page comes from the cache, translated; the Indonesian URL of the same page is its own
+    // entry, translated from the fixture's Indonesian memory.
+    let cached = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let (_, headers, body) = fetch(&client, get(app.http_addr, "shop.test", path)).await;
+            let status = headers["x-edgeseo-cache"].to_str().unwrap().to_owned();
+            let (text, _, _) = encoding_rs::WINDOWS_874.decode(&body);
+            (status, text.into_owned())
+        }
+    };
+    let (first, _) = cached("/th/guide-windows-874-identity").await;
+    let (second, thai) = cached("/th/guide-windows-874-identity").await;
+    assert_eq!((first.as_str(), second.as_str()), ("MISS", "HIT"));
+    assert!(thai.contains("<h1>คู่มือเลือกซื้อกาต้มน้ำ</h1>"), "{thai}");
+    let (status, indonesian) = cached("/id/guide-windows-874-identity").await;
+    assert_eq!(status, "MISS");
+    assert!(
+        indonesian.contains("<h1>Panduan membeli ketel</h1>"),
+        "{indonesian}"
+    );
+    origin.stop();
+}
