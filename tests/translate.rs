@@ -339,7 +339,8 @@ async fn translation_survives_every_charset_and_content_coding() {
     let origin = Origin::start().await;
     let html = "<html><head><title>Guide</title></head><body><h1>Kettle buying guide</h1>\
                 <p>Our <strong>1.7 L</strong> kettle boils in <em>4 minutes</em>.</p></body></html>";
-    let codings: [(&str, fn(&[u8]) -> Vec<u8>); 4] = [
+    type Encode = fn(&[u8]) -> Vec<u8>;
+    let codings: [(&str, Encode); 4] = [
         ("identity", |b| b.to_vec()),
         ("gzip", |b| {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
