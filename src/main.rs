@@ -57,6 +57,29 @@ enum Command {
     /// Prepare the translation of a site's page text (PO files under translations/).
     #[command(subcommand)]
     Translate(TranslateCommand),
+    /// The certification's chat stress test: an open-loop constant-rate load of labelled
+    /// messages against a chat endpoint; figures and verdict in --out/report.json.
+    Stress {
+        /// The chat endpoint, e.g. http://127.0.0.1:8080/api/chat.
+        #[arg(long)]
+        target: String,
+        /// Requests per second, each sent on its schedule whatever the latency.
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// A request unanswered after this counts as timed out.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Labelled messages (CSV: text,intent,lang); the built-in blind set by default.
+        #[arg(long)]
+        set: Option<PathBuf>,
+        /// Directory for report.json and SHA256SUMS (added to a report already there).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
+    /// Check a report directory against its SHA256SUMS and the report's inputs.
+    VerifyReport { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +170,20 @@ fn main() -> ExitCode {
         Command::Check { rules } => return check(&rules),
         Command::Chat(command) => chat_command(command),
         Command::Translate(command) => translate_command(command),
+        Command::Stress {
+            target,
+            rate,
+            duration,
+            timeout,
+            set,
+            out,
+        } => match stress(target, rate, duration, timeout, set, &out) {
+            Ok(true) => return ExitCode::SUCCESS,
+            // The run worked; the site does not meet the certification.
+            Ok(false) => return ExitCode::from(2),
+            Err(e) => Err(e),
+        },
+        Command::VerifyReport { dir } => return verify_report(&dir),
         Command::Demo {
             listen,
             rules,
@@ -222,6 +259,155 @@ fn check(dir: &std::path::Path) -> ExitCode {
                 println!("{d}");
             }
             eprintln!("{} problem(s) found", e.diagnostics.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the stress test and writes its report; whether every criterion passed.
+fn stress(
+    target: String,
+    rate: f64,
+    duration: std::time::Duration,
+    timeout: std::time::Duration,
+    set: Option<PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<bool> {
+    use edgeseo::config::{SourceFile, parse_examples};
+    use edgeseo::report::{self, Build, FileHash, Report, StressSection};
+    use edgeseo::stress::{self, StressPlan};
+    let (messages, inputs) = match &set {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let hash = FileHash::of("message set", &path.display().to_string(), text.as_bytes());
+            let mut diags = Vec::new();
+            let messages = parse_examples(&SourceFile::new(path, text), &mut diags);
+            if let Some(d) = diags.first() {
+                anyhow::bail!("{d}");
+            }
+            (messages, vec![hash])
+        }
+        None => {
+            let (messages, files) = stress::builtin_messages();
+            let hashes = files
+                .iter()
+                .map(|(name, text)| {
+                    FileHash::of("message set", &format!("builtin:{name}"), text.as_bytes())
+                })
+                .collect();
+            (messages, hashes)
+        }
+    };
+    let plan = StressPlan {
+        target,
+        rate,
+        duration,
+        timeout,
+        messages,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = indicatif::ProgressBar::new(duration.as_secs()).with_style(
+        indicatif::ProgressStyle::with_template("{pos:>3}/{len} s {wide_msg}")
+            .expect("static template"),
+    );
+    let result = runtime.block_on(stress::run(&plan, |live| {
+        bar.set_position(live.elapsed.as_secs());
+        bar.set_message(format!(
+            "{} sent, {} answered, {} failed, mean {:.1} ms",
+            live.sent, live.ok, live.failed, live.mean_ms
+        ));
+    }))?;
+    bar.finish_and_clear();
+
+    let section = StressSection::judge(result);
+    let r = &section.result;
+    println!(
+        "{} requests at {} req/s for {:.0} s: {} answered ({:.1}/s), {} errors, {} rate-limited, {} timed out",
+        r.sent,
+        r.planned_rate,
+        r.duration_s,
+        r.ok,
+        r.achieved_rate,
+        r.errors,
+        r.rate_limited,
+        r.timeouts
+    );
+    let l = &r.latency_ms;
+    println!(
+        "latency from the scheduled send: mean {:.1} ms, p50 {:.1}, p95 {:.1}, p99 {:.1}, max {:.1}",
+        l.mean, l.p50, l.p95, l.p99, l.max
+    );
+    if r.generator_lag.late > 0 {
+        println!(
+            "the generator fell behind: {} requests sent over 10 ms late (at most {:.1} ms); the rate and latency above include that",
+            r.generator_lag.late, r.generator_lag.max_ms
+        );
+    }
+    for a in &r.accuracy {
+        println!(
+            "{:>4}: intent {:5.1} %, language {:5.1} % ({} answered)",
+            a.lang,
+            100.0 * a.intent(),
+            100.0 * a.language(),
+            a.answered
+        );
+    }
+    for c in &section.criteria {
+        let mark = if c.passed { "pass" } else { "FAIL" };
+        println!(
+            "{mark}  {}: {} (required {})",
+            c.name, c.measured, c.required
+        );
+    }
+    let passed = section.passed;
+    let mut report = report::read(out)?.unwrap_or_else(|| Report {
+        schema: report::SCHEMA.to_owned(),
+        created: String::new(),
+        edgeseo: Build::current(),
+        stress: None,
+        inputs: Vec::new(),
+    });
+    report.created = report::now();
+    report.edgeseo = Build::current();
+    report.stress = Some(section);
+    report.inputs.retain(|i| i.role != "message set");
+    report.inputs.extend(inputs);
+    report::write(out, &report)?;
+    println!("report: {}", out.join(report::REPORT_FILE).display());
+    Ok(passed)
+}
+
+fn verify_report(dir: &std::path::Path) -> ExitCode {
+    match edgeseo::report::verify(dir) {
+        Ok(v) => {
+            for name in &v.intact {
+                println!("ok        {name}");
+            }
+            for (what, names) in [
+                ("CHANGED  ", &v.changed),
+                ("MISSING  ", &v.missing),
+                ("UNLISTED ", &v.unlisted),
+            ] {
+                for name in names {
+                    println!("{what} {name}");
+                }
+            }
+            for input in &v.inputs_changed {
+                println!("note      input {input} differs from the one the report was made from");
+            }
+            if v.passed() {
+                println!("{}: report intact", dir.display());
+                ExitCode::SUCCESS
+            } else {
+                println!("{}: report altered", dir.display());
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -31,6 +31,16 @@ pub enum UpstreamError {
     EmbeddedNotRunning,
     #[error("invalid extra CA certificate: {0}")]
     BadRoot(#[from] rustls::Error),
+    #[error("URL {0:?}: expected http(s)://host[:port]/path")]
+    BadUrl(String),
+}
+
+/// Timeouts and pool size of a client made for one URL (`Upstream::for_url`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub max_idle_connections: usize,
 }
 
 pub struct Upstream {
@@ -95,6 +105,34 @@ impl Upstream {
             host,
             response_timeout: origin.response_timeout,
         })
+    }
+
+    /// A client for the service at `url` (a machine-translation API, a chat endpoint under load),
+    /// and the URL's path, which requests to it go to.
+    pub fn for_url(
+        url: &str,
+        settings: ClientSettings,
+    ) -> Result<(Upstream, PathAndQuery), UpstreamError> {
+        let bad = || UpstreamError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        let scheme = uri.scheme().cloned().ok_or_else(bad)?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(bad());
+        }
+        let authority = uri.authority().cloned().ok_or_else(bad)?;
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let origin = Origin {
+            target: OriginTarget::Url { scheme, authority },
+            host: None,
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+            extra_roots: Vec::new(),
+            max_idle_connections: settings.max_idle_connections,
+        };
+        Ok((Upstream::new(&origin, &EmbeddedOrigins::default())?, path))
     }
 
     /// Sends a request (path and headers already prepared) and waits for the response head.

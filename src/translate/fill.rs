@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
-use http::{Request, StatusCode, Uri, header};
+use http::uri::PathAndQuery;
+use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
@@ -22,9 +22,8 @@ use polib::message::MessageMutView;
 use super::extract::{ExtractError, obsolete_entries, write_po};
 use super::memory::read_catalog;
 use super::segment::same_placeholders;
-use crate::config::{Origin, OriginTarget};
 use crate::locale::Locale;
-use crate::upstream::{EmbeddedOrigins, Upstream};
+use crate::upstream::{ClientSettings, Upstream};
 
 /// Largest reply read from a translation service.
 const MAX_REPLY: usize = 1 << 20;
@@ -32,8 +31,6 @@ const MAX_REPLY: usize = 1 << 20;
 /// Why a fill could not run (a single entry's failure is only counted in the report).
 #[derive(Debug, thiserror::Error)]
 pub enum FillError {
-    #[error("backend URL {0:?}: expected http(s)://host[:port]/path")]
-    BadUrl(String),
     #[error("backend URL path {0:?}: name the API with --api (libretranslate or openai)")]
     UnknownApi(String),
     #[error("cannot reach the backend: {0}")]
@@ -78,33 +75,22 @@ pub struct Backend {
 impl Backend {
     /// `api` `None` infers the interface from the URL's path.
     pub fn new(url: &str, api: Option<Api>, api_key: Option<String>) -> Result<Backend, FillError> {
-        let bad = || FillError::BadUrl(url.to_owned());
-        let uri: Uri = url.parse().map_err(|_| bad())?;
-        let scheme = uri.scheme().cloned().ok_or_else(bad)?;
-        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(bad());
-        }
-        let authority = uri.authority().cloned().ok_or_else(bad)?;
-        let path = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let (upstream, path) = Upstream::for_url(
+            url,
+            ClientSettings {
+                connect_timeout: Duration::from_secs(10),
+                // A language model may take a while over a long paragraph.
+                response_timeout: Duration::from_secs(120),
+                max_idle_connections: 8,
+            },
+        )?;
         let api = match api {
             Some(api) => api,
             None => Api::from_path(path.path(), "")
                 .ok_or_else(|| FillError::UnknownApi(path.path().to_owned()))?,
         };
-        let origin = Origin {
-            target: OriginTarget::Url { scheme, authority },
-            host: None,
-            connect_timeout: Duration::from_secs(10),
-            // A language model may take a while over a long paragraph.
-            response_timeout: Duration::from_secs(120),
-            extra_roots: Vec::new(),
-            max_idle_connections: 8,
-        };
         Ok(Backend {
-            upstream: Upstream::new(&origin, &EmbeddedOrigins::default())?,
+            upstream,
             path,
             api,
             api_key,
