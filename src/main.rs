@@ -78,6 +78,25 @@ enum Command {
         #[arg(long, default_value = "report")]
         out: PathBuf,
     },
+    /// The localized SEO scan of a site (any site; with --rules and --site, its keyword database
+    /// too): head, hreflang, language of the text, structured data, speed, per page and locale.
+    Audit {
+        /// The site as buyers reach it, e.g. https://www.example.com.
+        #[arg(long)]
+        base: String,
+        #[arg(long, requires = "site")]
+        rules: Option<PathBuf>,
+        #[arg(long, requires = "rules")]
+        site: Option<String>,
+        #[arg(long, default_value_t = 200)]
+        max_pages: usize,
+        /// Requests per second at most.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Directory for report.json and SHA256SUMS (added to a report already there).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
     /// Check a report directory against its SHA256SUMS and the report's inputs.
     VerifyReport { dir: PathBuf },
 }
@@ -184,6 +203,18 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::VerifyReport { dir } => return verify_report(&dir),
+        Command::Audit {
+            base,
+            rules,
+            site,
+            max_pages,
+            rate,
+            out,
+        } => match audit(base, rules.zip(site), max_pages, rate, &out) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::from(2),
+            Err(e) => Err(e),
+        },
         Command::Demo {
             listen,
             rules,
@@ -274,7 +305,7 @@ fn stress(
     out: &std::path::Path,
 ) -> anyhow::Result<bool> {
     use edgeseo::config::{SourceFile, parse_examples};
-    use edgeseo::report::{self, Build, FileHash, Report, StressSection};
+    use edgeseo::report::{self, FileHash, Report, StressSection};
     use edgeseo::stress::{self, StressPlan};
     let (messages, inputs) = match &set {
         Some(path) => {
@@ -363,18 +394,106 @@ fn stress(
         );
     }
     let passed = section.passed;
-    let mut report = report::read(out)?.unwrap_or_else(|| Report {
-        schema: report::SCHEMA.to_owned(),
-        created: String::new(),
-        edgeseo: Build::current(),
-        stress: None,
-        inputs: Vec::new(),
-    });
-    report.created = report::now();
-    report.edgeseo = Build::current();
+    let mut report = Report::open(out)?;
     report.stress = Some(section);
-    report.inputs.retain(|i| i.role != "message set");
-    report.inputs.extend(inputs);
+    report.set_inputs("message set", inputs);
+    report::write(out, &report)?;
+    println!("report: {}", out.join(report::REPORT_FILE).display());
+    Ok(passed)
+}
+
+/// Runs the SEO audit and writes its report; whether every criterion passed.
+fn audit(
+    base: String,
+    rules_site: Option<(PathBuf, String)>,
+    max_pages: usize,
+    rate: f64,
+    out: &std::path::Path,
+) -> anyhow::Result<bool> {
+    use edgeseo::audit::{self, AuditPlan};
+    use edgeseo::report::{self, FileHash, Report};
+    let loaded = match &rules_site {
+        Some((dir, _)) => Some(load_rules(dir)?),
+        None => None,
+    };
+    let mut inputs = Vec::new();
+    let seo = match (&loaded, &rules_site) {
+        (Some(rules), Some((dir, name))) => {
+            let (site, seo) = localized_site(rules, dir, name)?;
+            let site_dir = dir.join(&site.name);
+            let mut files = vec![
+                site_dir.join("site.toml"),
+                site_dir.join("pages.toml"),
+                site_dir.join("products.csv"),
+            ];
+            files.extend(
+                seo.locales
+                    .iter()
+                    .map(|l| site_dir.join("keywords").join(format!("{}.csv", l.code()))),
+            );
+            for file in files {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    inputs.push(FileHash::of("rules", &file.display().to_string(), &bytes));
+                }
+            }
+            Some(seo)
+        }
+        _ => None,
+    };
+    let plan = AuditPlan {
+        base,
+        max_pages,
+        rate,
+        seo,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = indicatif::ProgressBar::new(max_pages as u64).with_style(
+        indicatif::ProgressStyle::with_template("{pos:>4}/{len} pages {wide_msg}")
+            .expect("static template"),
+    );
+    let result = runtime.block_on(audit::run(&plan, |n, path| {
+        bar.set_position(n as u64);
+        bar.set_message(path.to_owned());
+    }))?;
+    bar.finish_and_clear();
+    println!("{} pages of {}", result.pages.len(), result.base);
+    for k in &result.keywords {
+        println!(
+            "keywords {}: {:.1} % of the search volume ({} of {}); most searched missing: {}",
+            k.locale,
+            100.0 * k.share,
+            k.found,
+            k.keywords,
+            k.missing.join(", ")
+        );
+    }
+    let with_problems: Vec<_> = result
+        .pages
+        .iter()
+        .filter(|p| !p.problems.is_empty())
+        .collect();
+    for page in with_problems.iter().take(40) {
+        println!("  {}: {}", page.path, page.problems.join("; "));
+    }
+    if with_problems.len() > 40 {
+        println!(
+            "  … {} more pages with problems in the report",
+            with_problems.len() - 40
+        );
+    }
+    for c in &result.criteria {
+        let mark = if c.passed { "pass" } else { "FAIL" };
+        println!(
+            "{mark}  {}: {} (required {})",
+            c.name, c.measured, c.required
+        );
+    }
+    let passed = result.passed;
+    let mut report = Report::open(out)?;
+    report.audit = Some(result);
+    report.set_inputs("rules", inputs);
     report::write(out, &report)?;
     println!("report: {}", out.join(report::REPORT_FILE).display());
     Ok(passed)

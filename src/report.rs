@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::audit::AuditResult;
 use crate::stress::StressResult;
 
 /// Version of the report's JSON layout; readers check it before anything else.
@@ -51,6 +52,8 @@ pub struct Report {
     /// RFC 3339, UTC, when the report was last written.
     pub created: String,
     pub edgeseo: Build,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<StressSection>,
     /// Every file the runs read, by role (`message set`, `rules`, ...).
@@ -165,6 +168,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+impl Report {
+    /// The report already in `dir`, or a new one; either way stamped now by this build.
+    pub fn open(dir: &Path) -> Result<Report, ReportError> {
+        let mut report = read(dir)?.unwrap_or_else(|| Report {
+            schema: SCHEMA.to_owned(),
+            created: String::new(),
+            edgeseo: Build::current(),
+            audit: None,
+            stress: None,
+            inputs: Vec::new(),
+        });
+        report.created = now();
+        report.edgeseo = Build::current();
+        Ok(report)
+    }
+
+    /// Replaces the inputs of `role` with `inputs`.
+    pub fn set_inputs(&mut self, role: &str, inputs: Vec<FileHash>) {
+        self.inputs.retain(|i| i.role != role);
+        self.inputs.extend(inputs);
+    }
 }
 
 /// The report already in `dir`, if any (another kind of run adds its section to it).

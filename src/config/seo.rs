@@ -153,6 +153,8 @@ pub struct RewriteSettings {
     pub max_memory: usize,
     /// Elements showing a price: `data-sku` names the product; their text becomes the locale's price.
     pub price_selector: lol_html::Selector,
+    /// The same selector as written (the audit reads pages with it).
+    pub price_selector_css: String,
 }
 
 #[derive(Debug, Clone)]
@@ -444,25 +446,27 @@ pub(super) fn load(
             Organization::default()
         }
     };
-    let rewrite = RewriteSettings {
-        max_memory: v.size(&raw.rewrite.max_memory, 4 << 20, 64 << 10..=1 << 30) as usize,
-        price_selector: {
-            let default = || {
-                "span[data-sku][data-currency]"
-                    .parse()
-                    .expect("valid selector")
-            };
-            match &raw.rewrite.price_selector {
-                Some(s) => s
-                    .get_ref()
-                    .parse::<lol_html::Selector>()
-                    .unwrap_or_else(|e| {
-                        v.error(s.span(), format!("invalid CSS selector: {e}"));
-                        default()
-                    }),
-                None => default(),
+    const DEFAULT_PRICE: &str = "span[data-sku][data-currency]";
+    let (price_selector, price_selector_css) = match &raw.rewrite.price_selector {
+        Some(s) => match s.get_ref().parse::<lol_html::Selector>() {
+            Ok(selector) => (selector, s.get_ref().clone()),
+            Err(e) => {
+                v.error(s.span(), format!("invalid CSS selector: {e}"));
+                (
+                    DEFAULT_PRICE.parse().expect("valid selector"),
+                    DEFAULT_PRICE.to_owned(),
+                )
             }
         },
+        None => (
+            DEFAULT_PRICE.parse().expect("valid selector"),
+            DEFAULT_PRICE.to_owned(),
+        ),
+    };
+    let rewrite = RewriteSettings {
+        max_memory: v.size(&raw.rewrite.max_memory, 4 << 20, 64 << 10..=1 << 30) as usize,
+        price_selector,
+        price_selector_css,
     };
 
     let translate = translate_settings(&raw.translate, v);

@@ -1,0 +1,199 @@
+//! `edgeseo audit` against a test site on loopback with one seeded defect of each kind: each is
+//! found, named on its page, and fails its criterion; the rest of the site passes.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// A page of the test site: head, hreflang set and body as given.
+fn page(lang: &str, path: &str, head: &str, alternates: &[(&str, &str)], body: &str) -> CannedPage {
+    let links: String = alternates
+        .iter()
+        .map(|(l, p)| {
+            format!(r#"<link rel="alternate" hreflang="{l}" href="http://shop.test{p}">"#)
+        })
+        .collect();
+    CannedPage::html(format!(
+        r#"<!doctype html><html lang="{lang}"><head><link rel="canonical" href="http://shop.test{path}">{head}{links}</head><body>{body}</body></html>"#
+    ))
+}
+
+const GOOD_HEAD: &str =
+    r#"<title>Kettles</title><meta name="description" content="Kettles for wholesale buyers.">"#;
+
+fn product_jsonld(price: Option<&str>) -> String {
+    let offer = match price {
+        Some(p) => format!(
+            r#""price":"{p}","priceCurrency":"USD","availability":"https://schema.org/InStock""#
+        ),
+        None => r#""priceCurrency":"USD","availability":"https://schema.org/InStock""#.to_owned(),
+    };
+    format!(
+        r#"<script type="application/ld+json">{{"@context":"https://schema.org","@graph":[{{"@type":"Product","name":"Kettle","image":"http://shop.test/k.png","offers":{{"@type":"Offer",{offer}}}}}]}}</script>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finds_each_seeded_defect() {
+    let origin = Origin::start().await;
+    let english = "<h1>Electric kettles for your shop</h1><p>We supply stainless steel kettles to importers across the region every month.</p>";
+    let indonesian = "<h1>Teko listrik untuk toko Anda</h1><p>Kami memasok teko listrik dan peralatan dapur untuk importir di seluruh Indonesia setiap bulan.</p>";
+    fn pair<'a>(en: &'a str, id: &'a str) -> [(&'a str, &'a str); 3] {
+        [("en", en), ("id-ID", id), ("x-default", en)]
+    }
+    let links = "<a href=\"/no-desc\">a</a><a href=\"/recip\">b</a><a href=\"/no-price\">c</a><a href=\"/mismatch\">d</a><a href=\"/english\">e</a>";
+    origin.serve(
+        "/",
+        page(
+            "en",
+            "/",
+            GOOD_HEAD,
+            &pair("/", "/id/"),
+            &format!("{english}{links}"),
+        ),
+    );
+    origin.serve(
+        "/id/",
+        page("id-ID", "/id/", GOOD_HEAD, &pair("/", "/id/"), indonesian),
+    );
+    // 1. No meta description.
+    origin.serve(
+        "/no-desc",
+        page("en", "/no-desc", "<title>Kettles</title>", &[], english),
+    );
+    // 2. /recip names /id/recip, which does not name it back.
+    origin.serve(
+        "/recip",
+        page(
+            "en",
+            "/recip",
+            GOOD_HEAD,
+            &pair("/recip", "/id/recip"),
+            english,
+        ),
+    );
+    origin.serve(
+        "/id/recip",
+        page(
+            "id-ID",
+            "/id/recip",
+            GOOD_HEAD,
+            &[("id-ID", "/id/recip"), ("x-default", "/")],
+            indonesian,
+        ),
+    );
+    // 3. A product without a price.
+    origin.serve(
+        "/no-price",
+        page(
+            "en",
+            "/no-price",
+            &format!("{GOOD_HEAD}{}", product_jsonld(None)),
+            &[],
+            english,
+        ),
+    );
+    // 4. The price shown is not the JSON-LD price.
+    origin.serve(
+        "/mismatch",
+        page(
+            "en",
+            "/mismatch",
+            &format!("{GOOD_HEAD}{}", product_jsonld(Some("24.90"))),
+            &[],
+            &format!(
+                r#"{english}<p>Only <span data-sku="K-1" data-currency="USD">$19.90</span></p>"#
+            ),
+        ),
+    );
+    // 5. An English body under /id/.
+    origin.serve(
+        "/english",
+        page(
+            "en",
+            "/english",
+            GOOD_HEAD,
+            &pair("/english", "/id/english"),
+            english,
+        ),
+    );
+    origin.serve(
+        "/id/english",
+        page(
+            "id-ID",
+            "/id/english",
+            GOOD_HEAD,
+            &pair("/english", "/id/english"),
+            english,
+        ),
+    );
+    // 6. The Thai market's keywords appear nowhere (the site has no Thai pages).
+
+    let rules = fixture_site(origin.addr, |site| site);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeseo"))
+        .args([
+            "audit",
+            "--base",
+            &format!("http://{}", origin.addr),
+            "--site",
+            "shop",
+            "--rate",
+            "500",
+        ])
+        .arg("--rules")
+        .arg(rules.path())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "  /no-desc: no meta description",
+        "  /recip: hreflang id-ID → /id/recip, which does not link back",
+        "  /no-price: Product without offers.price",
+        "  /mismatch: price shown \"$19.90\" is not the JSON-LD price 24.90",
+        "  /id/english: visible text: 0 of 2 blocks read as id",
+        "FAIL  localized head: 1 of 9 pages fail: /no-desc",
+        "FAIL  hreflang and canonical: 1 of 9 pages fail: /recip",
+        "FAIL  visible text in the page's language: 1 of 9 pages fail: /id/english",
+        "FAIL  structured data: 2 of 9 pages fail:",
+        "pass  pages answer",
+        "pass  loading speed from here",
+        "FAIL  marketplace keywords:",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The Indonesian pages carry "teko listrik" and "peralatan dapur" (1,900 of 2,700); Thai none.
+    assert!(stdout.contains("keywords id: 70.4 %"), "{stdout}");
+    assert!(
+        stdout.contains("keywords th: 0.0 %") && stdout.contains("กาต้มน้ำไฟฟ้า"),
+        "{stdout}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["audit"]["passed"], false);
+    assert_eq!(report["audit"]["pages"].as_array().unwrap().len(), 9);
+    assert!(
+        report["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["role"] == "rules"
+                && i["path"].as_str().unwrap().ends_with("keywords/th.csv"))
+    );
+    origin.stop();
+}
