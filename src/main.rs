@@ -305,7 +305,7 @@ fn stress(
     out: &std::path::Path,
 ) -> anyhow::Result<bool> {
     use edgeseo::config::{SourceFile, parse_examples};
-    use edgeseo::report::{self, FileHash, Report, StressSection};
+    use edgeseo::report::{FileHash, StressSection};
     use edgeseo::stress::{self, StressPlan};
     let (messages, inputs) = match &set {
         Some(path) => {
@@ -386,19 +386,11 @@ fn stress(
             a.answered
         );
     }
-    for c in &section.criteria {
-        let mark = if c.passed { "pass" } else { "FAIL" };
-        println!(
-            "{mark}  {}: {} (required {})",
-            c.name, c.measured, c.required
-        );
-    }
+    print_criteria(&section.criteria);
     let passed = section.passed;
-    let mut report = Report::open(out)?;
-    report.stress = Some(section);
-    report.set_inputs("message set", inputs);
-    report::write(out, &report)?;
-    println!("report: {}", out.join(report::REPORT_FILE).display());
+    save_report(out, "message set", inputs, |report| {
+        report.stress = Some(section)
+    })?;
     Ok(passed)
 }
 
@@ -411,7 +403,7 @@ fn audit(
     out: &std::path::Path,
 ) -> anyhow::Result<bool> {
     use edgeseo::audit::{self, AuditPlan};
-    use edgeseo::report::{self, FileHash, Report};
+    use edgeseo::report::FileHash;
     let loaded = match &rules_site {
         Some((dir, _)) => Some(load_rules(dir)?),
         None => None,
@@ -483,20 +475,36 @@ fn audit(
             with_problems.len() - 40
         );
     }
-    for c in &result.criteria {
+    print_criteria(&result.criteria);
+    let passed = result.passed;
+    save_report(out, "rules", inputs, |report| report.audit = Some(result))?;
+    Ok(passed)
+}
+
+fn print_criteria(criteria: &[edgeseo::report::Criterion]) {
+    for c in criteria {
         let mark = if c.passed { "pass" } else { "FAIL" };
         println!(
             "{mark}  {}: {} (required {})",
             c.name, c.measured, c.required
         );
     }
-    let passed = result.passed;
+}
+
+/// Adds a run's section and inputs (of `role`) to the report in `out`, and writes it.
+fn save_report(
+    out: &std::path::Path,
+    role: &str,
+    inputs: Vec<edgeseo::report::FileHash>,
+    add: impl FnOnce(&mut edgeseo::report::Report),
+) -> anyhow::Result<()> {
+    use edgeseo::report::{self, Report};
     let mut report = Report::open(out)?;
-    report.audit = Some(result);
-    report.set_inputs("rules", inputs);
+    add(&mut report);
+    report.set_inputs(role, inputs);
     report::write(out, &report)?;
     println!("report: {}", out.join(report::REPORT_FILE).display());
-    Ok(passed)
+    Ok(())
 }
 
 fn verify_report(dir: &std::path::Path) -> ExitCode {
