@@ -321,7 +321,7 @@ struct Client {
 
 impl Client {
     /// GETs `path`, following same-site redirects.
-    async fn get(&mut self, path: &str) -> Result<Fetched, String> {
+    async fn get(&mut self, path: &str, hosts: &Hosts) -> Result<Fetched, String> {
         let mut path = path.to_owned();
         let mut redirects = Vec::new();
         let start = Instant::now();
@@ -340,7 +340,8 @@ impl Client {
                 && let Some(location) = resp.headers().get(header::LOCATION)
             {
                 let location = location.to_str().unwrap_or_default();
-                let next = same_site_path(location)
+                let next = hosts
+                    .path_of(location)
                     .ok_or_else(|| format!("redirects off the site to {location}"))?;
                 redirects.push(path.clone());
                 if redirects.len() > MAX_REDIRECTS {
@@ -376,21 +377,43 @@ impl Client {
     }
 }
 
-/// `/path?query` of a same-site link (relative to the root, or absolute to any host: the
-/// crawl only ever asks its own site), without fragment.
-fn same_site_path(href: &str) -> Option<String> {
-    let href = href.trim().split('#').next()?;
-    let path = if let Some(rest) = href
+/// The names the audited site answers to: the audited URL's, and the public one its home page
+/// names in its canonical link (hreflang and canonical URLs are usually absolute to it).
+struct Hosts(Vec<String>);
+
+impl Hosts {
+    fn add_of(&mut self, url: &str) {
+        if let Some(host) = authority(url)
+            && !self.0.contains(&host)
+        {
+            self.0.push(host);
+        }
+    }
+
+    /// `/path?query` of a link to this site (relative to the root, or absolute to one of its
+    /// names), without fragment; `None` for any other site.
+    fn path_of(&self, href: &str) -> Option<String> {
+        let href = href.trim().split('#').next()?;
+        if href.starts_with('/') && !href.starts_with("//") {
+            return Some(href.to_owned());
+        }
+        let host = authority(href)?;
+        if !self.0.contains(&host) {
+            return None;
+        }
+        let rest = href.split_once("://")?.1;
+        Some(rest.find('/').map_or("/", |i| &rest[i..]).to_owned())
+    }
+}
+
+/// The lowercased `host[:port]` of an absolute http(s) URL.
+fn authority(url: &str) -> Option<String> {
+    let rest = url
+        .trim()
         .strip_prefix("https://")
-        .or_else(|| href.strip_prefix("http://"))
-    {
-        rest.find('/').map_or("/", |i| &rest[i..])
-    } else if href.starts_with('/') && !href.starts_with("//") {
-        href
-    } else {
-        return None;
-    };
-    Some(path.to_owned())
+        .or_else(|| url.trim().strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(rest[..end].to_ascii_lowercase())
 }
 
 /// The locale an hreflang value names, if it is one of edgeseo's.
@@ -419,22 +442,14 @@ pub async fn run(
             next: Instant::now(),
         },
     };
-    let robots = match client.get("/robots.txt").await {
+    let mut hosts = Hosts(Vec::new());
+    hosts.add_of(&plan.base);
+    let robots = match client.get("/robots.txt", &hosts).await {
         Ok(f) if f.status == StatusCode::OK => texting_robots::Robot::new("edgeseo", &f.body).ok(),
         _ => None,
     };
     let mut queue: VecDeque<String> = VecDeque::from(["/".to_owned()]);
-    if let Ok(f) = client.get("/sitemap.xml").await
-        && f.status == StatusCode::OK
-    {
-        let xml = String::from_utf8_lossy(&f.body);
-        queue.extend(
-            xml.split("<loc>")
-                .skip(1)
-                .filter_map(|s| s.split("</loc>").next())
-                .filter_map(same_site_path),
-        );
-    }
+    let mut sitemap_read = false;
     // The site's own price elements, or schema.org microdata's.
     let price_selector = plan.seo.map_or("[itemprop=price]", |seo| {
         seo.rewrite.price_selector_css.as_str()
@@ -454,7 +469,7 @@ pub async fn run(
         }
         let locale = Locale::split_path(&path).0;
         progress(pages.len() + 1, &path);
-        let fetched = match client.get(&path).await {
+        let fetched = match client.get(&path, &hosts).await {
             Ok(f) => f,
             Err(e) => {
                 pages.push(failed_page(&path, locale, e));
@@ -465,14 +480,32 @@ pub async fn run(
             continue;
         }
         let facts = scan(&fetched.body, price_selector);
+        if !sitemap_read {
+            // The home page names the site's public host; the sitemap's URLs are absolute to it.
+            sitemap_read = true;
+            if let Some(canonical) = &facts.canonical {
+                hosts.add_of(canonical);
+            }
+            if let Ok(f) = client.get("/sitemap.xml", &hosts).await
+                && f.status == StatusCode::OK
+            {
+                let xml = String::from_utf8_lossy(&f.body);
+                queue.extend(
+                    xml.split("<loc>")
+                        .skip(1)
+                        .filter_map(|s| s.split("</loc>").next())
+                        .filter_map(|loc| hosts.path_of(loc)),
+                );
+            }
+        }
         for link in facts.links.iter().chain(facts.alternates.values()) {
-            if let Some(p) = same_site_path(link)
+            if let Some(p) = hosts.path_of(link)
                 && !seen.contains(&p)
             {
                 queue.push_back(p);
             }
         }
-        let page = judge_page(&path, locale, &fetched, &facts, &langid);
+        let page = judge_page(&path, locale, &fetched, &facts, &langid, &hosts);
         let text = text_of.entry(locale).or_default();
         for part in [&facts.title, facts.description.as_deref().unwrap_or("")]
             .into_iter()
@@ -485,7 +518,7 @@ pub async fn run(
         alternates.insert(path.clone(), facts.alternates.clone());
         pages.push(page);
     }
-    reciprocity(&mut pages, &alternates);
+    reciprocity(&mut pages, &alternates, &hosts);
     let keywords = plan
         .seo
         .map(|seo| keyword_coverage(seo, &text_of))
@@ -533,6 +566,7 @@ fn judge_page(
     fetched: &Fetched,
     facts: &Facts,
     langid: &LanguageId,
+    hosts: &Hosts,
 ) -> PageAudit {
     let mut problems = Vec::new();
     let title = Some(facts.title.trim().to_owned()).filter(|t| !t.is_empty());
@@ -569,9 +603,12 @@ fn judge_page(
         .robots
         .as_deref()
         .is_some_and(|r| r.to_ascii_lowercase().contains("noindex"));
-    match facts.canonical.as_deref().and_then(same_site_path) {
-        Some(c) if c == path || noindex => {}
-        Some(c) => problems.push(format!("canonical points to {c}")),
+    match facts.canonical.as_deref() {
+        Some(href) => match hosts.path_of(href) {
+            Some(c) if c == path => {}
+            _ if noindex => {}
+            _ => problems.push(format!("canonical points to {href}")),
+        },
         None => problems.push("no canonical".into()),
     }
     if !noindex && !facts.alternates.is_empty() && !facts.alternates.contains_key("x-default") {
@@ -723,13 +760,17 @@ fn digits(price: &str) -> String {
 }
 
 /// Every hreflang link must be answered by a link back from the page it names.
-fn reciprocity(pages: &mut [PageAudit], alternates: &HashMap<String, BTreeMap<String, String>>) {
+fn reciprocity(
+    pages: &mut [PageAudit],
+    alternates: &HashMap<String, BTreeMap<String, String>>,
+    hosts: &Hosts,
+) {
     for page in pages.iter_mut() {
         let Some(links) = alternates.get(&page.path) else {
             continue;
         };
         for (lang, href) in links {
-            let Some(target) = same_site_path(href) else {
+            let Some(target) = hosts.path_of(href) else {
                 continue;
             };
             if target == page.path || lang == "x-default" {
@@ -740,7 +781,7 @@ fn reciprocity(pages: &mut [PageAudit], alternates: &HashMap<String, BTreeMap<St
             };
             let answers = back
                 .values()
-                .filter_map(|h| same_site_path(h))
+                .filter_map(|h| hosts.path_of(h))
                 .any(|p| p == page.path);
             if !answers {
                 page.problems.push(format!(
@@ -892,4 +933,32 @@ fn criteria(pages: &[PageAudit], keywords: &[KeywordCoverage], with_rules: bool)
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_to_the_site_by_any_of_its_names_and_no_other() {
+        let mut hosts = Hosts(Vec::new());
+        hosts.add_of("http://127.0.0.1:8080");
+        hosts.add_of("https://WWW.Example.com/");
+        assert_eq!(hosts.path_of("/a?b#c").as_deref(), Some("/a?b"));
+        assert_eq!(
+            hosts.path_of("https://www.example.com/id/x").as_deref(),
+            Some("/id/x")
+        );
+        assert_eq!(hosts.path_of("http://127.0.0.1:8080").as_deref(), Some("/"));
+        assert_eq!(hosts.path_of("https://elsewhere.example/x"), None);
+        assert_eq!(hosts.path_of("//cdn.example/x.js"), None);
+        assert_eq!(hosts.path_of("mailto:sales@example.com"), None);
+    }
+
+    #[test]
+    fn prices_compare_by_their_digits() {
+        assert_eq!(digits("Rp 408.400"), digits("408400"));
+        assert_eq!(digits("$24.90"), digits("24.9"));
+        assert_ne!(digits("$19.90"), digits("24.90"));
+    }
 }

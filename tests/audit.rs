@@ -43,7 +43,7 @@ async fn finds_each_seeded_defect() {
     fn pair<'a>(en: &'a str, id: &'a str) -> [(&'a str, &'a str); 3] {
         [("en", en), ("id-ID", id), ("x-default", en)]
     }
-    let links = "<a href=\"/no-desc\">a</a><a href=\"/recip\">b</a><a href=\"/no-price\">c</a><a href=\"/mismatch\">d</a><a href=\"/english\">e</a>";
+    let links = "<a href=\"/no-desc\">a</a><a href=\"/recip\">b</a><a href=\"/no-price\">c</a><a href=\"/mismatch\">d</a><a href=\"/english\">e</a><a href=\"https://elsewhere.example/x\">out</a>";
     origin.serve(
         "/",
         page(
