@@ -75,7 +75,16 @@ pub struct StressResult {
     /// Per language of the messages, then `all`.
     pub accuracy: Vec<Accuracy>,
     pub generator_lag: GeneratorLag,
+    /// Answered requests per latency bucket: (upper bound in ms, count); the last bucket has no
+    /// upper bound (`f64::INFINITY` is written as `null`).
+    #[serde(default)]
+    pub histogram: Vec<(Option<f64>, u64)>,
 }
+
+/// Upper bounds of the latency histogram's buckets, in milliseconds.
+const BUCKETS_MS: [f64; 14] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 1200.0, 2000.0, 3000.0, 5000.0,
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -358,7 +367,26 @@ fn summarize(plan: &StressPlan, sent: u64, c: Collector) -> StressResult {
             late: c.late,
             max_ms: c.max_lag.as_secs_f64() * 1e3,
         },
+        histogram: histogram(&c.latency),
     }
+}
+
+fn histogram(latency: &Histogram<u64>) -> Vec<(Option<f64>, u64)> {
+    let mut counts = vec![0u64; BUCKETS_MS.len() + 1];
+    for v in latency.iter_recorded() {
+        let ms = v.value_iterated_to() as f64 / 1e3;
+        let i = BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(BUCKETS_MS.len());
+        counts[i] += v.count_at_value();
+    }
+    BUCKETS_MS
+        .iter()
+        .map(|&b| Some(b))
+        .chain(std::iter::once(None))
+        .zip(counts)
+        .collect()
 }
 
 /// The fields of a chat answer the stress test checks.

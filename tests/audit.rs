@@ -186,6 +186,16 @@ async fn finds_each_seeded_defect() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(report["audit"]["passed"], false);
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for part in [
+        "Localized SEO scan",
+        "Pages to fix (5)",
+        "<code>/no-desc</code>",
+        "no meta description",
+        "กาต้มน้ำไฟฟ้า",
+    ] {
+        assert!(page.contains(part), "{part} not in report.html");
+    }
     assert_eq!(report["audit"]["pages"].as_array().unwrap().len(), 9);
     assert!(
         report["inputs"]
@@ -195,5 +205,46 @@ async fn finds_each_seeded_defect() {
             .any(|i| i["role"] == "rules"
                 && i["path"].as_str().unwrap().ends_with("keywords/th.csv"))
     );
+    pdf_reads_back(&dir.path().join("report.pdf"), &report);
     origin.stop();
+}
+
+/// The PDF report is listed with its hash and `pdftotext` reads its Thai and Vietnamese back
+/// (skipped with a message where Chromium or pdftotext is missing, except in CI).
+fn pdf_reads_back(pdf: &std::path::Path, report: &serde_json::Value) {
+    let required = std::env::var_os("EDGESEO_REQUIRE_PDF").is_some();
+    if !pdf.exists() {
+        assert!(!required, "no report.pdf: .ci/run installs chromium");
+        eprintln!("no headless Chromium: report.pdf not written, not checked");
+        return;
+    }
+    let listed = report["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["path"] == "report.pdf")
+        .expect("report.pdf in outputs");
+    assert_eq!(
+        listed["sha256"],
+        edgeseo::report::sha256_hex(&std::fs::read(pdf).unwrap())
+    );
+    let text = match Command::new("pdftotext").arg(pdf).arg("-").output() {
+        Ok(out) => String::from_utf8(out.stdout).unwrap(),
+        Err(e) => {
+            assert!(!required, "pdftotext is needed in CI (poppler-utils): {e}");
+            eprintln!("pdftotext not installed: report.pdf not read back");
+            return;
+        }
+    };
+    for part in [
+        "Certification report",
+        "no meta description",
+        "กาต้มน้ำไฟฟ้า",
+        "ấm siêu tốc",
+    ] {
+        assert!(
+            text.contains(part),
+            "{part} not read back from report.pdf:\n{text}"
+        );
+    }
 }

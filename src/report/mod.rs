@@ -8,6 +8,8 @@
 //! Must never: write a verdict without the figures it rests on, or pass a directory in which a
 //! listed file changed, went missing, or appeared unlisted.
 
+mod html;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,10 @@ use crate::stress::StressResult;
 /// Version of the report's JSON layout; readers check it before anything else.
 pub const SCHEMA: &str = "edgeseo-report/1";
 pub const REPORT_FILE: &str = "report.json";
+pub const HTML_FILE: &str = "report.html";
+pub const PDF_FILE: &str = "report.pdf";
+/// Longest a headless browser may take to print the report.
+const PRINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
 /// The certification's chat thresholds.
@@ -58,6 +64,9 @@ pub struct Report {
     pub stress: Option<StressSection>,
     /// Every file the runs read, by role (`message set`, `rules`, ...).
     pub inputs: Vec<FileHash>,
+    /// The other files written with this one (`report.html`).
+    #[serde(default)]
+    pub outputs: Vec<FileHash>,
 }
 
 /// The binary that produced the report: its version and the SHA-256 of its own executable, which
@@ -180,6 +189,7 @@ impl Report {
             audit: None,
             stress: None,
             inputs: Vec::new(),
+            outputs: Vec::new(),
         });
         report.created = now();
         report.edgeseo = Build::current();
@@ -218,11 +228,29 @@ pub fn read(dir: &Path) -> Result<Option<Report>, ReportError> {
         .map_err(|e| invalid(e.to_string()))
 }
 
-/// Writes `report` as `dir/report.json`, then `dir/SHA256SUMS` over every file in `dir`.
+/// Writes `dir/report.html` from `report`, then `report` (with the page's hash) as
+/// `dir/report.json`, then `dir/SHA256SUMS` over every file in `dir`.
 pub fn write(dir: &Path, report: &Report) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let page = html::render(report);
+    let path = dir.join(HTML_FILE);
+    std::fs::write(&path, &page).map_err(io(&path))?;
+    let mut report = report.clone();
+    report.outputs = vec![FileHash::of("HTML report", HTML_FILE, page.as_bytes())];
+    let pdf = dir.join(PDF_FILE);
+    // A PDF from an earlier run would no longer match this report.
+    let _ = std::fs::remove_file(&pdf);
+    match print_pdf(&path, &pdf) {
+        Ok(()) => {
+            let bytes = std::fs::read(&pdf).map_err(io(&pdf))?;
+            report
+                .outputs
+                .push(FileHash::of("PDF report", PDF_FILE, &bytes));
+        }
+        Err(why) => tracing::warn!("{PDF_FILE} not written: {why}"),
+    }
     let path = dir.join(REPORT_FILE);
-    let mut json = serde_json::to_string_pretty(report).expect("a report serializes");
+    let mut json = serde_json::to_string_pretty(&report).expect("a report serializes");
     json.push('\n');
     std::fs::write(&path, json).map_err(io(&path))?;
     let mut sums = String::new();
@@ -231,6 +259,74 @@ pub fn write(dir: &Path, report: &Report) -> Result<(), ReportError> {
     }
     let path = dir.join(SUMS_FILE);
     std::fs::write(&path, sums).map_err(io(&path))
+}
+
+/// Prints `html` to `pdf` with a headless Chromium: it shapes Thai and Vietnamese and embeds the
+/// fonts it used. `EDGESEO_CHROMIUM` names the browser, else `chromium`, `chromium-browser` or
+/// `google-chrome` from the PATH.
+fn print_pdf(html: &Path, pdf: &Path) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    let candidates = match std::env::var("EDGESEO_CHROMIUM") {
+        Ok(named) => vec![named],
+        Err(_) => ["chromium", "chromium-browser", "google-chrome"]
+            .map(str::to_owned)
+            .to_vec(),
+    };
+    let html = std::fs::canonicalize(html).map_err(|e| e.to_string())?;
+    let profile = tempfile_dir()?;
+    for browser in candidates {
+        let child = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-pdf-header-footer",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--print-to-pdf={}", pdf.display()))
+            .arg(format!("file://{}", html.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else { continue };
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() < PRINT_TIMEOUT => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+            }
+        };
+        let _ = std::fs::remove_dir_all(&profile);
+        return match status {
+            Some(s) if s.success() && pdf.exists() => Ok(()),
+            Some(s) => Err(format!("{browser} exited with {s}")),
+            None => Err(format!("{browser} did not finish within {PRINT_TIMEOUT:?}")),
+        };
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    Err("no headless Chromium found (set EDGESEO_CHROMIUM or install chromium)".into())
+}
+
+/// A fresh directory for the browser's profile, so that a running browser is not disturbed.
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "edgeseo-print-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
 }
 
 /// The files of `dir` but `SHA256SUMS`, by name.
