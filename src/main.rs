@@ -354,6 +354,11 @@ fn stress(
     bar.finish_and_clear();
 
     let section = StressSection::judge(result);
+    // Saved before anything is printed: a closed stdout (`| head`) must not lose the run.
+    let report = save_report(out, "message set", inputs, |report| {
+        report.stress = Some(section)
+    })?;
+    let section = report.stress.as_ref().expect("just added");
     let r = &section.result;
     println!(
         "{} requests at {} req/s for {:.0} s: {} answered ({:.1}/s), {} errors, {} rate-limited, {} timed out",
@@ -387,11 +392,11 @@ fn stress(
         );
     }
     print_criteria(&section.criteria);
-    let passed = section.passed;
-    save_report(out, "message set", inputs, |report| {
-        report.stress = Some(section)
-    })?;
-    Ok(passed)
+    println!(
+        "report: {}",
+        out.join(edgeseo::report::REPORT_FILE).display()
+    );
+    Ok(section.passed)
 }
 
 /// Runs the SEO audit and writes its report; whether every criterion passed.
@@ -450,6 +455,9 @@ fn audit(
         bar.set_message(path.to_owned());
     }))?;
     bar.finish_and_clear();
+    // Saved before anything is printed: a closed stdout (`| head`) must not lose the run.
+    let report = save_report(out, "rules", inputs, |report| report.audit = Some(result))?;
+    let result = report.audit.as_ref().expect("just added");
     println!("{} pages of {}", result.pages.len(), result.base);
     for k in &result.keywords {
         println!(
@@ -476,9 +484,11 @@ fn audit(
         );
     }
     print_criteria(&result.criteria);
-    let passed = result.passed;
-    save_report(out, "rules", inputs, |report| report.audit = Some(result))?;
-    Ok(passed)
+    println!(
+        "report: {}",
+        out.join(edgeseo::report::REPORT_FILE).display()
+    );
+    Ok(result.passed)
 }
 
 fn print_criteria(criteria: &[edgeseo::report::Criterion]) {
@@ -491,20 +501,19 @@ fn print_criteria(criteria: &[edgeseo::report::Criterion]) {
     }
 }
 
-/// Adds a run's section and inputs (of `role`) to the report in `out`, and writes it.
+/// Adds a run's section and inputs (of `role`) to the report in `out`, writes it, and returns it.
 fn save_report(
     out: &std::path::Path,
     role: &str,
     inputs: Vec<edgeseo::report::FileHash>,
     add: impl FnOnce(&mut edgeseo::report::Report),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<edgeseo::report::Report> {
     use edgeseo::report::{self, Report};
     let mut report = Report::open(out)?;
     add(&mut report);
     report.set_inputs(role, inputs);
     report::write(out, &report)?;
-    println!("report: {}", out.join(report::REPORT_FILE).display());
-    Ok(())
+    Ok(report)
 }
 
 fn verify_report(dir: &std::path::Path) -> ExitCode {
