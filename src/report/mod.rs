@@ -1,10 +1,12 @@
-//! The certification evidence an operator hands in: `report.json` in an output directory, with
-//! every input and output named by its SHA-256, and `SHA256SUMS` over the directory's files.
+//! The certification evidence an operator hands in: `report.json`, `report.html` (`html.rs`) and
+//! `report.pdf` in an output directory, every input and output named by its SHA-256, and
+//! `SHA256SUMS` over the directory's files.
 //!
 //! Owns: the report's versioned schema (`edgeseo-report/1`), judging a stress run against the
 //! certification's thresholds, writing the directory (a later run of another kind adds its
-//! section to the same report), and `verify-report`, which re-hashes everything and names what
-//! changed. `SHA256SUMS` is in coreutils' format, so `sha256sum -c SHA256SUMS` checks it too.
+//! section to the same report; the PDF is printed from the HTML by a headless Chromium when one
+//! is installed), and `verify-report`, which re-hashes everything and names what changed.
+//! `SHA256SUMS` is in coreutils' format, so `sha256sum -c SHA256SUMS` checks it too.
 //! Must never: write a verdict without the figures it rests on, or pass a directory in which a
 //! listed file changed, went missing, or appeared unlisted.
 
@@ -273,7 +275,7 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<(), String> {
             .to_vec(),
     };
     let html = std::fs::canonicalize(html).map_err(|e| e.to_string())?;
-    let profile = tempfile_dir()?;
+    let profile = print_profile_dir()?;
     for browser in candidates {
         let child = Command::new(&browser)
             .args([
@@ -317,7 +319,7 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<(), String> {
 }
 
 /// A fresh directory for the browser's profile, so that a running browser is not disturbed.
-fn tempfile_dir() -> Result<PathBuf, String> {
+fn print_profile_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!(
         "edgeseo-print-{}-{}",
         std::process::id(),
