@@ -22,6 +22,7 @@ use crate::chat::langid::LanguageId;
 use crate::config::SiteSeo;
 use crate::locale::Locale;
 use crate::report::Criterion;
+use crate::translate::extract::sitemap_urls;
 use crate::upstream::{ClientSettings, Upstream, UpstreamError};
 
 /// Largest page read.
@@ -416,10 +417,9 @@ fn authority(url: &str) -> Option<String> {
     Some(rest[..end].to_ascii_lowercase())
 }
 
-/// The locale an hreflang value names, if it is one of edgeseo's.
-fn locale_of_hreflang(tag: &str) -> Option<Locale> {
-    let lang = tag.split('-').next()?.to_ascii_lowercase();
-    Locale::ALL.into_iter().find(|l| l.code() == lang)
+/// The locale a `lang` value names exactly (its primary subtag is the locale's code).
+fn locale_of_lang(tag: &str) -> Option<Locale> {
+    Locale::from_code(&tag.split('-').next()?.to_ascii_lowercase())
 }
 
 /// Runs the audit; `progress` is told each page fetched.
@@ -490,12 +490,7 @@ pub async fn run(
                 && f.status == StatusCode::OK
             {
                 let xml = String::from_utf8_lossy(&f.body);
-                queue.extend(
-                    xml.split("<loc>")
-                        .skip(1)
-                        .filter_map(|s| s.split("</loc>").next())
-                        .filter_map(|loc| hosts.path_of(loc)),
-                );
+                queue.extend(sitemap_urls(&xml).filter_map(|url| hosts.path_of(&url)));
             }
         }
         for link in facts.links.iter().chain(facts.alternates.values()) {
@@ -594,7 +589,7 @@ fn judge_page(
     let lang_ok = facts
         .lang
         .as_deref()
-        .and_then(locale_of_hreflang)
+        .and_then(locale_of_lang)
         .is_some_and(|l| l == locale);
     if !lang_ok {
         problems.push(format!("lang {:?} is not {}", facts.lang, locale.tag()));

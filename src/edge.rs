@@ -30,12 +30,7 @@ pub fn sitemap(seo: &SiteSeo, base: &str) -> Response<Body> {
     );
     let url = |l: Locale, p: &str| escape_attr(&format!("{base}{}", l.localize_path(p)));
     for path in &paths {
-        let locales: Vec<Locale> = seo
-            .locales
-            .iter()
-            .copied()
-            .filter(|&l| seo.advertised(l, path))
-            .collect();
+        let locales = seo.advertised_locales(path);
         for &locale in &locales {
             let _ = writeln!(xml, "  <url>\n    <loc>{}</loc>", url(locale, path));
             for &alt in &locales {

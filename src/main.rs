@@ -361,15 +361,11 @@ fn stress(
     let section = report.stress.as_ref().expect("just added");
     let r = &section.result;
     println!(
-        "{} requests at {} req/s for {:.0} s: {} answered ({:.1}/s), {} errors, {} rate-limited, {} timed out",
+        "{} requests at {} req/s for {:.0} s: {}",
         r.sent,
         r.planned_rate,
         r.duration_s,
-        r.ok,
-        r.achieved_rate,
-        r.errors,
-        r.rate_limited,
-        r.timeouts
+        r.outcome()
     );
     let l = &r.latency_ms;
     println!(
@@ -603,9 +599,8 @@ fn translate_command(command: TranslateCommand) -> anyhow::Result<()> {
             use edgeseo::translate::fill::{self, Api, Backend, Brief};
             let loaded = load_rules(&rules)?;
             let (site, seo) = localized_site(&loaded, &rules, &site)?;
-            let locale = Locale::ALL
-                .into_iter()
-                .find(|l| l.code() == locale && *l != Locale::En)
+            let locale = Locale::from_code(&locale)
+                .filter(|l| *l != Locale::En)
                 .with_context(|| format!("--locale {locale:?}: expected id, vi or th"))?;
             let api = match api.as_deref() {
                 None => None,

@@ -131,6 +131,16 @@ pub struct GeneratorLag {
     pub max_ms: f64,
 }
 
+impl StressResult {
+    /// "N answered (R/s), E errors, L rate-limited, T timed out".
+    pub fn outcome(&self) -> String {
+        format!(
+            "{} answered ({:.1}/s), {} errors, {} rate-limited, {} timed out",
+            self.ok, self.achieved_rate, self.errors, self.rate_limited, self.timeouts
+        )
+    }
+}
+
 fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }

@@ -94,6 +94,15 @@ impl SiteSeo {
                 .is_some_and(|c| c >= self.translate.min_coverage)
     }
 
+    /// The enabled locales `origin_path` is advertised at, English first.
+    pub fn advertised_locales(&self, origin_path: &str) -> Vec<Locale> {
+        self.locales
+            .iter()
+            .copied()
+            .filter(|&l| self.advertised(l, origin_path))
+            .collect()
+    }
+
     /// Elements whose text is never translated: prices (replaced per locale) and the site's
     /// `[translate] exclude`.
     pub fn untranslated_selectors(&self) -> Vec<lol_html::Selector> {

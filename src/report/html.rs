@@ -189,16 +189,12 @@ fn stress(h: &mut String, r: &StressResult, c: &[Criterion]) {
         h,
         "<h2>Chat stress test</h2><p>{} requests to <code>{}</code> at {} per second for {:.0} s, \
          each sent on its schedule whatever the latency (open loop); latency is measured from the \
-         scheduled send. {} answered ({:.1}/s), {} errors, {} rate-limited, {} timed out.</p>",
+         scheduled send. {}.</p>",
         r.sent,
         esc(&r.target),
         r.planned_rate,
         r.duration_s,
-        r.ok,
-        r.achieved_rate,
-        r.errors,
-        r.rate_limited,
-        r.timeouts
+        r.outcome()
     );
     if r.generator_lag.late > 0 {
         let _ = write!(

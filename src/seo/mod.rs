@@ -97,12 +97,7 @@ impl HeadPlan {
             description,
             base: req.base.to_string(),
             noindex: !seo.advertised(locale, &path),
-            locales: seo
-                .locales
-                .iter()
-                .copied()
-                .filter(|&l| seo.advertised(l, &path))
-                .collect(),
+            locales: seo.advertised_locales(&path),
             origin_path: path,
             jsonld: graph,
             jsonld_types: jsonld::TYPES,

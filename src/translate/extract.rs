@@ -190,11 +190,15 @@ async fn fetch(upstream: &Upstream, path: &str) -> Result<(StatusCode, bool, Byt
 
 /// The paths of a sitemap's `<loc>` URLs.
 fn sitemap_locs(xml: &str) -> Vec<String> {
+    sitemap_urls(xml).filter_map(|url| url_path(&url)).collect()
+}
+
+/// The `<loc>` URLs of a sitemap, entities decoded.
+pub(crate) fn sitemap_urls(xml: &str) -> impl Iterator<Item = String> + '_ {
     xml.split("<loc>")
         .skip(1)
         .filter_map(|rest| rest.split("</loc>").next())
-        .filter_map(|url| url_path(&html_escape::decode_html_entities(url.trim())))
-        .collect()
+        .map(|url| html_escape::decode_html_entities(url.trim()).into_owned())
 }
 
 fn url_path(url: &str) -> Option<String> {
