@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
+use edgeseo::codec::Coding;
 use edgeseo::config::Rules;
 use edgeseo::locale::Locale;
-use edgeseo::rewrite::{RewriteOptions, codec::Coding, rewrite_bytes};
+use edgeseo::rewrite::{RewriteOptions, rewrite_bytes};
 use edgeseo::seo::{HeadPlan, PageRequest};
 use lol_html::html_content::ContentType;
 use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
@@ -204,6 +205,7 @@ fn edgeseo_rewrite(input: &[u8], seo: &Arc<edgeseo::config::SiteSeo>, translated
         plan: Arc::new(plan),
         charset: Some(encoding_rs::UTF_8),
         coding: Coding::Identity,
+        output: Coding::Identity,
         max_memory: seo.rewrite.max_memory,
         own_host: Arc::new(|h: &str| h == "www.lianhe-appliance.example"),
         body_end: Some(edgeseo::edge::LOCALE_SCRIPT_TAG.to_string()),

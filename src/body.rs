@@ -1,8 +1,12 @@
 //! The one body type every response and forwarded request uses, so stages can be chained without
 //! generic plumbing: a boxed, streaming body of `Bytes`.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -39,4 +43,74 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// A streaming change to a body's bytes (decode, rewrite, encode), fed chunk by chunk.
+pub trait Transform: Send + Unpin + 'static {
+    /// Takes the next chunk; returns what can be sent so far.
+    fn push(&mut self, input: &[u8]) -> Result<Vec<u8>, BoxError>;
+    /// Ends the stream; returns the rest, or an error when the input was cut short.
+    fn finish(self) -> Result<Vec<u8>, BoxError>;
+}
+
+/// Wraps `body` so every chunk passes through `transform` as it streams. Trailers cannot describe
+/// a changed body and are dropped.
+pub fn transform<T: Transform>(body: Body, transform: T) -> Body {
+    TransformBody {
+        inner: body,
+        transform: Some(transform),
+    }
+    .boxed_unsync()
+}
+
+struct TransformBody<T> {
+    inner: Body,
+    /// `None` once the body has ended.
+    transform: Option<T>,
+}
+
+impl<T: Transform> http_body::Body for TransformBody<T> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(transform) = this.transform.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        match transform.push(&data) {
+                            Ok(out) if out.is_empty() => {}
+                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
+                            Err(e) => {
+                                this.transform = None;
+                                return Poll::Ready(Some(Err(e)));
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    this.transform = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    let out = this.transform.take().expect("checked above").finish()?;
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.transform.is_none()
+    }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod body;
 pub mod cache;
 pub mod chat;
+pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod edge;

@@ -8,7 +8,8 @@
 //!         ─► 4. suggest:  English page, human, site wants redirects → 302 to the locale URL
 //!         ─► 5. admit:    body size limit                  (declared too large → 413)
 //!         ─► 6. forward:  origin path, hop-by-hop stripped, X-Forwarded-*/Via, body streamed
-//!         ─► 7. respond:  hop-by-hop stripped, Via; localized pages rewritten as they stream
+//!         ─► 7. respond:  hop-by-hop stripped, Via; localized pages rewritten as they stream;
+//!                         text compressed in the client's preferred coding
 //! failure at any stage ─► ProxyError::into_response (the one place errors become statuses)
 //! ```
 
@@ -22,12 +23,13 @@ use hyper::body::Incoming;
 
 use crate::body::{self, Body};
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
+use crate::codec::{self, Coding};
 use crate::config::{SiteSeo, SuggestMode};
 use crate::edge;
 use crate::error::ProxyError;
 use crate::forward::{self, ClientSide};
 use crate::locale::Locale;
-use crate::rewrite::{self, RewriteOptions, codec};
+use crate::rewrite::{self, RewriteOptions};
 use crate::seo::{HeadPlan, PageRequest};
 use crate::server::{ConnInfo, Handler};
 use crate::sites::{Runtime, SiteState, normalize_host};
@@ -66,6 +68,9 @@ struct RequestCtx {
     /// The host as the client sent it (port included).
     host: String,
     site: Arc<SiteState>,
+    /// The coding the response goes out in (and the one asked of the origin): the client's
+    /// favourite of those edgeseo encodes.
+    coding: Coding,
     /// Set for sites with localized SEO.
     page: Option<Page>,
 }
@@ -91,7 +96,7 @@ impl Proxy {
 
     async fn pipeline(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
         let mut ctx = self.route(&req, conn)?;
@@ -103,7 +108,7 @@ impl Proxy {
         }
         ctx.page = localize(&req, &ctx);
         if let Some(resp) = edge_response(&req, &ctx) {
-            return Ok(resp);
+            return Ok(compress(resp, &ctx));
         }
         if let Some(resp) = suggest_redirect(&req, &ctx).await {
             return Ok(resp);
@@ -122,12 +127,14 @@ impl Proxy {
         };
         let limit = ctx.site.config.limits.max_request_body;
         admit(&req, limit)?;
-        if wants_robots {
-            // Read as plain text so the Sitemap line can be added.
-            req.headers_mut().remove(header::ACCEPT_ENCODING);
-        }
         let head_only = req.method() == Method::HEAD;
-        let upstream_req = forward_request(req.map(body::boxed), &ctx, limit);
+        // robots.txt is read as plain text so the Sitemap line can be added.
+        let accept = if wants_robots {
+            Coding::Identity
+        } else {
+            ctx.coding
+        };
+        let upstream_req = forward_request(req.map(body::boxed), &ctx, accept, limit);
         let resp = match (ctx.site.upstream.send(upstream_req).await, stale) {
             // stale-if-error: a stored page stands in for a failing origin.
             (Err(err), Some((entry, headers))) => {
@@ -280,6 +287,7 @@ impl Proxy {
             conn: conn.clone(),
             runtime,
             host,
+            coding: codec::negotiate(req.headers().get(header::ACCEPT_ENCODING)),
             site,
             page: None,
         })
@@ -511,9 +519,23 @@ fn admit(req: &Request<Incoming>, limit: u64) -> Result<(), ProxyError> {
 
 /// Stage 6: the request as the origin gets it. The body streams through a size limit, so an
 /// undeclared (chunked) body that grows too large fails the upstream request with 413.
-fn forward_request(req: Request<Body>, ctx: &RequestCtx, limit: u64) -> Request<Body> {
+/// The origin is asked for one coding only, `accept`, so that what it may answer is known from
+/// the cache key, and the rewriter can always read it.
+fn forward_request(
+    req: Request<Body>,
+    ctx: &RequestCtx,
+    accept: Coding,
+    limit: u64,
+) -> Request<Body> {
     let (mut parts, incoming) = req.into_parts();
     forward::request_headers(&mut parts.headers, &client_side(ctx, parts.version));
+    match accept {
+        Coding::Identity => parts.headers.remove(header::ACCEPT_ENCODING),
+        coding => parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static(coding.name()),
+        ),
+    };
     if let Some(page) = &ctx.page {
         let mut path = page.origin_path.clone();
         if let Some(q) = parts.uri.query() {
@@ -523,31 +545,53 @@ fn forward_request(req: Request<Body>, ctx: &RequestCtx, limit: u64) -> Request<
         if let Ok(uri) = path.parse() {
             parts.uri = uri;
         }
-        // Ask only for codings the rewriter can read.
-        let accepted = parts
-            .headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .and_then(codec::decodable_accept_encoding);
-        match accepted {
-            Some(v) => parts.headers.insert(header::ACCEPT_ENCODING, v),
-            None => parts.headers.remove(header::ACCEPT_ENCODING),
-        };
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     Request::from_parts(parts, body::boxed(Limited::new(incoming, limit)))
 }
 
 /// Stage 7: the origin's response as the client gets it. HTML pages of localized sites are
-/// rewritten as they stream; everything else passes byte for byte.
-/// Also says whether the body was rewritten for the request's locale.
+/// rewritten as they stream; other text is compressed where the origin did not; everything else
+/// passes byte for byte. Also says whether the body was rewritten for the request's locale.
 fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Response<Body>, bool) {
     let (mut parts, incoming) = resp.into_parts();
     forward::response_headers(&mut parts.headers, parts.version);
     let body = body::boxed(incoming);
-    let Some(page) = &ctx.page else {
-        return (Response::from_parts(parts, body), false);
-    };
+    match &ctx.page {
+        Some(page) => match rewrite_page(&mut parts, body, page, ctx, head_only) {
+            Ok(body) => (Response::from_parts(parts, body), true),
+            Err(body) => (compress(Response::from_parts(parts, body), ctx), false),
+        },
+        None => (compress(Response::from_parts(parts, body), ctx), false),
+    }
+}
+
+/// Compression at the edge, where the site wants it.
+fn compress(resp: Response<Body>, ctx: &RequestCtx) -> Response<Body> {
+    let settings = &ctx.site.config.compress;
+    if !settings.enabled {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let body = codec::encode_response(
+        parts.status,
+        &mut parts.headers,
+        body,
+        ctx.coding,
+        settings.min_size,
+    );
+    Response::from_parts(parts, body)
+}
+
+/// A localized page's body rewritten as it streams (decoded from the origin's coding, encoded in
+/// the client's); gives the body back untouched when it is not a page edgeseo can rewrite.
+fn rewrite_page(
+    parts: &mut http::response::Parts,
+    body: Body,
+    page: &Page,
+    ctx: &RequestCtx,
+    head_only: bool,
+) -> Result<Body, Body> {
     if page.locale != Locale::En
         && let Some(location) = parts
             .headers
@@ -572,26 +616,20 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Resp
     let coding = codec::Coding::from_header(parts.headers.get(header::CONTENT_ENCODING));
     let rewritable = parts.status == StatusCode::OK && is_html && rewrite::can_rewrite(charset);
     let (Some(coding), true) = (coding, rewritable) else {
-        return (Response::from_parts(parts, body), false);
+        return Err(body);
     };
-
-    parts.headers.remove(header::CONTENT_LENGTH);
+    let output = if ctx.site.config.compress.enabled {
+        ctx.coding
+    } else {
+        coding
+    };
     parts.headers.insert(
         header::CONTENT_LANGUAGE,
         HeaderValue::from_static(page.locale.tag()),
     );
-    // The body differs from the origin's: its validator can only be weak.
-    if let Some(etag) = parts
-        .headers
-        .get(header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        && !etag.starts_with("W/")
-        && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
-    {
-        parts.headers.insert(header::ETAG, weak);
-    }
+    codec::mark_encoded(&mut parts.headers, output);
     if head_only {
-        return (Response::from_parts(parts, body), true);
+        return Ok(body);
     }
     let plan = HeadPlan::build(
         &page.seo,
@@ -608,13 +646,14 @@ fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Resp
             plan: Arc::new(plan),
             charset,
             coding,
+            output,
             max_memory: page.seo.rewrite.max_memory,
             own_host: Arc::new(move |host: &str| site_owns_host(&site, host)),
             body_end: Some(body_end_scripts(&ctx.site, page.locale)),
             translations: page.seo.translations.get(&page.locale).cloned(),
         },
     );
-    (Response::from_parts(parts, body), true)
+    Ok(body)
 }
 
 /// What a localized page gets before `</body>`: the locale switcher, and the chat widget where
@@ -681,7 +720,7 @@ fn cache_key(req: &Request<Incoming>, ctx: &RequestCtx) -> Key {
         site: ctx.site.name.clone(),
         locale,
         target: cache::normalize_target(path, req.uri().query()),
-        coding: cache::coding_variant(req.headers().get(header::ACCEPT_ENCODING)),
+        coding: ctx.coding,
     }
 }
 
@@ -730,7 +769,7 @@ fn spawn_refresh(
     *refresh.headers_mut() = headers;
     *refresh.version_mut() = req.version();
     tokio::spawn(async move {
-        let upstream = forward_request(refresh, &ctx, 0);
+        let upstream = forward_request(refresh, &ctx, ctx.coding, 0);
         let outcome = async {
             let resp = ctx.site.upstream.send(upstream).await.ok()?;
             if resp.status().is_server_error() {

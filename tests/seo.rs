@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
 
 use common::*;
@@ -400,7 +399,7 @@ async fn assets_pass_byte_for_byte_and_sitemap_robots_are_served() {
 }
 
 #[tokio::test]
-async fn compressed_origin_pages_are_rewritten_and_reencoded() {
+async fn compressed_origin_pages_are_rewritten_and_sent_in_the_clients_coding() {
     use std::io::Write;
     let origin = Origin::start().await;
     let page = std::fs::read(concat!(
@@ -418,6 +417,7 @@ async fn compressed_origin_pages_are_rewritten_and_reencoded() {
         ("gzip", gz.finish().unwrap()),
         ("br", br.into_inner()),
         ("deflate", zl.finish().unwrap()),
+        ("zstd", zstd::encode_all(&page[..], 3).unwrap()),
     ];
     for (coding, bytes) in &encoded {
         origin.serve(
@@ -437,31 +437,32 @@ async fn compressed_origin_pages_are_rewritten_and_reencoded() {
     let rules = fixture_rules_for(origin.addr);
     let app = start_proxy(&rules).await;
     let client = http1_client();
-    for (coding, _) in &encoded {
-        let req = Request::get(format!("http://{}/id/products/{coding}", app.http_addr))
-            .header("host", "shop.test")
-            .header("accept-encoding", "gzip, deflate, br")
-            .body(edgeseo::body::empty())
-            .unwrap();
-        let (status, headers, body) = fetch(&client, req).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers["content-encoding"], *coding, "same coding back");
-        assert!(!headers.contains_key("content-length"));
-        let mut text = String::new();
-        match *coding {
-            "gzip" => flate2::read::GzDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .unwrap(),
-            "deflate" => flate2::read::ZlibDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .unwrap(),
-            _ => brotli::Decompressor::new(&body[..], 4096)
-                .read_to_string(&mut text)
-                .unwrap(),
-        };
-        let doc = Html::parse_document(&text);
-        assert_eq!(attr(&doc, "html", "lang"), ["id-ID"], "{coding}");
-        assert_eq!(attr(&doc, r#"link[rel="canonical"]"#, "href").len(), 1);
+    // Whatever the origin's coding, the page is decoded, rewritten and sent in the coding the
+    // client prefers.
+    for (accept, expected) in [
+        ("gzip, deflate, br, zstd", "br"),
+        ("gzip", "gzip"),
+        ("zstd, gzip;q=0.5", "zstd"),
+    ] {
+        for (coding, _) in &encoded {
+            let req = Request::get(format!("http://{}/id/products/{coding}", app.http_addr))
+                .header("host", "shop.test")
+                .header("accept-encoding", accept)
+                .body(edgeseo::body::empty())
+                .unwrap();
+            let (status, headers, body) = fetch(&client, req).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(
+                headers["content-encoding"], expected,
+                "{coding} for {accept}"
+            );
+            assert!(!headers.contains_key("content-length"));
+            assert_eq!(headers["vary"], "Accept-Encoding");
+            let text = String::from_utf8(decode(&headers, &body)).unwrap();
+            let doc = Html::parse_document(&text);
+            assert_eq!(attr(&doc, "html", "lang"), ["id-ID"], "{coding}");
+            assert_eq!(attr(&doc, r#"link[rel="canonical"]"#, "href").len(), 1);
+        }
     }
     // Non-HTML passes as the origin sent it, compressed bytes and all.
     let req = Request::get(format!("http://{}/id/blob.bin", app.http_addr))

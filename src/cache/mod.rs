@@ -26,6 +26,7 @@ use moka::future::Cache;
 use tokio::sync::watch;
 
 use crate::body::{self, Body, BoxError};
+use crate::codec::Coding;
 use crate::locale::Locale;
 pub use policy::Lifetime;
 
@@ -62,8 +63,9 @@ pub struct Key {
     pub locale: Option<Locale>,
     /// Normalized origin path and query.
     pub target: String,
-    /// The content codings asked of the origin, normalized: one entry per coding variant.
-    pub coding: String,
+    /// The coding the response is sent in (and the only one asked of the origin): one entry per
+    /// coding.
+    pub coding: Coding,
 }
 
 impl Key {
@@ -74,32 +76,6 @@ impl Key {
             ..self.clone()
         }
     }
-}
-
-/// `Accept-Encoding` reduced to what selects a variant: the sorted set of decodable codings.
-pub fn coding_variant(accept_encoding: Option<&HeaderValue>) -> String {
-    let Some(accepted) = accept_encoding
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::rewrite::codec::decodable_accept_encoding)
-    else {
-        return String::new();
-    };
-    let mut codings: Vec<&'static str> = accepted
-        .to_str()
-        .unwrap_or("")
-        .split(',')
-        .filter_map(
-            |c| match c.split(';').next()?.trim().to_ascii_lowercase().as_str() {
-                "gzip" | "x-gzip" => Some("gzip"),
-                "deflate" => Some("deflate"),
-                "br" => Some("br"),
-                _ => None,
-            },
-        )
-        .collect();
-    codings.sort_unstable();
-    codings.dedup();
-    codings.join(",")
 }
 
 /// Path and query as a cache key: percent-escapes of unreserved characters decoded and hex digits
@@ -538,14 +514,5 @@ mod tests {
         assert_eq!(normalize_target("/a%7eb", Some("q=%2f")), "/a~b?q=%2F");
         assert_eq!(normalize_target("/p", Some("")), "/p");
         assert_eq!(normalize_target("/p", Some("b=1&a=2")), "/p?b=1&a=2");
-    }
-
-    #[test]
-    fn coding_variants() {
-        let v = |s: &str| coding_variant(Some(&HeaderValue::from_str(s).unwrap()));
-        assert_eq!(v("gzip, deflate, br, zstd"), "br,deflate,gzip");
-        assert_eq!(v("br;q=1.0, gzip;q=0.8"), "br,gzip");
-        assert_eq!(v("identity"), "");
-        assert_eq!(coding_variant(None), "");
     }
 }

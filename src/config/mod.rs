@@ -93,6 +93,7 @@ pub struct Site {
     pub origin: Origin,
     pub limits: SiteLimits,
     pub cache: CachePolicy,
+    pub compress: Compress,
     /// The customer-service chat endpoint; `None` when the site has no `[chat]`.
     pub chat: Option<Arc<ChatRules>>,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
@@ -161,6 +162,25 @@ impl Default for CachePolicy {
             stale_if_error: Duration::from_secs(600),
             session_cookies: Vec::new(),
             statuses: vec![200, 203, 204, 300, 301, 308, 404, 410],
+        }
+    }
+}
+
+/// Compression at the edge (`[compress]` in site.toml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compress {
+    /// Compress text responses the origin sends uncompressed (br, zstd or gzip, as the client
+    /// prefers), and send rewritten pages in the client's preferred coding.
+    pub enabled: bool,
+    /// Smaller bodies of known size go out as they are: the coding's framing would outweigh the gain.
+    pub min_size: u64,
+}
+
+impl Default for Compress {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_size: 1024,
         }
     }
 }
@@ -309,6 +329,14 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
         ),
     };
     let cache = v.cache_policy(&raw.cache);
+    let compress = Compress {
+        enabled: raw.compress.enabled.unwrap_or(Compress::default().enabled),
+        min_size: v.size(
+            &raw.compress.min_size,
+            Compress::default().min_size,
+            0..=1 << 30,
+        ),
+    };
     // The company's facts feed the rewritten pages and the chat's answers.
     let organization = raw.organization.as_ref().map(|org| {
         if raw.chat.is_none() && !dir.join("pages.toml").exists() {
@@ -330,6 +358,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             origin,
             limits,
             cache,
+            compress,
             chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
             organization: organization.map(Arc::new),

@@ -57,6 +57,8 @@ pub struct RawSite {
     pub translate: RawTranslate,
     #[serde(default)]
     pub cache: RawSiteCache,
+    #[serde(default)]
+    pub compress: RawCompress,
     pub chat: Option<Spanned<RawChat>>,
 }
 
@@ -87,6 +89,13 @@ pub struct RawSiteCache {
     pub stale_if_error: Option<Spanned<String>>,
     pub session_cookies: Option<Vec<Spanned<String>>>,
     pub statuses: Option<Vec<Spanned<i64>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompress {
+    pub enabled: Option<bool>,
+    pub min_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

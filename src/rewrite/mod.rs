@@ -12,33 +12,31 @@
 //! - the text of price elements becomes the locale's price;
 //! - with a translation memory, the body's visible text and text attributes (`translate::replace`).
 
-pub mod codec;
 pub mod links;
 
 use std::borrow::Cow;
-use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use encoding_rs::Encoding;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use lol_html::html_content::{ContentType, EndTag, TextChunk};
 use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
 use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink, Selector};
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, Transform};
+use crate::codec::{Coding, Decoder, Encoder};
 use crate::locale::Locale;
 use crate::seo::{HeadPlan, Needs};
 use crate::translate::{Memory, replace};
-use codec::{Coding, Decoder, Encoder};
 
 /// What the rewriter needs besides the plan.
 pub struct RewriteOptions {
     pub plan: Arc<HeadPlan>,
     /// Charset named by the response's Content-Type, if any.
     pub charset: Option<&'static Encoding>,
+    /// The coding the origin's body arrived in.
     pub coding: Coding,
+    /// The coding the client gets.
+    pub output: Coding,
     pub max_memory: usize,
     /// Whether a host names this site (for absolute links).
     pub own_host: Arc<dyn Fn(&str) -> bool + Send + Sync>,
@@ -66,10 +64,7 @@ pub fn can_rewrite(encoding: Option<&'static Encoding>) -> bool {
 
 /// Wraps `body` so it is rewritten as it streams.
 pub fn rewrite(body: Body, opts: RewriteOptions) -> Body {
-    http_body_util::BodyExt::boxed_unsync(RewriteBody {
-        inner: body,
-        machine: Some(Machine::new(opts)),
-    })
+    crate::body::transform(body, Machine::new(opts))
 }
 
 /// Rewrites a page held in memory, fed in `chunk`-byte pieces as a network would deliver it.
@@ -86,62 +81,6 @@ pub fn rewrite_bytes(
     }
     out.extend(machine.finish()?);
     Ok(out)
-}
-
-struct RewriteBody {
-    inner: Body,
-    /// `None` once the body has ended.
-    machine: Option<Machine>,
-}
-
-impl HttpBody for RewriteBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        loop {
-            let Some(machine) = self.machine.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let _ = machine;
-            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let machine = self.machine.as_mut().expect("checked above");
-                        let out = machine.push(&data)?;
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-                        }
-                    }
-                    // Trailers cannot describe a rewritten body; they are dropped.
-                    Err(_trailers) => {}
-                },
-                Some(Err(e)) => {
-                    self.machine = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                None => {
-                    let machine = self.machine.take().expect("checked above");
-                    let out = machine.finish()?;
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-                    }
-                    return Poll::Ready(None);
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.machine.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
 }
 
 /// Collects what lol_html writes; drained after every input chunk.
@@ -171,20 +110,22 @@ struct Machine {
 impl Machine {
     fn new(opts: RewriteOptions) -> Machine {
         let sink = Sink::default();
-        let coding = opts.coding;
+        let (coding, output) = (opts.coding, opts.output);
         let rewriter = HtmlRewriter::new(settings(opts), sink.clone());
         Machine {
             decoder: Decoder::new(coding),
             rewriter,
             sink,
-            encoder: Encoder::new(coding),
+            encoder: Encoder::new(output),
         }
     }
+}
 
+impl Transform for Machine {
     fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, BoxError> {
         let decoded = self.decoder.push(data)?;
         self.rewriter.write(&decoded)?;
-        Ok(self.encoder.push(self.sink.take())?)
+        Ok(self.encoder.push(&self.sink.take())?)
     }
 
     fn finish(self) -> Result<Vec<u8>, BoxError> {
@@ -197,7 +138,7 @@ impl Machine {
         let tail = decoder.finish()?;
         rewriter.write(&tail)?;
         rewriter.end()?;
-        let mut out = encoder.push(sink.take())?;
+        let mut out = encoder.push(&sink.take())?;
         out.extend(encoder.finish()?);
         Ok(out)
     }

@@ -526,7 +526,8 @@ pub fn fixture_options(
     edgeseo::rewrite::RewriteOptions {
         plan: Arc::new(plan),
         charset,
-        coding: edgeseo::rewrite::codec::Coding::Identity,
+        coding: edgeseo::codec::Coding::Identity,
+        output: edgeseo::codec::Coding::Identity,
         max_memory: seo.rewrite.max_memory,
         own_host: Arc::new(|h: &str| edgeseo::sites::normalize_host(h) == "shop.example"),
         body_end: None,
@@ -548,4 +549,31 @@ pub fn shared_data(rel: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// A response body decoded by its `Content-Encoding`, with each coding's reference library.
+pub fn decode(headers: &http::HeaderMap, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match headers.get("content-encoding").map(|v| v.to_str().unwrap()) {
+        None => out = body.to_vec(),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("valid gzip");
+        }
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("valid deflate");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .expect("valid brotli");
+        }
+        Some("zstd") => out = zstd::decode_all(body).expect("valid zstd"),
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+    out
 }
