@@ -93,6 +93,10 @@ enum Command {
         /// Requests per second at most.
         #[arg(long, default_value_t = 10.0)]
         rate: f64,
+        /// Fetch through this HTTP proxy (http://host:port, CONNECT tunnels), e.g. one in the
+        /// buyer's country, so speed is measured from there.
+        #[arg(long)]
+        via: Option<String>,
         /// Directory for report.json and SHA256SUMS (added to a report already there).
         #[arg(long, default_value = "report")]
         out: PathBuf,
@@ -209,8 +213,9 @@ fn main() -> ExitCode {
             site,
             max_pages,
             rate,
+            via,
             out,
-        } => match audit(base, rules.zip(site), max_pages, rate, &out) {
+        } => match audit(base, rules.zip(site), max_pages, rate, via, &out) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::from(2),
             Err(e) => Err(e),
@@ -401,6 +406,7 @@ fn audit(
     rules_site: Option<(PathBuf, String)>,
     max_pages: usize,
     rate: f64,
+    via: Option<String>,
     out: &std::path::Path,
 ) -> anyhow::Result<bool> {
     use edgeseo::audit::{self, AuditPlan};
@@ -438,6 +444,7 @@ fn audit(
         max_pages,
         rate,
         seo,
+        via,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

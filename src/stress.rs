@@ -234,6 +234,7 @@ pub async fn run(
             connect_timeout: plan.timeout,
             response_timeout: plan.timeout,
             max_idle_connections: 4096,
+            via: None,
         },
     )?;
     let upstream = Arc::new(upstream);

@@ -1,5 +1,7 @@
 //! The connection to a site's origin: one pooled HTTP client per site, http or https (rustls), with
 //! connect and response timeouts, and the classification of its failures into [`ProxyError`]s.
+//! Clients made for a URL (audit, stress, translation services) may reach it through an HTTP
+//! proxy's CONNECT tunnel.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{Body, BoxError};
@@ -33,18 +36,41 @@ pub enum UpstreamError {
     BadRoot(#[from] rustls::Error),
     #[error("URL {0:?}: expected http(s)://host[:port]/path")]
     BadUrl(String),
+    #[error("proxy {0:?}: expected http://host:port")]
+    BadProxy(String),
 }
 
 /// Timeouts and pool size of a client made for one URL (`Upstream::for_url`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub max_idle_connections: usize,
+    /// `http://host:port` of an HTTP proxy to reach the URL through (a CONNECT tunnel, for http
+    /// and https URLs alike), e.g. one in the buyer's country.
+    pub via: Option<String>,
+}
+
+/// Straight to the origin, or through a proxy's tunnel.
+enum Pool {
+    Direct(Client<HttpsConnector<HttpConnector>, Body>),
+    Tunnel(Client<HttpsConnector<Tunnel<HttpConnector>>, Body>),
+}
+
+impl Pool {
+    async fn request(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        match self {
+            Pool::Direct(client) => client.request(req).await,
+            Pool::Tunnel(client) => client.request(req).await,
+        }
+    }
 }
 
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Pool,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
@@ -53,6 +79,14 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(origin: &Origin, embedded: &EmbeddedOrigins) -> Result<Self, UpstreamError> {
+        Self::build(origin, embedded, None)
+    }
+
+    fn build(
+        origin: &Origin,
+        embedded: &EmbeddedOrigins,
+        via: Option<Uri>,
+    ) -> Result<Self, UpstreamError> {
         let (scheme, authority) = match &origin.target {
             OriginTarget::Url { scheme, authority } => (scheme.clone(), authority.clone()),
             OriginTarget::Embedded(_) => {
@@ -86,18 +120,32 @@ impl Upstream {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-
-        let client = Client::builder(TokioExecutor::new())
+            .enable_http1();
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(origin.max_idle_connections)
             .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+            .timer(TokioTimer::new());
+        let client = match via {
+            None => Pool::Direct(builder.build(https.wrap_connector(http))),
+            Some(proxy) => {
+                Pool::Tunnel(builder.build(https.wrap_connector(Tunnel::new(proxy, http))))
+            }
+        };
+        // The tunnel is opened to the authority's port, which must therefore be explicit.
+        let authority = match (&client, authority.port()) {
+            (Pool::Tunnel(_), None) => {
+                let port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+                format!("{}:{port}", authority.host())
+                    .parse()
+                    .expect("host and port are an authority")
+            }
+            _ => authority,
+        };
         Ok(Self {
             client,
             scheme,
@@ -124,6 +172,10 @@ impl Upstream {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let via = match &settings.via {
+            None => None,
+            Some(proxy) => Some(proxy_uri(proxy)?),
+        };
         let origin = Origin {
             target: OriginTarget::Url { scheme, authority },
             host: None,
@@ -132,7 +184,10 @@ impl Upstream {
             extra_roots: Vec::new(),
             max_idle_connections: settings.max_idle_connections,
         };
-        Ok((Upstream::new(&origin, &EmbeddedOrigins::default())?, path))
+        Ok((
+            Upstream::build(&origin, &EmbeddedOrigins::default(), via)?,
+            path,
+        ))
     }
 
     /// Sends a request (path and headers already prepared) and waits for the response head.
@@ -158,6 +213,16 @@ impl Upstream {
             Err(_) => Err(ProxyError::OriginTimeout(self.response_timeout)),
         }
     }
+}
+
+/// `http://host:port` (a trailing `/` allowed) of an HTTP proxy.
+fn proxy_uri(proxy: &str) -> Result<Uri, UpstreamError> {
+    let bad = || UpstreamError::BadProxy(proxy.to_owned());
+    let uri: Uri = proxy.parse().map_err(|_| bad())?;
+    let plain = uri.scheme() == Some(&Scheme::HTTP)
+        && uri.port().is_some()
+        && uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    if plain { Ok(uri) } else { Err(bad()) }
 }
 
 fn classify(err: hyper_util::client::legacy::Error, waited: Duration) -> ProxyError {

@@ -167,7 +167,8 @@ async fn finds_each_seeded_defect() {
         "FAIL  visible text in the page's language: 1 of 9 pages fail: /id/english",
         "FAIL  structured data: 2 of 9 pages fail:",
         "pass  pages answer",
-        "pass  loading speed from here",
+        "pass  compression and weight",
+        "pass  loading speed",
         "FAIL  marketplace keywords:",
     ] {
         assert!(
@@ -246,5 +247,168 @@ fn pdf_reads_back(pdf: &std::path::Path, report: &serde_json::Value) {
             text.contains(part),
             "{part} not read back from report.pdf:\n{text}"
         );
+    }
+}
+
+/// Runs `edgeseo audit` on `base` (no rules) with extra arguments: exit code, stdout, report.json.
+fn audit(base: &str, extra: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeseo"))
+        .args(["audit", "--base", base, "--rate", "200", "--max-pages", "5"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.path())
+        .env("EDGESEO_CHROMIUM", "/nonexistent")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = std::fs::read_to_string(dir.path().join("report.json")).unwrap_or_else(|_| {
+        panic!(
+            "no report: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code(),
+        stdout,
+        serde_json::from_str(&report).unwrap(),
+    )
+}
+
+fn line_starts(stdout: &str, expected: &str) -> bool {
+    stdout.lines().any(|l| l.starts_with(expected))
+}
+
+/// A page sent uncompressed fails the compression criterion; the same page through edgeseo
+/// passes it; and `--via` fetches every page through an HTTP proxy (tinyproxy, skipped with a
+/// message where it is missing, except in CI).
+#[tokio::test(flavor = "multi_thread")]
+async fn judges_compression_and_measures_through_a_proxy() {
+    let origin = Origin::start().await;
+    let text =
+        "<p>We supply stainless steel kettles to importers across the region every month.</p>"
+            .repeat(60);
+    origin.serve(
+        "/",
+        page(
+            "en",
+            "/",
+            GOOD_HEAD,
+            &[("en", "/"), ("x-default", "/")],
+            &format!("<h1>Electric kettles</h1>{text}"),
+        ),
+    );
+    let (code, stdout, _) = audit(&format!("http://{}", origin.addr), &[]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        line_starts(
+            &stdout,
+            "FAIL  compression and weight: 1 of 1 pages fail: /"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        line_starts(&stdout, "  /: sent uncompressed (5 KB)"),
+        "{stdout}"
+    );
+
+    let rules = RulesDir::new().site("plain", &site_for(origin.addr, ""));
+    let app = start_proxy(&rules).await;
+    let base = format!("http://{}", app.http_addr);
+    let (code, stdout, report) = audit(&base, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        line_starts(&stdout, "pass  compression and weight"),
+        "{stdout}"
+    );
+    let home = &report["audit"]["pages"][0];
+    assert_eq!(home["content_encoding"], "br");
+    assert!(home["wire_bytes"].as_u64().unwrap() * 5 < home["bytes"].as_u64().unwrap());
+    assert_eq!(report["audit"]["via"], serde_json::Value::Null);
+
+    // A proxy that is not there: nothing is fetched around it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (code, stdout, _) = audit(&base, &["--via", &format!("http://127.0.0.1:{closed}")]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(line_starts(&stdout, "FAIL  pages answer"), "{stdout}");
+
+    let Some(proxy) = Tinyproxy::start() else {
+        assert!(
+            std::env::var_os("EDGESEO_REQUIRE_PROXY").is_none(),
+            "tinyproxy is missing: .ci/run installs tinyproxy-bin"
+        );
+        eprintln!("tinyproxy not installed: --via not checked against a real proxy");
+        return;
+    };
+    let via = format!("http://127.0.0.1:{}", proxy.port);
+    let (code, stdout, report) = audit(&base, &["--via", &via]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(report["audit"]["via"], via.as_str());
+    assert!(line_starts(&stdout, "pass  loading speed"), "{stdout}");
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    assert!(
+        log.contains(&format!("CONNECT {}", app.http_addr)),
+        "the proxy carried the audit:\n{log}"
+    );
+}
+
+/// tinyproxy on a free loopback port, allowing CONNECT to any port, logging to a file.
+struct Tinyproxy {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start() -> Option<Tinyproxy> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\nLogLevel Info\nLogFile \"{}\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let proxy = Tinyproxy {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tinyproxy did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(proxy)
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -120,9 +120,13 @@ fn criteria(h: &mut String, criteria: &[Criterion]) {
 fn audit(h: &mut String, a: &AuditResult) {
     let _ = write!(
         h,
-        "<h2>Localized SEO scan</h2><p>{} pages of <code>{}</code>, every locale.</p>",
+        "<h2>Localized SEO scan</h2><p>{} pages of <code>{}</code>, every locale, fetched {}.</p>",
         a.pages.len(),
-        esc(&a.base)
+        esc(&a.base),
+        match &a.via {
+            Some(via) => format!("through the proxy <code>{}</code>", esc(via)),
+            None => "from the machine that ran the scan".to_owned(),
+        }
     );
     criteria(h, &a.criteria);
     if !a.keywords.is_empty() {
@@ -156,16 +160,19 @@ fn audit(h: &mut String, a: &AuditResult) {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h3>Every page</h3><table><tr><th>page</th><th>status</th><th>first byte</th><th>load</th><th>bytes</th><th>text in its language</th><th>structured data</th></tr>");
+    h.push_str("<h3>Every page</h3><table><tr><th>page</th><th>status</th><th>first byte</th><th>load</th><th>bytes sent / decoded</th><th>coding</th><th>cache</th><th>text in its language</th><th>structured data</th></tr>");
     for p in &a.pages {
         let _ = write!(
             h,
-            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{} / {}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td></tr>",
             esc(&p.path),
             p.status,
             p.ttfb_ms,
             p.load_ms,
+            p.wire_bytes,
             p.bytes,
+            esc(p.content_encoding.as_deref().unwrap_or("none")),
+            esc(p.cache.as_deref().unwrap_or("")),
             p.blocks_in_language,
             p.text_blocks,
             esc(&p.jsonld_types.join(", "))

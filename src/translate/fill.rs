@@ -82,6 +82,7 @@ impl Backend {
                 // A language model may take a while over a long paragraph.
                 response_timeout: Duration::from_secs(120),
                 max_idle_connections: 8,
+                via: None,
             },
         )?;
         let api = match api {
