@@ -23,6 +23,7 @@ use crate::codec::{Coding, Decoder};
 use crate::config::SiteSeo;
 use crate::locale::Locale;
 use crate::report::Criterion;
+use crate::seo::vocabulary::Vocabulary;
 use crate::translate::extract::sitemap_urls;
 use crate::upstream::{ClientSettings, Upstream, UpstreamError};
 
@@ -708,6 +709,12 @@ fn judge_page(
             problems.push("JSON-LD that does not parse".into());
             continue;
         };
+        problems.extend(
+            Vocabulary::schema_org()
+                .problems(&value)
+                .into_iter()
+                .map(|p| format!("JSON-LD: {p}")),
+        );
         for node in nodes(&value) {
             let Some(ty) = node["@type"].as_str() else {
                 continue;
@@ -950,7 +957,7 @@ fn criteria(
         ),
         criterion(
             "structured data",
-            "Product with name, image, price, currency, availability; Organization; BreadcrumbList; price shown = JSON-LD price",
+            "schema.org types and properties only; Product with name, image, price, currency, availability; Organization; BreadcrumbList; price shown = JSON-LD price",
             failing(&|p| {
                 p.contains(" without ") || p.starts_with("price shown") || p.starts_with("JSON-LD")
             }),

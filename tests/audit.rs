@@ -43,7 +43,7 @@ async fn finds_each_seeded_defect() {
     fn pair<'a>(en: &'a str, id: &'a str) -> [(&'a str, &'a str); 3] {
         [("en", en), ("id-ID", id), ("x-default", en)]
     }
-    let links = "<a href=\"/no-desc\">a</a><a href=\"/recip\">b</a><a href=\"/no-price\">c</a><a href=\"/mismatch\">d</a><a href=\"/english\">e</a><a href=\"https://elsewhere.example/x\">out</a>";
+    let links = "<a href=\"/no-desc\">a</a><a href=\"/recip\">b</a><a href=\"/no-price\">c</a><a href=\"/mismatch\">d</a><a href=\"/english\">e</a><a href=\"/not-schema\">f</a><a href=\"https://elsewhere.example/x\">out</a>";
     origin.serve(
         "/",
         page(
@@ -91,6 +91,18 @@ async fn finds_each_seeded_defect() {
             "en",
             "/no-price",
             &format!("{GOOD_HEAD}{}", product_jsonld(None)),
+            &[],
+            english,
+        ),
+    );
+    // 3b. JSON-LD with terms schema.org does not have.
+    let not_schema = r#"<script type="application/ld+json">{"@context":"https://schema.org","@type":"Organization","name":"Lianhe","url":"http://shop.test/","colour":"red","address":{"@type":"PostalAdress","addressCountry":"CN"}}</script>"#;
+    origin.serve(
+        "/not-schema",
+        page(
+            "en",
+            "/not-schema",
+            &format!("{GOOD_HEAD}{not_schema}"),
             &[],
             english,
         ),
@@ -162,10 +174,11 @@ async fn finds_each_seeded_defect() {
         "  /no-price: Product without offers.price",
         "  /mismatch: price shown \"$19.90\" is not the JSON-LD price 24.90",
         "  /id/english: visible text: 0 of 2 blocks read as id",
-        "FAIL  localized head: 1 of 9 pages fail: /no-desc",
-        "FAIL  hreflang and canonical: 1 of 9 pages fail: /recip",
-        "FAIL  visible text in the page's language: 1 of 9 pages fail: /id/english",
-        "FAIL  structured data: 2 of 9 pages fail:",
+        "FAIL  localized head: 1 of 10 pages fail: /no-desc",
+        "FAIL  hreflang and canonical: 1 of 10 pages fail: /recip",
+        "FAIL  visible text in the page's language: 1 of 10 pages fail: /id/english",
+        "FAIL  structured data: 3 of 10 pages fail:",
+        "  /not-schema: JSON-LD: type PostalAdress is not in schema.org; JSON-LD: colour is not a schema.org property",
         "pass  pages answer",
         "pass  compression and weight",
         "pass  loading speed",
@@ -190,14 +203,14 @@ async fn finds_each_seeded_defect() {
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     for part in [
         "Localized SEO scan",
-        "Pages to fix (5)",
+        "Pages to fix (6)",
         "<code>/no-desc</code>",
         "no meta description",
         "กาต้มน้ำไฟฟ้า",
     ] {
         assert!(page.contains(part), "{part} not in report.html");
     }
-    assert_eq!(report["audit"]["pages"].as_array().unwrap().len(), 9);
+    assert_eq!(report["audit"]["pages"].as_array().unwrap().len(), 10);
     assert!(
         report["inputs"]
             .as_array()

@@ -5,6 +5,7 @@
 
 mod jsonld;
 mod text;
+pub mod vocabulary;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
