@@ -32,6 +32,16 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
             },
         ),
         (
+            "tol0.4",
+            TrainParams {
+                experts: vec![Expert::Svm(SvmParams {
+                    tolerance: 0.4,
+                    ..SvmParams::default()
+                })],
+                ..d.clone()
+            },
+        ),
+        (
             "c10",
             TrainParams {
                 experts: svm(10.0),

@@ -19,7 +19,7 @@ th{background:#f3f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .pass{color:#0b7a3e;font-weight:700}.fail{color:#b3261e;font-weight:700}
 .verdict{display:inline-block;padding:.2rem .7rem;border-radius:.3rem;color:#fff;font-weight:700}
 .verdict.pass{background:#0b7a3e;color:#fff}.verdict.fail{background:#b3261e;color:#fff}
-.muted{color:#5b6475;font-size:.88rem}code{font-size:.85rem;word-break:break-all}
+.muted{color:#5b6475;font-size:.88rem}code{font-size:.85rem;overflow-wrap:anywhere}
 svg{max-width:100%;height:auto;background:#fbfcfe;border:1px solid #dfe3eb}
 @media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}table,svg{break-inside:avoid}}
 ";
@@ -160,19 +160,26 @@ fn audit(h: &mut String, a: &AuditResult) {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h3>Every page</h3><table><tr><th>page</th><th>status</th><th>first byte</th><th>load</th><th>bytes sent / decoded</th><th>coding</th><th>cache</th><th>text in its language</th><th>structured data</th></tr>");
+    h.push_str("<h3>Every page</h3><table><tr><th>page</th><th>status</th><th>first byte</th><th>load</th><th>KB sent / decoded</th><th>coding, cache</th><th>text in its language</th><th>structured data</th></tr>");
     for p in &a.pages {
         let _ = write!(
             h,
-            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{} / {}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.0} ms</td><td class=\"num\">{:.1} / {:.1}</td><td>{}</td><td class=\"num\">{} / {}</td><td>{}</td></tr>",
             esc(&p.path),
             p.status,
             p.ttfb_ms,
             p.load_ms,
-            p.wire_bytes,
-            p.bytes,
-            esc(p.content_encoding.as_deref().unwrap_or("none")),
-            esc(p.cache.as_deref().unwrap_or("")),
+            p.wire_bytes as f64 / 1024.0,
+            p.bytes as f64 / 1024.0,
+            esc(&[
+                p.content_encoding.as_deref().unwrap_or("none"),
+                p.cache.as_deref().unwrap_or("")
+            ]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")),
             p.blocks_in_language,
             p.text_blocks,
             esc(&p.jsonld_types.join(", "))
