@@ -765,8 +765,8 @@ fn fit_logreg(p: &Problem<'_>, params: &LogRegParams, rng: &mut SplitMix64) -> L
 /// an extra constant feature of value 1, regularised like the others, as in LIBLINEAR. The
 /// classes are independent problems, solved on all cores (rules load while buyers wait); each has
 /// its own seed, so the result does not depend on the number of cores. `warm` (from a fit of
-/// most of these examples) is where the descent starts: the final model after calibration then
-/// needs a few epochs instead of a full solve.
+/// most of these examples) is where the descent starts, so the final model after calibration
+/// converges sooner.
 fn fit_svm(
     p: &Problem<'_>,
     params: &SvmParams,
@@ -794,12 +794,13 @@ fn fit_svm(
             Some(start) if start.len() == n => start.clone(),
             _ => vec![0f32; n],
         };
+        // w and b as the starting duals make them: the sum of alpha_i * y_i * (x_i, 1).
         for (i, &a) in alpha.iter().enumerate().filter(|(_, a)| **a > 0.0) {
-            let yi = if y[i] as usize == class { a } else { -a };
+            let signed = if y[i] as usize == class { a } else { -a };
             for &(f, v) in x.row(i) {
-                w[f as usize] += yi * v;
+                w[f as usize] += signed * v;
             }
-            b += yi;
+            b += signed;
         }
         // Shrinking as in LIBLINEAR: an example at alpha = 0 whose gradient is beyond last
         // epoch's largest projected gradient is set aside until the active ones converge, then
