@@ -10,6 +10,7 @@ use flate2::Compression;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::body::{self, Body, Transform};
+use crate::headers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
@@ -65,13 +66,7 @@ pub fn negotiate(accept_encoding: Option<&HeaderValue>) -> Coding {
     };
     let mut q = [None::<f32>; ENCODABLE.len()];
     let mut wildcard = None;
-    for item in value.split(',') {
-        let mut params = item.split(';');
-        let name = params.next().unwrap_or("").trim();
-        let weight = params
-            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
-            .find_map(|v| v.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+    for (name, weight) in headers::weighted(value) {
         if name == "*" {
             wildcard = Some(weight);
         } else if let Some(coding) = Coding::from_name(name)
@@ -142,12 +137,7 @@ pub fn encode_response(
 }
 
 fn no_transform(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+    headers::list(headers, header::CACHE_CONTROL).any(|d| d.eq_ignore_ascii_case("no-transform"))
 }
 
 fn declared_size(headers: &HeaderMap, body: &Body) -> Option<u64> {
@@ -173,19 +163,15 @@ pub fn mark_encoded(headers: &mut HeaderMap, coding: Coding) {
         ),
     };
     weaken_etag(headers);
-    let varies = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim().eq_ignore_ascii_case("accept-encoding") || v.trim() == "*");
+    let varies = headers::list(headers, header::VARY)
+        .any(|v| v.eq_ignore_ascii_case("accept-encoding") || v == "*");
     if !varies {
         headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
 }
 
 /// A body that differs from the origin's keeps only a weak validator.
-pub fn weaken_etag(headers: &mut HeaderMap) {
+fn weaken_etag(headers: &mut HeaderMap) {
     if let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
         && !etag.starts_with("W/")
         && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
@@ -208,21 +194,22 @@ pub enum Decoder {
 pub struct ZstdDecoder {
     raw: zstd::stream::raw::Decoder<'static>,
     frame_open: bool,
+    /// Output space reused for every chunk.
+    buf: Vec<u8>,
 }
 
 impl ZstdDecoder {
     fn push(&mut self, input: &[u8]) -> io::Result<Vec<u8>> {
         use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 32 * 1024];
         let mut input = InBuffer::around(input);
         loop {
-            let mut output = OutBuffer::around(&mut buf[..]);
+            let mut output = OutBuffer::around(&mut self.buf[..]);
             let hint = self.raw.run(&mut input, &mut output)?;
             let written = output.pos();
-            out.extend_from_slice(&buf[..written]);
+            out.extend_from_slice(&self.buf[..written]);
             self.frame_open = hint != 0;
-            if input.pos() == input.src.len() && written < buf.len() {
+            if input.pos() == input.src.len() && written < self.buf.len() {
                 return Ok(out);
             }
         }
@@ -266,6 +253,7 @@ impl Decoder {
                 // Only fails when the library cannot allocate its context.
                 raw: zstd::stream::raw::Decoder::new().expect("zstd decoder context"),
                 frame_open: false,
+                buf: vec![0; 32 * 1024],
             })),
         }
     }

@@ -59,12 +59,8 @@ pub fn response_headers(headers: &mut HeaderMap, origin_version: Version) {
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Connection may name further hop-by-hop headers; collect them before removing it.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = crate::headers::list(headers, header::CONNECTION)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);

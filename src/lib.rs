@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod geoip;
+pub mod headers;
 pub mod locale;
 pub mod proxy;
 pub mod report;

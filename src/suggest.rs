@@ -9,6 +9,7 @@ use http::{HeaderMap, header};
 
 use crate::config::{SiteSeo, SuggestMode};
 use crate::geoip::GeoIp;
+use crate::headers;
 use crate::locale::Locale;
 
 /// The cookie the language switcher sets (and the banner's "no thanks").
@@ -20,11 +21,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, seo: &SiteSeo) -> IpAddr {
     if !seo.is_trusted_proxy(peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all(header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+    let forwarded: Vec<IpAddr> = headers::list(headers, header::FORWARDED)
         .filter_map(|element| {
             element.split(';').find_map(|pair| {
                 let (key, value) = pair.split_once('=')?;
@@ -36,12 +33,8 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, seo: &SiteSeo) -> IpAddr {
         })
         .collect();
     let chain = if forwarded.is_empty() {
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| parse_node(s.trim()))
+        headers::list(headers, "x-forwarded-for")
+            .filter_map(parse_node)
             .collect()
     } else {
         forwarded
@@ -87,16 +80,9 @@ pub fn languages(headers: &HeaderMap) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let mut items: Vec<(f32, usize, String)> = value
-        .split(',')
+    let mut items: Vec<(f32, usize, String)> = headers::weighted(value)
         .enumerate()
-        .filter_map(|(i, item)| {
-            let mut parts = item.split(';');
-            let tag = parts.next()?.trim();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+        .filter_map(|(i, (tag, q))| {
             let primary = tag.split(['-', '_']).next()?.to_ascii_lowercase();
             (q > 0.0 && !primary.is_empty() && primary != "*").then_some((q, i, primary))
         })

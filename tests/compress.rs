@@ -30,6 +30,14 @@ fn request(
     req.body(edgeseo::body::empty()).unwrap()
 }
 
+/// edgeseo in front of `origin` as a plain (not localized) site for `shop.test`, with `extra`
+/// site.toml lines; the rules directory lives as long as the returned guard.
+async fn plain_site(origin: &Origin, extra: &str) -> (RulesDir, edgeseo::app::App) {
+    let rules = RulesDir::new().site("plain", &site_for(origin.addr, extra));
+    let app = start_proxy(&rules).await;
+    (rules, app)
+}
+
 #[tokio::test]
 async fn text_is_compressed_in_the_coding_the_client_prefers() {
     let origin = Origin::start().await;
@@ -47,8 +55,7 @@ async fn text_is_compressed_in_the_coding_the_client_prefers() {
         "/raw.txt",
         CannedPage::new("text/plain", js.clone()).header("cache-control", "no-transform"),
     );
-    let rules = RulesDir::new().site("plain", &site_for(origin.addr, ""));
-    let app = start_proxy(&rules).await;
+    let (_rules, app) = plain_site(&origin, "").await;
     let client = http1_client();
 
     for (accept, expected) in [
@@ -111,11 +118,7 @@ async fn compression_can_be_turned_off_per_site() {
         "/app.js",
         CannedPage::new("application/javascript", js.clone()),
     );
-    let rules = RulesDir::new().site(
-        "plain",
-        &site_for(origin.addr, "[compress]\nenabled = false\n"),
-    );
-    let app = start_proxy(&rules).await;
+    let (_rules, app) = plain_site(&origin, "[compress]\nenabled = false\n").await;
     let (_, headers, body) = fetch(
         &http1_client(),
         request(&app, "shop.test", "/app.js", Some("br, gzip")),
@@ -134,8 +137,7 @@ async fn each_coding_is_cached_once_and_hits_serve_the_stored_bytes() {
         CannedPage::new("application/javascript", js.clone())
             .header("cache-control", "max-age=600"),
     );
-    let rules = RulesDir::new().site("plain", &site_for(origin.addr, ""));
-    let app = start_proxy(&rules).await;
+    let (_rules, app) = plain_site(&origin, "").await;
     let client = http1_client();
     let codings = [Some("br"), Some("gzip"), Some("zstd"), None];
     let mut first = Vec::new();
@@ -171,8 +173,7 @@ async fn compressed_responses_still_stream() {
     let mut slow = CannedPage::new("application/javascript", js.clone());
     slow.hold_after_first = Some(8 * 1024);
     origin.serve("/slow.js", slow);
-    let rules = RulesDir::new().site("plain", &site_for(origin.addr, ""));
-    let app = start_proxy(&rules).await;
+    let (_rules, app) = plain_site(&origin, "").await;
     for coding in [Coding::Brotli, Coding::Gzip, Coding::Zstd] {
         let resp = send(
             &http1_client(),

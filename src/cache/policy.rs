@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Method, StatusCode, header};
 
 use crate::config::CachePolicy;
+use crate::headers;
 
 /// How long a stored response may be served, fresh and stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,14 +90,7 @@ pub fn lifetime(
 
 /// The cache key covers the content coding; any other `Vary` header cannot be keyed.
 fn vary_is_keyed(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .all(|v| v.eq_ignore_ascii_case("accept-encoding"))
+    headers::list(headers, header::VARY).all(|v| v.eq_ignore_ascii_case("accept-encoding"))
 }
 
 /// The `Age` the origin (or a cache before it) reports.
@@ -138,12 +132,7 @@ impl CacheControl {
             v.and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
                 .map(Duration::from_secs)
         };
-        for directive in headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-        {
+        for directive in headers::list(headers, header::CACHE_CONTROL) {
             let (name, value) = match directive.split_once('=') {
                 Some((n, v)) => (n.trim(), Some(v)),
                 None => (directive.trim(), None),

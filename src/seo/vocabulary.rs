@@ -56,7 +56,6 @@ impl Vocabulary {
     pub fn problems(&self, block: &Value) -> Vec<String> {
         let mut out = Vec::new();
         self.walk(block, &mut out);
-        out.dedup();
         out
     }
 

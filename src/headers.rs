@@ -1,0 +1,57 @@
+//! Header values read one way everywhere: the comma-separated list form (RFC 9110 §5.6.1) and
+//! its weighted kind, `token;q=0.5` (RFC 9110 §12.4.2), as in Accept-Encoding and Accept-Language.
+
+use http::HeaderMap;
+use http::header::AsHeaderName;
+
+/// The items of every `name` header, trimmed, empty ones skipped.
+pub fn list(headers: &HeaderMap, name: impl AsHeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// The tokens of a weighted list with their q-values (1 when absent or unreadable), in order.
+pub fn weighted(value: &str) -> impl Iterator<Item = (&str, f32)> {
+    value.split(',').filter_map(|item| {
+        let mut params = item.split(';');
+        let token = params.next()?.trim();
+        let q = params
+            .filter_map(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
+            })
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (!token.is_empty()).then_some((token, q))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn lists_span_repeated_headers_and_skip_empty_items() {
+        let mut h = HeaderMap::new();
+        h.append("vary", HeaderValue::from_static("Accept-Encoding, ,Origin"));
+        h.append("vary", HeaderValue::from_static(" Cookie"));
+        assert_eq!(
+            list(&h, "vary").collect::<Vec<_>>(),
+            ["Accept-Encoding", "Origin", "Cookie"]
+        );
+    }
+
+    #[test]
+    fn weights_default_to_one() {
+        assert_eq!(
+            weighted("br;q=0.5, gzip ,, id-ID;Q=0, x;q=oops").collect::<Vec<_>>(),
+            [("br", 0.5), ("gzip", 1.0), ("id-ID", 0.0), ("x", 1.0)]
+        );
+    }
+}
