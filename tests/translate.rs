@@ -220,9 +220,12 @@ async fn a_half_translated_page_is_not_advertised_at_its_locale() {
     let about_id = html("/id/about").await;
     assert!(!robots_noindex(&about_id), "{about_id}");
     assert!(about_id.contains("Tentang pabrik kami"));
-    // Excluded elements keep the origin's words even where the memory has them.
+    // Excluded elements keep the origin's words even where the memory has them, and say so to
+    // browsers' own translators.
     assert!(
-        about_id.contains(r#"<div class="reviews"><p>We make kettles in Foshan.</p></div>"#),
+        about_id.contains(
+            r#"<div class="reviews" translate="no"><p>We make kettles in Foshan.</p></div>"#
+        ),
         "{about_id}"
     );
     assert!(about_id.contains("<p>Kami membuat ketel di Foshan.</p>"));

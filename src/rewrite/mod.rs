@@ -10,7 +10,8 @@
 //! - origin JSON-LD blocks describing only types the plan describes are removed;
 //! - `a[href]`, `form[action]` to this site gain the locale prefix;
 //! - the text of price elements becomes the locale's price;
-//! - with a translation memory, the body's visible text and text attributes (`translate::replace`).
+//! - with a translation memory, the body's visible text and text attributes, by a second pass
+//!   over the rewriter's output (`translate::replace`).
 
 pub mod links;
 
@@ -26,7 +27,8 @@ use crate::body::{Body, BoxError, Transform};
 use crate::codec::{Coding, Decoder, Encoder};
 use crate::locale::Locale;
 use crate::seo::{HeadPlan, Needs};
-use crate::translate::{Memory, replace};
+use crate::translate::Memory;
+use crate::translate::replace::{self, Charset, PageMemory, Replacer};
 
 /// What the rewriter needs besides the plan.
 pub struct RewriteOptions {
@@ -99,25 +101,53 @@ impl Sink {
     }
 }
 
-/// decode → rewrite → encode, one chunk at a time.
+/// decode → rewrite → translate → encode, one chunk at a time.
 struct Machine {
     decoder: Decoder,
     rewriter: HtmlRewriter<'static, Sink>,
     sink: Sink,
+    replacer: Option<Replacer>,
     encoder: Encoder,
 }
 
 impl Machine {
-    fn new(opts: RewriteOptions) -> Machine {
+    fn new(mut opts: RewriteOptions) -> Machine {
         let sink = Sink::default();
         let (coding, output) = (opts.coding, opts.output);
-        let rewriter = HtmlRewriter::new(settings(opts), sink.clone());
+        // lol_html starts in UTF-8 when neither the header nor a <meta> names a charset.
+        let charset = replace::charset(opts.charset.unwrap_or(encoding_rs::UTF_8));
+        let replacer = opts.translations.take().map(|memory| {
+            let page = PageMemory {
+                memory,
+                page: opts.plan.origin_path().to_owned(),
+            };
+            Replacer::new(Arc::new(page), charset.clone())
+        });
+        let marked = replacer
+            .is_some()
+            .then(|| opts.plan.untranslated_selectors());
+        let meta_charset = opts.charset.is_none().then_some(charset);
+        let rewriter = HtmlRewriter::new(settings(opts, meta_charset, marked), sink.clone());
         Machine {
             decoder: Decoder::new(coding),
             rewriter,
             sink,
+            replacer,
             encoder: Encoder::new(output),
         }
+    }
+}
+
+/// The rewriter's output so far, translated when there is a memory.
+fn translated(sink: &Sink, replacer: Option<&mut Replacer>) -> Vec<u8> {
+    let html = sink.take();
+    match replacer {
+        Some(replacer) => {
+            let mut out = Vec::with_capacity(html.len() + html.len() / 4);
+            replacer.push(&html, &mut out);
+            out
+        }
+        None => html,
     }
 }
 
@@ -125,7 +155,8 @@ impl Transform for Machine {
     fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, BoxError> {
         let decoded = self.decoder.push(data)?;
         self.rewriter.write(&decoded)?;
-        Ok(self.encoder.push(&self.sink.take())?)
+        let html = translated(&self.sink, self.replacer.as_mut());
+        Ok(self.encoder.push(&html)?)
     }
 
     fn finish(self) -> Result<Vec<u8>, BoxError> {
@@ -133,12 +164,17 @@ impl Transform for Machine {
             decoder,
             mut rewriter,
             sink,
+            mut replacer,
             mut encoder,
         } = self;
         let tail = decoder.finish()?;
         rewriter.write(&tail)?;
         rewriter.end()?;
-        let mut out = encoder.push(&sink.take())?;
+        let mut html = translated(&sink, replacer.as_mut());
+        if let Some(replacer) = replacer {
+            replacer.finish(&mut html);
+        }
+        let mut out = encoder.push(&html)?;
         out.extend(encoder.finish()?);
         Ok(out)
     }
@@ -159,6 +195,9 @@ struct PageState {
     /// The start tag of the JSON-LD block being read, and its text so far.
     ld_open: String,
     ld_text: String,
+    /// Told the charset a `<meta>` names, when the header named none (the translating pass
+    /// reads the page in it).
+    meta_charset: Option<Charset>,
 }
 
 type State = Arc<Mutex<PageState>>;
@@ -218,11 +257,18 @@ fn on_element(
     )
 }
 
-fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
+/// The rewriter's handlers. `marked` are the selectors of elements the translating pass must
+/// leave alone, when there is one.
+fn settings(
+    opts: RewriteOptions,
+    meta_charset: Option<Charset>,
+    marked: Option<Vec<Selector>>,
+) -> Settings<'static, 'static> {
     let s = &*SELECTORS;
     let plan = opts.plan;
     let state: State = Arc::new(Mutex::new(PageState {
         ascii_only: opts.charset.is_some_and(|e| e != encoding_rs::UTF_8),
+        meta_charset,
         ..PageState::default()
     }));
     let locale = plan.locale;
@@ -438,25 +484,20 @@ fn settings(opts: RewriteOptions) -> Settings<'static, 'static> {
             }),
         ));
     }
-    // Last: a translated run carries its inline tags as the handlers above left them.
-    if let Some(memory) = opts.translations {
-        let opaque = plan
-            .untranslated_selectors()
-            .into_iter()
-            .map(Cow::Owned)
-            .collect();
-        let page = replace::PageMemory {
-            memory,
-            page: plan.origin_path().to_owned(),
-        };
-        settings = replace::append_handlers(settings, Arc::new(page), opaque);
+    if let Some(selectors) = marked {
+        settings = replace::mark_untranslated(settings, selectors);
     }
     settings
 }
 
 fn note_charset(state: &State, label: &str) {
     if let Some(encoding) = Encoding::for_label(label.trim().as_bytes()) {
-        lock(state).ascii_only = encoding != encoding_rs::UTF_8;
+        let mut st = lock(state);
+        st.ascii_only = encoding != encoding_rs::UTF_8;
+        if let Some(charset) = &st.meta_charset {
+            // A <meta> naming UTF-16 means UTF-8, as in a browser.
+            *charset.lock().unwrap_or_else(|e| e.into_inner()) = encoding.output_encoding();
+        }
     }
 }
 

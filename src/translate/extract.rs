@@ -8,7 +8,6 @@
 //! any more kept as obsolete (`#~`), every entry referencing its pages (`#:`).
 //! Must never: leave the origin's host, fetch more than the page limit, or lose a translation.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,13 +16,14 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{OutputSink, Selector, element};
+use lol_html::{Selector, element};
 use polib::catalog::Catalog;
 use polib::message::{Message, MessageFlags};
 use polib::metadata::CatalogMetadata;
 
 use super::memory::{PoError, read_catalog};
-use super::replace::{self, Lookup};
+use super::replace::{self, Lookup, Replacer};
+use super::segment::words_of;
 use crate::locale::Locale;
 use crate::upstream::Upstream;
 
@@ -62,6 +62,9 @@ impl Lookup for Collector {
         None
     }
     fn seen(&self, source: &str) {
+        if words_of(source) == 0 {
+            return;
+        }
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -69,19 +72,14 @@ impl Lookup for Collector {
     }
 }
 
-struct Discard;
-
-impl OutputSink for Discard {
-    fn handle_chunk(&mut self, _: &[u8]) {}
-}
-
 /// The segments of one HTML page, and the paths it links to on the same site. Text inside
 /// `untranslated` elements (the site's `[translate] exclude`, prices) is left out, as when serving.
 pub fn page_segments(html: &[u8], untranslated: &[Selector]) -> (Vec<String>, Vec<String>) {
     let collector = Arc::new(Collector::default());
     let links = Arc::new(Mutex::new(Vec::new()));
+    let charset = replace::charset(encoding_rs::UTF_8);
     let settings = {
-        let links = links.clone();
+        let (links, charset) = (links.clone(), charset.clone());
         Settings::new_send()
             .with_adjust_charset_on_meta_tag(true)
             .append_element_content_handler(element!("a[href]", move |el| {
@@ -90,12 +88,34 @@ pub fn page_segments(html: &[u8], untranslated: &[Selector]) -> (Vec<String>, Ve
                 }
                 Ok(())
             }))
+            .append_element_content_handler(element!("meta[charset]", move |el| {
+                if let Some(enc) = el
+                    .get_attribute("charset")
+                    .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
+                {
+                    *charset.lock().unwrap_or_else(|e| e.into_inner()) = enc.output_encoding();
+                }
+                Ok(())
+            }))
     };
-    let opaque = untranslated.iter().cloned().map(Cow::Owned).collect();
-    let settings = replace::append_handlers(settings, collector.clone(), opaque);
-    let mut rewriter = HtmlRewriter::new(settings, Discard);
+    let settings = replace::mark_untranslated(settings, untranslated.to_vec());
+    let marked = Arc::new(Mutex::new(Vec::with_capacity(html.len() + 1024)));
+    let mut rewriter = {
+        let marked = marked.clone();
+        HtmlRewriter::new(settings, move |c: &[u8]| {
+            marked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(c)
+        })
+    };
     // A page lol_html cannot parse to its end still gives what was read before.
     let _ = rewriter.write(html).and_then(|()| rewriter.end());
+    let marked = std::mem::take(&mut *marked.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut replacer = Replacer::new(collector.clone(), charset);
+    let mut out = Vec::with_capacity(marked.len());
+    replacer.push(&marked, &mut out);
+    replacer.finish(&mut out);
     let mut seen = HashSet::new();
     let sources = std::mem::take(&mut *collector.0.lock().unwrap_or_else(|e| e.into_inner()))
         .into_iter()

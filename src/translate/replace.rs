@@ -1,32 +1,57 @@
 //! Streaming replacement of a page's visible text from the translation memory.
 //!
-//! Owns: the lol_html handlers that cut the body into runs of inline content (a run ends at every
-//! block element's start and end tag), hold each run until it ends, and write either its
-//! translation or, when the memory has none, the run exactly as it came. Also the translated
-//! attributes (`alt`, `title`, `placeholder`, `aria-label`, the `value` of input buttons).
-//! Output keeps flowing: a run is held only while the memory has a source it could still become,
-//! and one longer than `MAX_HELD` is written as it is and the rest of its block passes untouched.
+//! Owns: a pass over the rewritten page that cuts the body into runs of inline content (a run
+//! ends at every block element's start and end tag), holds each run until it ends, and writes
+//! either its translation or, when the memory has none, the run's bytes exactly as they came.
+//! Also the translated attributes (`alt`, `title`, `placeholder`, `aria-label`, the `value` of
+//! input buttons). Output keeps flowing: a run is held only while the memory has a source it
+//! could still become, and one longer than `MAX_HELD` is written as it is and the rest of its
+//! block passes untouched.
 //! Must never: touch text inside `script`, `style`, `pre`, `code`, `textarea`, `svg`, an element
-//! marked `translate="no"` or `.notranslate`, or one of the caller's opaque selectors (prices);
-//! or drop or duplicate markup of the origin's page.
+//! marked `translate="no"` or `.notranslate` (the rewriter marks the caller's opaque selectors,
+//! prices among them, with `translate="no"`); or drop, duplicate or re-encode markup or text of
+//! the origin's page that it does not translate.
+//!
+//! Why a tag scanner of its own and not more lol_html handlers: a run needs every element of
+//! the body, and lol_html handlers on every element (`body *`) cost twice a whole localized
+//! rewrite (the `floor` cases of `benches/rewrite.rs`). The runs only need where tags start and
+//! end, their names and a few attributes, which a scan between `<` and `>` gives in a fraction
+//! of that; everything selector-shaped stays in lol_html, which runs first.
 
-use std::borrow::Cow;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
-use lol_html::Selector;
-use lol_html::html_content::{Comment, ContentType, EndTag, TextChunk};
-use lol_html::send::{DocumentContentHandlers, Element, ElementContentHandlers, Settings};
+use encoding_rs::Encoding;
 
-use super::memory::Memory;
 use super::segment::{Segment, SegmentBuilder};
 
 /// Longest run held back while waiting for its block to end.
 pub const MAX_HELD: usize = 16 << 10;
 
+/// Size a run reaches before the memory is first asked whether it could become one of its
+/// sources: a shorter run is simply held to its end, which costs no visible delay.
+const FIRST_CHECK: usize = 512;
+
+/// Longest tag or comment held while waiting for its end; a longer one passes as text.
+const MAX_MARKUP: usize = 64 << 10;
+
 /// Elements whose content is never translated; each ends the run before it.
 const SKIP: &[&str] = &[
     "script", "style", "pre", "code", "kbd", "samp", "var", "textarea", "template", "svg", "math",
     "noscript", "iframe", "object", "canvas", "video", "audio",
+];
+
+/// Elements whose content the HTML tokenizer reads as text up to their end tag.
+const RAW_TEXT: &[&str] = &[
+    "script",
+    "style",
+    "textarea",
+    "title",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "noscript",
+    "plaintext",
 ];
 
 /// Elements that live inside a sentence: they become placeholders of the run.
@@ -38,6 +63,12 @@ const INLINE: &[&str] = &[
 /// Inline elements without content: one placeholder each.
 const VOID_INLINE: &[&str] = &["br", "wbr", "img", "input"];
 
+/// Elements that never have an end tag.
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
 /// Attributes whose text a visitor reads or hears.
 const TEXT_ATTRIBUTES: &[&str] = &["alt", "title", "placeholder", "aria-label"];
 
@@ -48,14 +79,15 @@ pub trait Lookup: Send + Sync + 'static {
     fn has_prefix(&self, partial: &str) -> bool;
     /// The translation of `source`.
     fn translation(&self, source: &str) -> Option<&str>;
-    /// Every translatable segment and attribute text, as it is met.
+    /// Every segment and attribute text, as it is met (prices and numbers included: see
+    /// `segment::words_of`).
     fn seen(&self, _source: &str) {}
 }
 
 /// A memory as one page reads it: an entry whose `msgctxt` is the page's origin path wins over
 /// the entry without a context, so that the same words can read differently on one page.
 pub struct PageMemory {
-    pub memory: Arc<Memory>,
+    pub memory: Arc<super::Memory>,
     /// Origin path of the page (`/about`), as in the PO references.
     pub page: String,
 }
@@ -82,376 +114,794 @@ pub struct Coverage {
     pub overflowed: usize,
 }
 
-#[derive(Default)]
-struct State {
+/// The page's character encoding as the rewriter learns it (header, then `<meta charset>`),
+/// read by the replacer when the body starts.
+pub type Charset = Arc<Mutex<&'static Encoding>>;
+
+pub fn charset(initial: &'static Encoding) -> Charset {
+    Arc::new(Mutex::new(initial))
+}
+
+/// Adds `translate="no"` to the elements `selectors` match, which the replacer leaves alone.
+pub fn mark_untranslated(
+    mut settings: lol_html::send::Settings<'static, 'static>,
+    selectors: Vec<lol_html::Selector>,
+) -> lol_html::send::Settings<'static, 'static> {
+    for selector in selectors {
+        settings = settings.append_element_content_handler((
+            std::borrow::Cow::Owned(selector),
+            lol_html::send::ElementContentHandlers::default().element(
+                |el: &mut lol_html::send::Element<'_, '_>| {
+                    el.set_attribute("translate", "no")?;
+                    Ok(())
+                },
+            ),
+        ));
+    }
+    settings
+}
+
+/// Where the scan is between chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Markup,
+    /// Inside an element read as text up to its end tag.
+    RawText(&'static str),
+    /// Inside a comment or CDATA section too long to hold, passing through up to its end.
+    Comment(&'static str),
+}
+
+/// An inline element open in the body: its name, its key in the run, and whether its start tag
+/// was held in the run.
+struct Open {
+    name: String,
+    key: u64,
+    held: bool,
+}
+
+/// The translating pass, fed the rewriter's output chunk by chunk.
+pub struct Replacer {
+    lookup: Arc<dyn Lookup>,
+    charset: Charset,
+    /// The page's encoding, fixed when the body starts.
+    encoding: &'static Encoding,
+    /// Input not yet scanned: an incomplete tag, comment or text.
+    pending: Vec<u8>,
+    mode: Mode,
     in_body: bool,
-    /// Open elements whose content is left alone.
-    skip: usize,
-    /// Set by an opaque selector's handler for the element handled next.
-    marked: bool,
+    /// The element whose content is left alone, and how deep elements of its name are nested.
+    skip: Option<(String, usize)>,
+    inline: Vec<Open>,
     run: SegmentBuilder,
+    /// The held run's bytes exactly as they came.
+    raw: Vec<u8>,
     /// The current run was given up (too long, or the memory has no source it could become):
     /// the rest of its block passes as it is.
     passthrough: bool,
     next_key: u64,
     /// Size the run must reach before the memory is asked again whether it could become one of
-    /// its sources (doubling: a run is checked a few times, not at every chunk).
+    /// its sources (doubling: a run is checked a few times, not at every piece of text).
     next_check: usize,
+    /// Words are counted only for the debug log: counting costs as much as translating.
+    counting: bool,
     coverage: Coverage,
 }
 
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-static BODY: LazyLock<Selector> = LazyLock::new(|| "body, body *".parse().expect("selector"));
-
-/// Adds the translation handlers to `settings`. Register them after every handler that changes
-/// attributes of inline elements (links, prices): a run keeps the start tags as they are when
-/// its handler sees them. `opaque` elements are left alone like `code`.
-pub fn append_handlers(
-    mut settings: Settings<'static, 'static>,
-    memory: Arc<dyn Lookup>,
-    opaque: Vec<Cow<'static, Selector>>,
-) -> Settings<'static, 'static> {
-    let state: Shared = Arc::default();
-
-    for selector in opaque {
-        let state = state.clone();
-        settings = settings.append_element_content_handler((
-            selector,
-            ElementContentHandlers::default().element(move |_: &mut Element<'_, '_>| {
-                lock(&state).marked = true;
-                Ok(())
-            }),
-        ));
+impl Replacer {
+    pub fn new(lookup: Arc<dyn Lookup>, charset: Charset) -> Self {
+        Self {
+            lookup,
+            encoding: encoding_rs::UTF_8,
+            charset,
+            pending: Vec::new(),
+            mode: Mode::Markup,
+            in_body: false,
+            skip: None,
+            inline: Vec::new(),
+            run: SegmentBuilder::new(),
+            raw: Vec::new(),
+            passthrough: false,
+            next_key: 0,
+            next_check: FIRST_CHECK,
+            counting: tracing::enabled!(tracing::Level::DEBUG),
+            coverage: Coverage::default(),
+        }
     }
 
-    {
-        let (state, memory) = (state.clone(), memory.clone());
-        settings = settings.append_element_content_handler((
-            Cow::Borrowed(&*BODY),
-            ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_>| on_element(el, &state, &memory)),
-        ));
+    /// Scans the next chunk; what can be sent so far is appended to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.pending.is_empty() {
+            let rest = self.scan(input, false, out);
+            self.pending.extend_from_slice(&input[rest..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.pending);
+            buf.extend_from_slice(input);
+            let rest = self.scan(&buf, false, out);
+            buf.drain(..rest);
+            self.pending = buf;
+        }
     }
 
-    {
-        let (state, memory) = (state.clone(), memory.clone());
-        settings = settings.append_document_content_handler(
-            DocumentContentHandlers::default().text(move |chunk: &mut TextChunk<'_>| {
-                on_text(chunk, &state, &*memory);
-                Ok(())
-            }),
+    /// Ends the page: everything held goes out.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Coverage {
+        let buf = std::mem::take(&mut self.pending);
+        let rest = self.scan(&buf, true, out);
+        out.extend_from_slice(&buf[rest..]);
+        self.flush(out);
+        let c = self.coverage;
+        tracing::debug!(
+            words = c.words,
+            translated = c.translated,
+            overflowed = c.overflowed,
+            "page translated"
         );
+        c
     }
-    {
-        // A comment inside a run stays where it was when the run is not translated.
-        let state = state.clone();
-        settings = settings.append_document_content_handler(
-            DocumentContentHandlers::default().comments(move |c: &mut Comment<'_>| {
-                let mut st = lock(&state);
-                if st.in_body && st.skip == 0 && !st.passthrough && !st.run.is_empty() {
-                    st.run.other(&format!("<!--{}-->", c.text()));
-                    c.remove();
+
+    /// Scans `buf`; returns where the unscanned rest begins (kept for the next chunk).
+    fn scan(&mut self, buf: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
+        let mut i = 0;
+        while i < buf.len() {
+            match self.mode {
+                Mode::RawText(name) => match find_end_tag(&buf[i..], name) {
+                    Some(at) => {
+                        out.extend_from_slice(&buf[i..i + at]);
+                        self.mode = Mode::Markup;
+                        i += at;
+                    }
+                    None if last => {
+                        out.extend_from_slice(&buf[i..]);
+                        return buf.len();
+                    }
+                    None => {
+                        // The end tag may be split over this chunk and the next.
+                        let keep = (buf.len() - i).min(name.len() + 2);
+                        out.extend_from_slice(&buf[i..buf.len() - keep]);
+                        return buf.len() - keep;
+                    }
+                },
+                Mode::Comment(end) => match memchr::memmem::find(&buf[i..], end.as_bytes()) {
+                    Some(at) => {
+                        out.extend_from_slice(&buf[i..i + at + end.len()]);
+                        self.mode = Mode::Markup;
+                        i += at + end.len();
+                    }
+                    None => {
+                        let keep = if last {
+                            0
+                        } else {
+                            (buf.len() - i).min(end.len() - 1)
+                        };
+                        out.extend_from_slice(&buf[i..buf.len() - keep]);
+                        return buf.len() - keep;
+                    }
+                },
+                Mode::Markup => {
+                    let lt = memchr::memchr(b'<', &buf[i..]).map(|at| i + at);
+                    let text_end = lt.unwrap_or(buf.len());
+                    if text_end > i {
+                        if lt.is_none() && !last && self.holding() {
+                            // Text is taken whole, up to the next tag; until then it waits.
+                            if buf.len() - i <= MAX_HELD {
+                                return i;
+                            }
+                            self.overflow(out);
+                        }
+                        self.text(&buf[i..text_end], out);
+                        i = text_end;
+                        continue;
+                    }
+                    match self.markup(&buf[i..], last, out) {
+                        Some(used) => i += used,
+                        None => return i,
+                    }
                 }
-                Ok(())
-            }),
-        );
-    }
-
-    settings.append_document_content_handler(DocumentContentHandlers::default().end(
-        move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
-            let mut st = lock(&state);
-            if let Some(html) = flush(&mut st, &*memory) {
-                end.append(&html, ContentType::Html);
-            }
-            let c = st.coverage;
-            tracing::debug!(
-                words = c.words,
-                translated = c.translated,
-                overflowed = c.overflowed,
-                "page translated"
-            );
-            Ok(())
-        },
-    ))
-}
-
-fn on_element(
-    el: &mut Element<'_, '_>,
-    state: &Shared,
-    memory: &Arc<dyn Lookup>,
-) -> lol_html::HandlerResult {
-    let name = el.tag_name();
-    let mut st = lock(state);
-    let marked = std::mem::take(&mut st.marked);
-    if name == "body" {
-        st.in_body = true;
-        drop(st);
-        end_flushes(el, state, memory, true)?;
-        return Ok(());
-    }
-    if st.skip > 0 || !st.in_body {
-        return Ok(());
-    }
-    let excluded = marked
-        || SKIP.contains(&name.as_str())
-        || el
-            .get_attribute("translate")
-            .is_some_and(|v| v.eq_ignore_ascii_case("no"))
-        || el
-            .get_attribute("class")
-            .is_some_and(|c| c.split_ascii_whitespace().any(|c| c == "notranslate"));
-    if excluded {
-        if let Some(html) = flush(&mut st, &**memory) {
-            el.before(&html, ContentType::Html);
-        }
-        if el.can_have_content() {
-            st.skip += 1;
-            drop(st);
-            let state = state.clone();
-            el.on_end_tag(Box::new(move |_: &mut EndTag<'_>| {
-                let mut st = lock(&state);
-                st.skip = st.skip.saturating_sub(1);
-                Ok(())
-            }))?;
-        }
-        return Ok(());
-    }
-    translate_attributes(el, &mut st, &**memory)?;
-
-    if VOID_INLINE.contains(&name.as_str()) {
-        if !st.passthrough {
-            let tag = start_tag_html(el);
-            st.run.void(&tag);
-            if hold_on(
-                &mut st,
-                &**memory,
-                |held| el.before(held, ContentType::Html),
-                tag.len(),
-            ) {
-                el.remove();
             }
         }
-        return Ok(());
+        buf.len()
     }
-    if INLINE.contains(&name.as_str()) {
-        if !el.can_have_content() {
-            return Ok(());
-        }
-        st.next_key += 1;
-        let key = st.next_key;
-        let held = !st.passthrough && {
-            let tag = start_tag_html(el);
-            st.run.open(&tag, key);
-            hold_on(
-                &mut st,
-                &**memory,
-                |held| el.before(held, ContentType::Html),
-                tag.len(),
-            )
+
+    /// Whether text is held in a run at this point (rather than passed through).
+    fn holding(&self) -> bool {
+        self.in_body && self.skip.is_none() && !self.passthrough
+    }
+
+    /// Handles the markup `buf` starts with (`buf[0]` is `<`); returns the bytes used, or `None`
+    /// when it is incomplete and must wait for more input.
+    fn markup(&mut self, buf: &[u8], last: bool, out: &mut Vec<u8>) -> Option<usize> {
+        let incomplete = |out: &mut Vec<u8>, this: &mut Self| {
+            if last || buf.len() > MAX_MARKUP {
+                // Never completed: what there is passes as text.
+                this.flush(out);
+                out.extend_from_slice(buf);
+                Some(buf.len())
+            } else {
+                None
+            }
         };
-        drop(st);
-        if held {
-            // The start and end tags leave the output here and come back with the run.
-            el.remove_and_keep_content();
+        let Some(&next) = buf.get(1) else {
+            return incomplete(out, self);
+        };
+        let cut_short = |s: &[u8]| buf.len() < s.len() && s.starts_with(buf);
+        if !last && (cut_short(b"<!--") || cut_short(b"<![CDATA[")) {
+            return None;
         }
-        let (state, memory) = (state.clone(), memory.clone());
-        el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
-            let end_tag = format!("</{name}>");
-            let mut st = lock(&state);
-            if held && st.run.close(&end_tag, key) {
-                return Ok(());
+        let (start, end): (&str, &'static str) = if buf.starts_with(b"<!--") {
+            ("<!--", "-->")
+        } else if buf.starts_with(b"<![CDATA[") {
+            ("<![CDATA[", "]]>")
+        } else if next == b'!' || next == b'?' {
+            ("<", ">")
+        } else if next == b'/' || next.is_ascii_alphabetic() {
+            return match tag_end(buf) {
+                Some(len) => {
+                    self.tag(&buf[..len], out);
+                    Some(len)
+                }
+                None => incomplete(out, self),
+            };
+        } else {
+            // A `<` that opens nothing is text.
+            self.text(&buf[..1], out);
+            return Some(1);
+        };
+        match memchr::memmem::find(&buf[start.len()..], end.as_bytes()) {
+            Some(at) => {
+                let len = start.len() + at + end.len();
+                self.comment(&buf[..len], out);
+                Some(len)
+            }
+            None if last || buf.len() > MAX_MARKUP => {
+                self.flush(out);
+                out.extend_from_slice(buf);
+                self.mode = Mode::Comment(end);
+                Some(buf.len())
+            }
+            None => None,
+        }
+    }
+
+    fn comment(&mut self, html: &[u8], out: &mut Vec<u8>) {
+        // A comment inside a run stays where it was when the run is not translated.
+        if self.holding()
+            && !self.run.is_empty()
+            && let Some(text) = self.decode(html)
+        {
+            self.run.other(&text);
+            self.raw.extend_from_slice(html);
+        } else {
+            out.extend_from_slice(html);
+        }
+    }
+
+    fn tag(&mut self, html: &[u8], out: &mut Vec<u8>) {
+        let end = html[1] == b'/';
+        let name_start = if end { 2 } else { 1 };
+        let name_len = html[name_start..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
+            .unwrap_or(html.len() - name_start);
+        // Names that matter here are short and ASCII; lowercased on the stack.
+        let mut buf = [0u8; 16];
+        let raw_name = &html[name_start..name_start + name_len];
+        let name = if raw_name.len() <= buf.len() {
+            for (b, c) in buf.iter_mut().zip(raw_name) {
+                *b = c.to_ascii_lowercase();
+            }
+            std::str::from_utf8(&buf[..raw_name.len()]).unwrap_or("?")
+        } else {
+            "?"
+        };
+        if end {
+            self.end_tag(name, html, out);
+        } else {
+            self.start_tag(name, html, out);
+            if let Some(raw) = RAW_TEXT.iter().find(|&&r| r == name) {
+                self.mode = Mode::RawText(raw);
+            }
+        }
+    }
+
+    fn start_tag(&mut self, name: &str, html: &[u8], out: &mut Vec<u8>) {
+        let void = VOID.contains(&name);
+        if !self.in_body {
+            if name == "body" {
+                self.in_body = true;
+                self.encoding = *self.charset.lock().unwrap_or_else(|e| e.into_inner());
+            }
+            out.extend_from_slice(html);
+            return;
+        }
+        if let Some((skipped, depth)) = &mut self.skip {
+            if skipped == name && !void {
+                *depth += 1;
+            }
+            out.extend_from_slice(html);
+            return;
+        }
+        let Some(text) = self.decode(html) else {
+            // Not in the page's encoding: the run ends and the tag passes as it is.
+            self.flush(out);
+            out.extend_from_slice(html);
+            return;
+        };
+        // A tag without a space has no attributes.
+        let attrs = if html.len() > name.len() + 2 {
+            attributes(&text)
+        } else {
+            Vec::new()
+        };
+        let value = |key: &str| attrs.iter().find(|a| a.name == key).map(|a| a.value);
+        let excluded = SKIP.contains(&name)
+            || value("translate").is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
+            || value("class")
+                .is_some_and(|c| c.split_ascii_whitespace().any(|c| c == "notranslate"));
+        if excluded {
+            self.flush(out);
+            out.extend_from_slice(html);
+            if !void {
+                self.skip = Some((name.to_owned(), 1));
+            }
+            return;
+        }
+        let translated = self.translate_attributes(name, &text, &attrs);
+        let encoded: Vec<u8>;
+        let html = match &translated {
+            Some(tag) => {
+                encoded = self.encode(tag).into_owned();
+                &encoded[..]
+            }
+            None => html,
+        };
+        let tag = translated.as_deref().unwrap_or(&text);
+
+        if VOID_INLINE.contains(&name) {
+            if self.passthrough {
+                out.extend_from_slice(html);
+            } else {
+                self.run.void(tag);
+                self.raw.extend_from_slice(html);
+                self.hold_on(out);
+            }
+            return;
+        }
+        if INLINE.contains(&name) && !void {
+            self.next_key += 1;
+            let key = self.next_key;
+            let held = if self.passthrough {
+                out.extend_from_slice(html);
+                false
+            } else {
+                self.run.open(tag, key);
+                self.raw.extend_from_slice(html);
+                // Given up, the run went out with this tag in it.
+                self.hold_on(out)
+            };
+            // Unclosed inline elements are forgotten at the next block; this bounds the rest.
+            if self.inline.len() < 256 {
+                self.inline.push(Open {
+                    name: name.to_owned(),
+                    key,
+                    held,
+                });
+            }
+            return;
+        }
+        // A block: the run before it ends here, and so does the run inside it.
+        self.block(out);
+        out.extend_from_slice(html);
+    }
+
+    fn end_tag(&mut self, name: &str, html: &[u8], out: &mut Vec<u8>) {
+        if !self.in_body {
+            out.extend_from_slice(html);
+            return;
+        }
+        if let Some((skipped, depth)) = &mut self.skip {
+            if skipped == name {
+                *depth -= 1;
+                if *depth == 0 {
+                    self.skip = None;
+                }
+            }
+            out.extend_from_slice(html);
+            return;
+        }
+        if INLINE.contains(&name)
+            && let Some(at) = self.inline.iter().rposition(|o| o.name == name)
+        {
+            let open = self.inline.swap_remove(at);
+            self.inline.truncate(at);
+            if open.held
+                && let Some(text) = self.decode(html)
+                && self.run.close(&text, open.key)
+            {
+                self.raw.extend_from_slice(html);
+                return;
             }
             // The element is not part of the run held now (its start tag went out earlier, or
-            // a block came in between): that run ends here, before the end tag, which was
-            // taken out of the output if the start tag was.
-            let mut html = flush(&mut st, &*memory).unwrap_or_default();
-            if held {
-                html.push_str(&end_tag);
-            }
-            end.before(&html, ContentType::Html);
-            Ok(())
-        }))?;
-        return Ok(());
-    }
-
-    // A block: the run before it ends here, and so does the run inside it.
-    if let Some(html) = flush(&mut st, &**memory) {
-        el.before(&html, ContentType::Html);
-    }
-    st.passthrough = false;
-    drop(st);
-    end_flushes(el, state, memory, false)
-}
-
-/// Ends the element's last run just before its end tag; after `</body>` nothing is translated.
-fn end_flushes(
-    el: &mut Element<'_, '_>,
-    state: &Shared,
-    memory: &Arc<dyn Lookup>,
-    leaves_body: bool,
-) -> lol_html::HandlerResult {
-    if !el.can_have_content() {
-        return Ok(());
-    }
-    let (state, memory) = (state.clone(), memory.clone());
-    el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
-        let mut st = lock(&state);
-        if let Some(html) = flush(&mut st, &*memory) {
-            end.before(&html, ContentType::Html);
+            // a block came in between): that run ends here, before the end tag.
+            self.flush(out);
+            out.extend_from_slice(html);
+            return;
         }
-        st.passthrough = false;
-        if leaves_body {
-            st.in_body = false;
+        self.block(out);
+        out.extend_from_slice(html);
+        if name == "body" {
+            // After `</body>` nothing is translated.
+            self.in_body = false;
         }
-        Ok(())
-    }))?;
-    Ok(())
-}
+    }
 
-fn on_text(chunk: &mut TextChunk<'_>, state: &Shared, memory: &dyn Lookup) {
-    let mut st = lock(state);
-    if !st.in_body || st.skip > 0 || st.passthrough {
-        return;
+    /// A block boundary: the run ends, and the next one starts afresh.
+    fn block(&mut self, out: &mut Vec<u8>) {
+        self.flush(out);
+        self.passthrough = false;
+        self.inline.clear();
     }
-    let text = chunk.as_str();
-    let blank = text.trim().is_empty();
-    if blank && st.run.is_empty() {
-        // Whitespace between blocks: nothing to hold, and most text chunks of a page are this.
-        return;
-    }
-    if st.run.held() + text.len() > MAX_HELD {
-        // Too long to hold: what was held goes out as it came, and so does the rest of the block.
-        let raw = st.run.take_raw();
-        chunk.before(&raw, ContentType::Html);
-        st.next_check = 0;
-        st.passthrough = true;
-        st.coverage.overflowed += 1;
-        return;
-    }
-    st.run.text(text);
-    let len = text.len();
-    // Whitespace does not change what the run could become (sources are normalised).
-    if blank {
-        chunk.remove();
-        return;
-    }
-    if hold_on(
-        &mut st,
-        memory,
-        |held| chunk.before(held, ContentType::Html),
-        len,
-    ) {
-        chunk.remove();
-    }
-}
 
-/// Decides, after the run has grown, whether it is still worth holding: only while the memory
-/// has a source it could become. Otherwise the run goes out now as it came (through `emit`,
-/// without its last `last_len` bytes, which the caller leaves in place) and the rest of the
-/// block passes. Holding nothing the memory cannot translate keeps untranslated text streaming
-/// and keeps stray markup (an end tag without its element) in its place.
-fn hold_on(st: &mut State, memory: &dyn Lookup, emit: impl FnOnce(&str), last_len: usize) -> bool {
-    if st.run.held() < st.next_check {
-        return true;
-    }
-    st.next_check = st.run.held() * 2;
-    let keep = match st.run.partials() {
-        // The form without wrapping elements is the one most sources have: tried first.
-        Some(forms) => forms.iter().rev().any(|f| memory.has_prefix(f)),
-        None => true,
-    };
-    if !keep {
-        st.next_check = 0;
-        let mut raw = st.run.take_raw();
-        raw.truncate(raw.len() - last_len);
-        st.passthrough = true;
-        emit(&raw);
-    }
-    keep
-}
-
-/// Ends the current run: its translation, or the run as it came. `None` when nothing was held.
-fn flush(st: &mut State, memory: &dyn Lookup) -> Option<String> {
-    st.next_check = 0;
-    if st.run.is_empty() {
-        return None;
-    }
-    let segment = std::mem::take(&mut st.run).finish();
-    Some(render(&segment, memory, &mut st.coverage))
-}
-
-fn render(segment: &Segment, memory: &dyn Lookup, coverage: &mut Coverage) -> String {
-    let words = segment.words();
-    if words == 0 {
-        return segment.raw.clone();
-    }
-    coverage.words += words;
-    memory.seen(&segment.source);
-    match memory
-        .translation(&segment.source)
-        .and_then(|t| segment.render(t))
-    {
-        Some(html) => {
-            coverage.translated += words;
-            html
+    fn text(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if !self.holding() {
+            out.extend_from_slice(bytes);
+            return;
         }
-        None => segment.raw.clone(),
-    }
-}
-
-fn translate_attributes(
-    el: &mut Element<'_, '_>,
-    st: &mut State,
-    memory: &dyn Lookup,
-) -> lol_html::HandlerResult {
-    let button = el.tag_name() == "input"
-        && el.get_attribute("type").is_some_and(|t| {
-            matches!(
-                t.to_ascii_lowercase().as_str(),
-                "submit" | "button" | "reset"
-            )
-        });
-    let names = TEXT_ATTRIBUTES.iter().chain(button.then_some(&"value"));
-    for &name in names {
-        let Some(value) = el.get_attribute(name) else {
-            continue;
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        if blank && self.run.is_empty() {
+            // Whitespace between blocks: nothing to hold, and most text of a page is this.
+            out.extend_from_slice(bytes);
+            return;
+        }
+        if self.run.held() + bytes.len() > MAX_HELD {
+            self.overflow(out);
+            out.extend_from_slice(bytes);
+            return;
+        }
+        let Some(text) = self.decode(bytes) else {
+            self.give_up(out);
+            out.extend_from_slice(bytes);
+            return;
         };
-        let mut builder = SegmentBuilder::new();
-        builder.text(&value);
-        let segment = builder.finish();
-        let words = segment.words();
-        if words == 0 {
-            continue;
-        }
-        st.coverage.words += words;
-        memory.seen(&segment.source);
-        if let Some(t) = memory.translation(&segment.source) {
-            el.set_attribute(name, &html_escape::encode_double_quoted_attribute(t))?;
-            st.coverage.translated += words;
+        self.run.text(&text);
+        self.raw.extend_from_slice(bytes);
+        // Whitespace does not change what the run could become (sources are normalised).
+        if !blank {
+            self.hold_on(out);
         }
     }
-    Ok(())
+
+    /// Too long to hold: what was held goes out as it came, and so does the rest of the block.
+    fn overflow(&mut self, out: &mut Vec<u8>) {
+        self.give_up(out);
+        self.coverage.overflowed += 1;
+    }
+
+    /// The run goes out as it came and the rest of its block passes untouched.
+    fn give_up(&mut self, out: &mut Vec<u8>) {
+        self.run = SegmentBuilder::new();
+        out.append(&mut self.raw);
+        self.next_check = FIRST_CHECK;
+        self.passthrough = true;
+    }
+
+    /// Decides, after the run has grown, whether it is still worth holding: only while the
+    /// memory has a source it could become. Otherwise the run goes out now as it came and the
+    /// rest of the block passes. Holding nothing the memory cannot translate keeps
+    /// untranslated text streaming. Returns whether the run is still held.
+    fn hold_on(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.run.held() < self.next_check {
+            return true;
+        }
+        self.next_check = self.run.held() * 2;
+        let keep = match self.run.partials() {
+            // The form without wrapping elements is the one most sources have: tried first.
+            Some(forms) => forms.iter().rev().any(|f| self.lookup.has_prefix(f)),
+            None => true,
+        };
+        if !keep {
+            self.give_up(out);
+        }
+        keep
+    }
+
+    /// Ends the current run: its translation, or the run as it came.
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        self.next_check = FIRST_CHECK;
+        if self.run.is_empty() {
+            return;
+        }
+        let segment = std::mem::take(&mut self.run).finish();
+        match self.render(&segment) {
+            Some(html) => {
+                let bytes = self.encode(&html);
+                out.extend_from_slice(&bytes);
+                self.raw.clear();
+            }
+            None => out.append(&mut self.raw),
+        }
+    }
+
+    /// The translation of a finished run as HTML, counted; `None` leaves the run as it came.
+    fn render(&mut self, segment: &Segment) -> Option<String> {
+        self.lookup.seen(&segment.source);
+        let words = if self.counting { segment.words() } else { 0 };
+        self.coverage.words += words;
+        let html = self
+            .lookup
+            .translation(&segment.source)
+            .and_then(|t| segment.render(t))?;
+        self.coverage.translated += words;
+        Some(html)
+    }
+
+    /// The start tag with its text attributes translated, or `None` when none was.
+    fn translate_attributes(
+        &mut self,
+        name: &str,
+        tag: &str,
+        attrs: &[Attr<'_>],
+    ) -> Option<String> {
+        let button = name == "input"
+            && attrs.iter().any(|a| {
+                a.name == "type"
+                    && matches!(
+                        a.value.trim().to_ascii_lowercase().as_str(),
+                        "submit" | "button" | "reset"
+                    )
+            });
+        let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        for attr in attrs {
+            let wanted = TEXT_ATTRIBUTES.contains(&attr.name) || (button && attr.name == "value");
+            if !wanted {
+                continue;
+            }
+            let mut builder = SegmentBuilder::new();
+            builder.text(attr.value);
+            let segment = builder.finish();
+            if segment.source.is_empty() {
+                continue;
+            }
+            let words = if self.counting { segment.words() } else { 0 };
+            self.coverage.words += words;
+            self.lookup.seen(&segment.source);
+            if let Some(t) = self.lookup.translation(&segment.source) {
+                let quoted = format!("\"{}\"", html_escape::encode_double_quoted_attribute(t));
+                edits.push((attr.span.clone(), quoted));
+                self.coverage.translated += words;
+            }
+        }
+        if edits.is_empty() {
+            return None;
+        }
+        let mut html = String::with_capacity(tag.len() + 64);
+        let mut at = 0;
+        for (span, value) in edits {
+            html.push_str(&tag[at..span.start]);
+            html.push_str(&value);
+            at = span.end;
+        }
+        html.push_str(&tag[at..]);
+        Some(html)
+    }
+
+    /// Text of the page's bytes; `None` when they are not valid in its encoding (passed raw).
+    fn decode<'a>(&self, bytes: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
+        if self.encoding == encoding_rs::UTF_8 {
+            std::str::from_utf8(bytes)
+                .ok()
+                .map(std::borrow::Cow::Borrowed)
+        } else {
+            self.encoding
+                .decode_without_bom_handling_and_without_replacement(bytes)
+        }
+    }
+
+    /// HTML in the page's encoding; characters it lacks become character references.
+    fn encode<'a>(&self, html: &'a str) -> std::borrow::Cow<'a, [u8]> {
+        if self.encoding == encoding_rs::UTF_8 {
+            std::borrow::Cow::Borrowed(html.as_bytes())
+        } else {
+            self.encoding.encode(html).0
+        }
+    }
 }
 
-/// The element's start tag as it stands now (after other handlers' changes). Values are written
-/// as lol_html holds them, entities included.
-fn start_tag_html(el: &Element<'_, '_>) -> String {
-    let mut html = format!("<{}", el.tag_name());
-    for attr in el.attributes() {
-        let value = attr.value();
-        let quote = if value.contains('"') { '\'' } else { '"' };
-        html.push(' ');
-        html.push_str(&attr.name_preserve_case());
-        html.push('=');
-        html.push(quote);
-        html.push_str(&value);
-        html.push(quote);
+/// One attribute of a start tag: its lowercase name, its value as written (entities included)
+/// and the byte range of the value with its quotes, for replacing it.
+struct Attr<'a> {
+    name: &'a str,
+    value: &'a str,
+    span: std::ops::Range<usize>,
+}
+
+/// The attributes of a complete start tag, as the HTML tokenizer reads them. Names are matched
+/// lowercase: the rewriter's output keeps the origin's case, and only a few names matter.
+fn attributes(tag: &str) -> Vec<Attr<'_>> {
+    let b = tag.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 1 + b[1..]
+        .iter()
+        .position(|c| c.is_ascii_whitespace() || *c == b'/' || *c == b'>')
+        .unwrap_or(b.len() - 1);
+    while i < b.len() {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'>' {
+            break;
+        }
+        let name_start = i;
+        i += 1;
+        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'/' | b'>' | b'=') {
+            i += 1;
+        }
+        let name = &tag[name_start..i];
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let (value, span) = if i < b.len() && b[i] == b'=' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            match b.get(i) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    let close = b[i + 1..]
+                        .iter()
+                        .position(|&c| c == q)
+                        .map_or(b.len(), |p| i + 1 + p);
+                    i = (close + 1).min(b.len());
+                    (&tag[start + 1..close], start..i)
+                }
+                _ => {
+                    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+                        i += 1;
+                    }
+                    (&tag[start..i], start..i)
+                }
+            }
+        } else {
+            ("", i..i)
+        };
+        // Names that matter here are ASCII; others are kept as they are for matching nothing.
+        if name.bytes().all(|c| !c.is_ascii_uppercase()) {
+            out.push(Attr { name, value, span });
+        } else {
+            let lower: &'static str = match name.to_ascii_lowercase().as_str() {
+                "alt" => "alt",
+                "title" => "title",
+                "placeholder" => "placeholder",
+                "aria-label" => "aria-label",
+                "value" => "value",
+                "type" => "type",
+                "class" => "class",
+                "translate" => "translate",
+                _ => continue,
+            };
+            out.push(Attr {
+                name: lower,
+                value,
+                span,
+            });
+        }
     }
-    html.push_str(if el.is_self_closing() { "/>" } else { ">" });
-    html
+    out
+}
+
+/// Length of the tag `buf` starts with (`<name …>` or `</name …>`), quotes in attribute values
+/// honoured; `None` when its `>` has not arrived yet.
+fn tag_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    let mut after_equals = false;
+    while i < buf.len() {
+        match buf[i] {
+            b'>' => return Some(i + 1),
+            b'=' => after_equals = true,
+            q @ (b'"' | b'\'') if after_equals => {
+                i += 1 + memchr::memchr(q, &buf[i + 1..])?;
+                after_equals = false;
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => after_equals = false,
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where the end tag of the raw-text element `name` begins in `buf` (`</name` followed by
+/// whitespace, `/` or `>`, any case).
+fn find_end_tag(buf: &[u8], name: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = memchr::memmem::find(&buf[from..], b"</").map(|a| from + a) {
+        let after = at + 2 + name.len();
+        if buf.len() < after + 1 {
+            return None;
+        }
+        if buf[at + 2..after].eq_ignore_ascii_case(name.as_bytes())
+            && matches!(
+                buf[after],
+                b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | 0x0c
+            )
+        {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static [(&'static str, &'static str)]);
+
+    impl Lookup for Fixed {
+        fn has_prefix(&self, partial: &str) -> bool {
+            self.0.iter().any(|(s, _)| s.starts_with(partial))
+        }
+        fn translation(&self, source: &str) -> Option<&str> {
+            self.0.iter().find(|(s, _)| *s == source).map(|(_, t)| *t)
+        }
+    }
+
+    const MEMORY: &[(&str, &str)] = &[
+        ("Ships in <1>7 days</1>", "Dikirim dalam <1>7 hari</1>"),
+        ("Close", "Tutup"),
+        ("Kettle", "Ketel"),
+    ];
+
+    /// The page through the replacer in pieces of `size` bytes.
+    fn replaced(html: &str, size: usize) -> String {
+        let mut r = Replacer::new(Arc::new(Fixed(MEMORY)), charset(encoding_rs::UTF_8));
+        let mut out = Vec::new();
+        for piece in html.as_bytes().chunks(size) {
+            r.push(piece, &mut out);
+        }
+        r.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn markup_the_scan_must_not_misread_at_any_split() {
+        let page = concat!(
+            "<head><script>var s = '<body><p>Close</p>';</script></head>",
+            "<body><p title='a > b'>Ships in <b data-x=\"1>2\">7 days</b></p>",
+            "<!-- <p>Close</p> --><STYLE>p::after{content:'</p>Close'}</STYLE >",
+            "<p>Close<!-- kept --></p><p>Open</p><![CDATA[ <p>Close</p> ]]>",
+            "<img alt=Kettle src=k.png><p>a < b</p></body><p>Close</p>"
+        );
+        let want = concat!(
+            "<head><script>var s = '<body><p>Close</p>';</script></head>",
+            "<body><p title='a > b'>Dikirim dalam <b data-x=\"1>2\">7 hari</b></p>",
+            "<!-- <p>Close</p> --><STYLE>p::after{content:'</p>Close'}</STYLE >",
+            "<p>Tutup</p><p>Open</p><![CDATA[ <p>Close</p> ]]>",
+            "<img alt=\"Ketel\" src=k.png><p>a < b</p></body><p>Close</p>"
+        );
+        for size in [1, 2, 3, 5, 8, 13, 4096] {
+            assert_eq!(replaced(page, size), want, "pieces of {size}");
+        }
+    }
+
+    #[test]
+    fn attributes_as_the_tokenizer_reads_them() {
+        let tag = r#"<input TYPE=submit value = 'Send it' disabled aria-label="x">"#;
+        let attrs = attributes(tag);
+        let got: Vec<(&str, &str)> = attrs.iter().map(|a| (a.name, a.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("type", "submit"),
+                ("value", "Send it"),
+                ("disabled", ""),
+                ("aria-label", "x")
+            ]
+        );
+        assert_eq!(&tag[attrs[1].span.clone()], "'Send it'");
+        assert_eq!(tag_end(b"<a href=\"x>y\">z"), Some(14));
+        assert_eq!(tag_end(b"<a href=\"x>y"), None);
+        assert_eq!(find_end_tag(b"x</scriptx></SCRIPT>", "script"), Some(11));
+        assert_eq!(find_end_tag(b"x</scr", "script"), None);
+    }
 }

@@ -43,11 +43,13 @@ impl SegmentBuilder {
     }
 
     fn decode_pending(&mut self) {
-        if !self.pending.is_empty() {
+        if self.pending.contains('&') {
             self.source
                 .push_str(&html_escape::decode_html_entities(&self.pending));
-            self.pending.clear();
+        } else {
+            self.source.push_str(&self.pending);
         }
+        self.pending.clear();
     }
 
     /// An inline element's start tag (`<a href="/x">`); `key` names the element so that its end
@@ -58,7 +60,7 @@ impl SegmentBuilder {
         self.tags.push((start_tag.to_owned(), None));
         let n = self.tags.len();
         self.open.push((n - 1, key));
-        self.source.push_str(&format!("<{n}>"));
+        write!(self.source, "<{n}>").expect("writing to a String");
     }
 
     /// The end tag of the element `key`, if it is the innermost one open in this run. Returns
@@ -70,7 +72,7 @@ impl SegmentBuilder {
                 self.open.pop();
                 self.raw.push_str(end_tag);
                 self.tags[i].1 = Some(end_tag.to_owned());
-                self.source.push_str(&format!("</{}>", i + 1));
+                write!(self.source, "</{}>", i + 1).expect("writing to a String");
                 true
             }
             _ => false,
@@ -83,7 +85,7 @@ impl SegmentBuilder {
         self.decode_pending();
         self.raw.push_str(html);
         self.tags.push((html.to_owned(), Some(String::new())));
-        self.source.push_str(&format!("<{}/>", self.tags.len()));
+        write!(self.source, "<{}/>", self.tags.len()).expect("writing to a String");
     }
 
     /// Takes the run so far as the origin sent it, leaving the builder empty.
@@ -334,13 +336,39 @@ fn is_wordlike(token: &str) -> bool {
         && !token.starts_with("www.")
 }
 
+/// `s` with runs of whitespace as single spaces, trimmed. Whitespace is Unicode's, looked up
+/// only for non-ASCII characters: page text is mostly ASCII, and this runs on all of it.
 fn normalize_space(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for word in s.split_whitespace() {
+    let bytes = s.as_bytes();
+    let mut word: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let (space, len) = match bytes[i] {
+            b if b < 0x80 => (b.is_ascii_whitespace() || b == 0x0b, 1),
+            _ => {
+                let c = s[i..].chars().next().unwrap_or(' ');
+                (c.is_whitespace(), c.len_utf8())
+            }
+        };
+        match (space, word) {
+            (true, Some(start)) => {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&s[start..i]);
+                word = None;
+            }
+            (false, None) => word = Some(i),
+            _ => {}
+        }
+        i += len;
+    }
+    if let Some(start) = word {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(word);
+        out.push_str(&s[start..]);
     }
     out
 }
