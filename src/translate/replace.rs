@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use encoding_rs::Encoding;
 
-use super::segment::{Segment, SegmentBuilder};
+use super::segment::{self, Segment, SegmentBuilder, words_of};
 
 /// Longest run held back while waiting for its block to end.
 pub const MAX_HELD: usize = 16 << 10;
@@ -34,40 +34,52 @@ const FIRST_CHECK: usize = 512;
 /// Longest tag or comment held while waiting for its end; a longer one passes as text.
 const MAX_MARKUP: usize = 64 << 10;
 
-/// Elements whose content is never translated; each ends the run before it.
-const SKIP: &[&str] = &[
-    "script", "style", "pre", "code", "kbd", "samp", "var", "textarea", "template", "svg", "math",
-    "noscript", "iframe", "object", "canvas", "video", "audio",
-];
+/// What an element is to a run. Looked up for every tag of the page, hence a `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Content never translated (code, scripts, media); ends the run before it.
+    Skip,
+    /// Lives inside a sentence: a placeholder pair of the run.
+    Inline,
+    /// Inline without content: one placeholder.
+    VoidInline,
+    /// Never has an end tag, and ends the run like a block.
+    Void,
+    Block,
+}
 
-/// Elements whose content the HTML tokenizer reads as text up to their end tag.
-const RAW_TEXT: &[&str] = &[
-    "script",
-    "style",
-    "textarea",
-    "title",
-    "xmp",
-    "iframe",
-    "noembed",
-    "noframes",
-    "noscript",
-    "plaintext",
-];
+fn role(name: &str) -> Role {
+    match name {
+        "script" | "style" | "pre" | "code" | "kbd" | "samp" | "var" | "textarea" | "template"
+        | "svg" | "math" | "noscript" | "iframe" | "object" | "canvas" | "video" | "audio" => {
+            Role::Skip
+        }
+        "a" | "abbr" | "b" | "bdi" | "bdo" | "cite" | "data" | "del" | "dfn" | "em" | "font"
+        | "i" | "ins" | "mark" | "q" | "s" | "small" | "span" | "strong" | "sub" | "sup"
+        | "time" | "u" => Role::Inline,
+        "br" | "wbr" | "img" | "input" => Role::VoidInline,
+        "area" | "base" | "col" | "embed" | "hr" | "link" | "meta" | "param" | "source"
+        | "track" => Role::Void,
+        _ => Role::Block,
+    }
+}
 
-/// Elements that live inside a sentence: they become placeholders of the run.
-const INLINE: &[&str] = &[
-    "a", "abbr", "b", "bdi", "bdo", "cite", "data", "del", "dfn", "em", "font", "i", "ins", "mark",
-    "q", "s", "small", "span", "strong", "sub", "sup", "time", "u",
-];
-
-/// Inline elements without content: one placeholder each.
-const VOID_INLINE: &[&str] = &["br", "wbr", "img", "input"];
-
-/// Elements that never have an end tag.
-const VOID: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
+/// The element's name when the HTML tokenizer reads its content as text up to its end tag.
+fn raw_text(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "script" => "script",
+        "style" => "style",
+        "textarea" => "textarea",
+        "title" => "title",
+        "xmp" => "xmp",
+        "iframe" => "iframe",
+        "noembed" => "noembed",
+        "noframes" => "noframes",
+        "noscript" => "noscript",
+        "plaintext" => "plaintext",
+        _ => return None,
+    })
+}
 
 /// Attributes whose text a visitor reads or hears.
 const TEXT_ATTRIBUTES: &[&str] = &["alt", "title", "placeholder", "aria-label"];
@@ -172,9 +184,15 @@ pub struct Replacer {
     /// The element whose content is left alone, and how deep elements of its name are nested.
     skip: Option<(String, usize)>,
     inline: Vec<Open>,
+    /// The held run as a segment, once it has more than text (see `plain`).
     run: SegmentBuilder,
     /// The held run's bytes exactly as they came.
     raw: Vec<u8>,
+    /// The held run is text alone, kept in `raw` only: most runs of a page are (a table cell, a
+    /// list item), and they are looked up without building a segment.
+    plain: bool,
+    /// A plain run's source, normalised (reused between runs).
+    source: String,
     /// The current run was given up (too long, or the memory has no source it could become):
     /// the rest of its block passes as it is.
     passthrough: bool,
@@ -200,6 +218,8 @@ impl Replacer {
             inline: Vec::new(),
             run: SegmentBuilder::new(),
             raw: Vec::new(),
+            plain: true,
+            source: String::new(),
             passthrough: false,
             next_key: 0,
             next_check: FIRST_CHECK,
@@ -364,9 +384,10 @@ impl Replacer {
     fn comment(&mut self, html: &[u8], out: &mut Vec<u8>) {
         // A comment inside a run stays where it was when the run is not translated.
         if self.holding()
-            && !self.run.is_empty()
+            && !self.raw.is_empty()
             && let Some(text) = self.decode(html)
         {
+            self.promote();
             self.run.other(&text);
             self.raw.extend_from_slice(html);
         } else {
@@ -396,14 +417,15 @@ impl Replacer {
             self.end_tag(name, html, out);
         } else {
             self.start_tag(name, html, out);
-            if let Some(raw) = RAW_TEXT.iter().find(|&&r| r == name) {
+            if let Some(raw) = raw_text(name) {
                 self.mode = Mode::RawText(raw);
             }
         }
     }
 
     fn start_tag(&mut self, name: &str, html: &[u8], out: &mut Vec<u8>) {
-        let void = VOID.contains(&name);
+        let role = role(name);
+        let void = matches!(role, Role::Void | Role::VoidInline);
         if !self.in_body {
             if name == "body" {
                 self.in_body = true;
@@ -432,7 +454,7 @@ impl Replacer {
             Vec::new()
         };
         let value = |key: &str| attrs.iter().find(|a| a.name == key).map(|a| a.value);
-        let excluded = SKIP.contains(&name)
+        let excluded = role == Role::Skip
             || value("translate").is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
             || value("class")
                 .is_some_and(|c| c.split_ascii_whitespace().any(|c| c == "notranslate"));
@@ -455,23 +477,25 @@ impl Replacer {
         };
         let tag = translated.as_deref().unwrap_or(&text);
 
-        if VOID_INLINE.contains(&name) {
+        if role == Role::VoidInline {
             if self.passthrough {
                 out.extend_from_slice(html);
             } else {
+                self.promote();
                 self.run.void(tag);
                 self.raw.extend_from_slice(html);
                 self.hold_on(out);
             }
             return;
         }
-        if INLINE.contains(&name) && !void {
+        if role == Role::Inline {
             self.next_key += 1;
             let key = self.next_key;
             let held = if self.passthrough {
                 out.extend_from_slice(html);
                 false
             } else {
+                self.promote();
                 self.run.open(tag, key);
                 self.raw.extend_from_slice(html);
                 // Given up, the run went out with this tag in it.
@@ -507,7 +531,7 @@ impl Replacer {
             out.extend_from_slice(html);
             return;
         }
-        if INLINE.contains(&name)
+        if role(name) == Role::Inline
             && let Some(at) = self.inline.iter().rposition(|o| o.name == name)
         {
             let open = self.inline.swap_remove(at);
@@ -546,12 +570,12 @@ impl Replacer {
             return;
         }
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
-        if blank && self.run.is_empty() {
+        if blank && self.raw.is_empty() {
             // Whitespace between blocks: nothing to hold, and most text of a page is this.
             out.extend_from_slice(bytes);
             return;
         }
-        if self.run.held() + bytes.len() > MAX_HELD {
+        if self.raw.len() + bytes.len() > MAX_HELD {
             self.overflow(out);
             out.extend_from_slice(bytes);
             return;
@@ -561,7 +585,9 @@ impl Replacer {
             out.extend_from_slice(bytes);
             return;
         };
-        self.run.text(&text);
+        if !self.plain {
+            self.run.text(&text);
+        }
         self.raw.extend_from_slice(bytes);
         // Whitespace does not change what the run could become (sources are normalised).
         if !blank {
@@ -578,6 +604,7 @@ impl Replacer {
     /// The run goes out as it came and the rest of its block passes untouched.
     fn give_up(&mut self, out: &mut Vec<u8>) {
         self.run = SegmentBuilder::new();
+        self.plain = true;
         out.append(&mut self.raw);
         self.next_check = FIRST_CHECK;
         self.passthrough = true;
@@ -588,10 +615,11 @@ impl Replacer {
     /// rest of the block passes. Holding nothing the memory cannot translate keeps
     /// untranslated text streaming. Returns whether the run is still held.
     fn hold_on(&mut self, out: &mut Vec<u8>) -> bool {
-        if self.run.held() < self.next_check {
+        if self.raw.len() < self.next_check {
             return true;
         }
-        self.next_check = self.run.held() * 2;
+        self.next_check = self.raw.len() * 2;
+        self.promote();
         let keep = match self.run.partials() {
             // The form without wrapping elements is the one most sources have: tried first.
             Some(forms) => forms.iter().rev().any(|f| self.lookup.has_prefix(f)),
@@ -603,11 +631,26 @@ impl Replacer {
         keep
     }
 
+    /// A plain run becomes a segment, before something other than text joins it.
+    fn promote(&mut self) {
+        if std::mem::replace(&mut self.plain, false)
+            && !self.raw.is_empty()
+            && let Some(text) = self.decode(&self.raw)
+        {
+            // Every piece of `raw` was decoded when it came, so all of it decodes.
+            let text = text.into_owned();
+            self.run.text(&text);
+        }
+    }
+
     /// Ends the current run: its translation, or the run as it came.
     fn flush(&mut self, out: &mut Vec<u8>) {
         self.next_check = FIRST_CHECK;
-        if self.run.is_empty() {
+        if self.raw.is_empty() {
             return;
+        }
+        if std::mem::replace(&mut self.plain, true) {
+            return self.flush_plain(out);
         }
         let segment = std::mem::take(&mut self.run).finish();
         match self.render(&segment) {
@@ -618,6 +661,37 @@ impl Replacer {
             }
             None => out.append(&mut self.raw),
         }
+    }
+
+    /// `flush` for a run of text alone: as a segment would render it, without building one.
+    fn flush_plain(&mut self, out: &mut Vec<u8>) {
+        let raw = std::mem::take(&mut self.raw);
+        let translated = self.decode(&raw).and_then(|text| {
+            let mut source = std::mem::take(&mut self.source);
+            source.clear();
+            segment::normalize_space_into(&html_escape::decode_html_entities(&text), &mut source);
+            let html = if source.is_empty() {
+                None
+            } else {
+                self.lookup.seen(&source);
+                let words = if self.counting { words_of(&source) } else { 0 };
+                self.coverage.words += words;
+                let html = self
+                    .lookup
+                    .translation(&source)
+                    .and_then(|t| segment::render_plain(&text, t));
+                self.coverage.translated += if html.is_some() { words } else { 0 };
+                html
+            };
+            self.source = source;
+            html
+        });
+        match translated {
+            Some(html) => out.extend_from_slice(&self.encode(&html)),
+            None => out.extend_from_slice(&raw),
+        }
+        self.raw = raw;
+        self.raw.clear();
     }
 
     /// The translation of a finished run as HTML, counted; `None` leaves the run as it came.

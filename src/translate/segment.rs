@@ -250,6 +250,22 @@ impl Segment {
     }
 }
 
+/// HTML for `translation` of a run of text alone (`raw`, as the page has it): the run's outer
+/// whitespace around the escaped translation, as `Segment::render` gives it; `None` when the
+/// translation has placeholders, which such a run cannot fill.
+pub fn render_plain(raw: &str, translation: &str) -> Option<String> {
+    if next_placeholder(translation).is_some() {
+        return None;
+    }
+    let text = html_escape::encode_text(translation);
+    let (lead, trail) = (leading_space(raw), trailing_space(raw));
+    let mut out = String::with_capacity(lead.len() + text.len() + trail.len());
+    out.push_str(lead);
+    out.push_str(&text);
+    out.push_str(trail);
+    Some(out)
+}
+
 /// Words a reader would count in a segment source, placeholders, numbers and codes left out.
 pub fn words_of(source: &str) -> usize {
     let mut words = 0;
@@ -340,6 +356,13 @@ fn is_wordlike(token: &str) -> bool {
 /// only for non-ASCII characters: page text is mostly ASCII, and this runs on all of it.
 fn normalize_space(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    normalize_space_into(s, &mut out);
+    out
+}
+
+/// `normalize_space`, appended to `out`.
+pub fn normalize_space_into(s: &str, out: &mut String) {
+    let start_len = out.len();
     let bytes = s.as_bytes();
     let mut word: Option<usize> = None;
     let mut i = 0;
@@ -353,7 +376,7 @@ fn normalize_space(s: &str) -> String {
         };
         match (space, word) {
             (true, Some(start)) => {
-                if !out.is_empty() {
+                if out.len() > start_len {
                     out.push(' ');
                 }
                 out.push_str(&s[start..i]);
@@ -365,12 +388,11 @@ fn normalize_space(s: &str) -> String {
         i += len;
     }
     if let Some(start) = word {
-        if !out.is_empty() {
+        if out.len() > start_len {
             out.push(' ');
         }
         out.push_str(&s[start..]);
     }
-    out
 }
 
 fn leading_space(s: &str) -> &str {
