@@ -123,9 +123,13 @@ impl Admin {
             "# HELP edgeseo_cache_entries Responses held in the cache.\n# TYPE edgeseo_cache_entries gauge\nedgeseo_cache_entries {entries}\n\
              # HELP edgeseo_cache_bytes Bytes held in the cache, as its capacity counts them.\n# TYPE edgeseo_cache_bytes gauge\nedgeseo_cache_bytes {bytes}\n\
              # HELP edgeseo_sites Sites served by the current rules.\n# TYPE edgeseo_sites gauge\nedgeseo_sites {}\n\
-             # HELP edgeseo_reloads_total Successful rule reloads.\n# TYPE edgeseo_reloads_total counter\nedgeseo_reloads_total {}\n",
+             # HELP edgeseo_reloads_total Successful rule reloads.\n# TYPE edgeseo_reloads_total counter\nedgeseo_reloads_total {}\n\
+             # HELP edgeseo_reload_failures_total Reloads refused because the rules on disk are invalid.\n# TYPE edgeseo_reload_failures_total counter\nedgeseo_reload_failures_total {}\n\
+             # HELP edgeseo_rules_valid 1 when the rules on disk are the ones serving, 0 when the last reload was refused.\n# TYPE edgeseo_rules_valid gauge\nedgeseo_rules_valid {}\n",
             self.control.runtime().rules.sites.len(),
             self.control.reloads(),
+            self.control.reload_failures(),
+            u8::from(self.control.refused().is_none()),
         ));
         text.push_str(
             "# HELP edgeseo_translation_coverage Share of the words on a site's known pages that its translation memory translates, per locale.\n\
@@ -166,9 +170,15 @@ impl Handler for Admin {
         if route == (Method::GET, "/healthz".to_string()) {
             let (entries, _) = self.control.cache.usage().await;
             let sites = self.control.runtime().rules.sites.len();
+            // Still serving (the previous rules) when the files on disk were refused: live, but
+            // the operator has an edit to fix.
+            let rules = match self.control.refused() {
+                None => json!({"valid": true}),
+                Some(error) => json!({"valid": false, "error": error}),
+            };
             return json_response(
                 StatusCode::OK,
-                json!({"status": "ok", "sites": sites, "cache_entries": entries}),
+                json!({"status": "ok", "sites": sites, "cache_entries": entries, "rules": rules}),
             );
         }
         if !self.authorized(&req) {

@@ -5,8 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -58,6 +58,11 @@ pub struct Control {
     runtime: Arc<ArcSwap<Runtime>>,
     pub cache: Arc<PageCache>,
     reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    /// Why the rules on disk were last refused, until a reload succeeds.
+    refused: Mutex<Option<String>>,
+    /// One reload at a time (a file change and a SIGHUP at once).
+    reloading: Mutex<()>,
 }
 
 impl Control {
@@ -69,15 +74,40 @@ impl Control {
         self.reloads.load(Ordering::Relaxed)
     }
 
+    pub fn reload_failures(&self) -> u64 {
+        self.reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// Why the rules on disk were refused at the last reload, or `None` if it succeeded (the
+    /// rules serving are then the ones on disk).
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
     /// pages were rendered by the old rules, so a successful reload empties the cache.
     pub fn reload(&self) -> Result<(), StartError> {
-        let rules = Rules::load(&self.rules_dir)?;
-        let runtime = Runtime::build(rules, &self.embedded)?;
-        self.runtime.store(Arc::new(runtime));
-        self.cache.purge_all();
-        self.reloads.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let built = Rules::load(&self.rules_dir)
+            .map_err(StartError::from)
+            .and_then(|rules| Ok(Runtime::build(rules, &self.embedded)?));
+        match built {
+            Ok(runtime) => {
+                self.runtime.store(Arc::new(runtime));
+                self.cache.purge_all();
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -87,6 +117,8 @@ pub struct App {
     pub admin_addr: Option<SocketAddr>,
     pub embedded: EmbeddedOrigins,
     pub control: Arc<Control>,
+    /// Reloads the rules when their files change (`[reload] watch`).
+    _watcher: Option<crate::watch::RulesWatcher>,
     stop_proxy: watch::Sender<bool>,
     proxy_tasks: JoinSet<()>,
     stop_embedded: watch::Sender<bool>,
@@ -137,7 +169,20 @@ impl App {
             runtime,
             cache,
             reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            refused: Mutex::new(None),
+            reloading: Mutex::new(()),
         });
+        let watcher = if settings.watch_rules {
+            let watched =
+                crate::watch::watch(&opts.rules_dir, settings.watch_debounce, control.clone());
+            // Without a watcher the rules still reload on SIGHUP and `POST /reload`.
+            watched
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the rules directory; reload with SIGHUP or POST /reload"))
+                .ok()
+        } else {
+            None
+        };
         let mut admin_addr = None;
         if let Some(addr) = opts.admin_listen {
             let token = std::env::var("EDGESEO_ADMIN_TOKEN")
@@ -190,6 +235,7 @@ impl App {
             admin_addr,
             embedded,
             control,
+            _watcher: watcher,
             stop_proxy,
             proxy_tasks,
             stop_embedded,

@@ -27,6 +27,7 @@ pub mod suggest;
 pub mod tls;
 pub mod translate;
 pub mod upstream;
+pub mod watch;
 
 /// Helpers shared by the unit tests of several modules.
 #[cfg(test)]

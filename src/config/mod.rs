@@ -66,6 +66,10 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Reload the rules when their files change (besides SIGHUP and `POST /reload`).
+    pub watch_rules: bool,
+    /// Quiet time after the last file event before reloading: one reload per save.
+    pub watch_debounce: Duration,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +83,8 @@ impl Default for ServerSettings {
             drain_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_concurrent_streams: 200,
+            watch_rules: true,
+            watch_debounce: Duration::from_millis(300),
         }
     }
 }
@@ -290,6 +296,8 @@ fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSetting
             i64::from(d.max_concurrent_streams),
             1..=10_000,
         ) as u32,
+        watch_rules: raw.reload.watch.unwrap_or(d.watch_rules),
+        watch_debounce: v.duration(&raw.reload.debounce, d.watch_debounce),
     })
 }
 

@@ -14,6 +14,15 @@ pub struct RawServer {
     pub cache: RawServerCache,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub reload: RawReload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    pub watch: Option<bool>,
+    pub debounce: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
