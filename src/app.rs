@@ -117,8 +117,8 @@ pub struct App {
     pub admin_addr: Option<SocketAddr>,
     pub embedded: EmbeddedOrigins,
     pub control: Arc<Control>,
-    /// Reloads the rules when their files change (`[reload] watch`).
-    _watcher: Option<crate::watch::RulesWatcher>,
+    /// Reload the rules and the certificates when their files change (`[reload] watch`).
+    _watchers: Vec<crate::watch::DirWatcher>,
     stop_proxy: watch::Sender<bool>,
     proxy_tasks: JoinSet<()>,
     stop_embedded: watch::Sender<bool>,
@@ -173,16 +173,17 @@ impl App {
             refused: Mutex::new(None),
             reloading: Mutex::new(()),
         });
-        let watcher = if settings.watch_rules {
+        let mut watchers = Vec::new();
+        if settings.watch_rules {
             let watched =
-                crate::watch::watch(&opts.rules_dir, settings.watch_debounce, control.clone());
+                crate::watch::rules(&opts.rules_dir, settings.watch_debounce, control.clone());
             // Without a watcher the rules still reload on SIGHUP and `POST /reload`.
-            watched
-                .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the rules directory; reload with SIGHUP or POST /reload"))
-                .ok()
-        } else {
-            None
-        };
+            watchers.extend(
+                watched
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the rules directory; reload with SIGHUP or POST /reload"))
+                    .ok(),
+            );
+        }
         let mut admin_addr = None;
         if let Some(addr) = opts.admin_listen {
             let token = std::env::var("EDGESEO_ADMIN_TOKEN")
@@ -215,7 +216,16 @@ impl App {
         }
         let mut https_addr = None;
         if let Some(addr) = opts.tls_listen {
-            let acceptor = tls::acceptor(&opts.certs_dir)?;
+            let (acceptor, live) = tls::acceptor(&opts.certs_dir)?;
+            if settings.watch_rules {
+                let watched =
+                    crate::watch::certificates(&opts.certs_dir, settings.watch_debounce, live);
+                watchers.extend(
+                    watched
+                        .inspect_err(|e| tracing::warn!(error = %e, "cannot watch the certificates directory; restart to change certificates"))
+                        .ok(),
+                );
+            }
             let tcp = bind(addr).await?;
             https_addr = Some(local_addr(&tcp, addr)?);
             proxy_tasks.spawn(server::serve(
@@ -235,7 +245,7 @@ impl App {
             admin_addr,
             embedded,
             control,
-            _watcher: watcher,
+            _watchers: watchers,
             stop_proxy,
             proxy_tasks,
             stop_embedded,

@@ -1,11 +1,13 @@
 //! TLS termination: one certificate per host from `certs/<host>/{cert.pem,key.pem}`, chosen by the
-//! server name the client sends (SNI). ALPN offers HTTP/2 and HTTP/1.1.
+//! server name the client sends (SNI). ALPN offers HTTP/2 and HTTP/1.1. The certificates can be
+//! read again while serving (`LiveCerts::reload`): new handshakes get the new ones.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -45,9 +47,49 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// Builds a TLS acceptor from a certificates directory.
-pub fn acceptor(certs_dir: &Path) -> Result<TlsAcceptor, TlsError> {
+/// The certificates in use, swapped whole when the directory is read again.
+#[derive(Debug)]
+pub struct LiveCerts {
+    store: ArcSwap<CertStore>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ResolvesServerCert for LiveCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.store.load().resolve(hello)
+    }
+}
+
+impl LiveCerts {
+    /// Reads `certs_dir` again; on any error the certificates in use stay. Returns how many
+    /// hosts have a certificate now.
+    pub fn reload(&self, certs_dir: &Path) -> Result<usize, TlsError> {
+        let store = load_store(certs_dir, &self.provider)?;
+        let hosts = store.by_host.len();
+        self.store.store(Arc::new(store));
+        Ok(hosts)
+    }
+}
+
+/// Builds a TLS acceptor from a certificates directory, and the handle to reload them.
+pub fn acceptor(certs_dir: &Path) -> Result<(TlsAcceptor, Arc<LiveCerts>), TlsError> {
     let provider = Arc::new(ring::default_provider());
+    let live = Arc::new(LiveCerts {
+        store: ArcSwap::from_pointee(load_store(certs_dir, &provider)?),
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(live.clone());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(config)), live))
+}
+
+fn load_store(
+    certs_dir: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertStore, TlsError> {
     let mut by_host = HashMap::new();
     let entries = fs::read_dir(certs_dir).map_err(|e| TlsError::File {
         path: certs_dir.to_path_buf(),
@@ -59,7 +101,7 @@ pub fn acceptor(certs_dir: &Path) -> Result<TlsAcceptor, TlsError> {
             continue;
         }
         let host = entry.file_name().to_string_lossy().to_ascii_lowercase();
-        by_host.insert(host, Arc::new(load_key(&dir, &provider)?));
+        by_host.insert(host, Arc::new(load_key(&dir, provider)?));
     }
     if by_host.is_empty() {
         return Err(TlsError::Empty(certs_dir.to_path_buf()));
@@ -67,12 +109,7 @@ pub fn acceptor(certs_dir: &Path) -> Result<TlsAcceptor, TlsError> {
     let only = (by_host.len() == 1)
         .then(|| by_host.values().next().cloned())
         .flatten();
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(CertStore { by_host, only }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(CertStore { by_host, only })
 }
 
 fn load_key(

@@ -1,9 +1,11 @@
-//! Reloads the rules when their files change, as SIGHUP and `POST /reload` do.
+//! Reloads what a directory holds when its files change: the rules (as SIGHUP and
+//! `POST /reload` do) and the certificates.
 //!
-//! Owns: watching the rules directory and turning a burst of file events into one reload.
-//! The directory is watched recursively, never single files: editors save by writing a new
-//! file and renaming it over the old one, which a watch on the old file would not see.
-//! Must never: reload on events that reading the rules itself causes (opening, reading), which
+//! Owns: watching a directory and turning a burst of file events into one call. The directory
+//! is watched recursively, never single files: editors save by writing a new file and renaming
+//! it over the old one, and certificate tools replace a host's directory, which a watch on the
+//! old file would not see.
+//! Must never: react to events that reading the files itself causes (opening, reading), which
 //! would reload forever.
 
 use std::path::Path;
@@ -17,38 +19,66 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use crate::app::Control;
 
 /// Watches while it lives.
-pub struct RulesWatcher {
+pub struct DirWatcher {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
 }
 
-/// Starts watching `dir`: once events stop for `debounce`, the rules are reloaded through
-/// `control` (an invalid edit is refused there and the old rules keep serving).
+/// Calls `changed` (on the watcher's thread) once the files under `dir` have changed and then
+/// been quiet for `debounce`.
 pub fn watch(
     dir: &Path,
     debounce: Duration,
-    control: Arc<Control>,
-) -> Result<RulesWatcher, notify::Error> {
-    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
-        match result {
-            Ok(events) if events.iter().any(|e| changes_content(&e.kind)) => {
-                match control.reload() {
-                    Ok(()) => tracing::info!("rules changed on disk: reloaded"),
-                    Err(e) => tracing::error!(
-                        "rules changed on disk but are invalid; the previous rules keep serving: {e}"
-                    ),
+    changed: impl Fn() + Send + 'static,
+) -> Result<DirWatcher, notify::Error> {
+    let what = dir.display().to_string();
+    let mut debouncer =
+        new_debouncer(
+            debounce,
+            None,
+            move |result: DebounceEventResult| match result {
+                Ok(events) if events.iter().any(|e| changes_content(&e.kind)) => changed(),
+                Ok(_) => {}
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!(error = %e, dir = %what, "watching a directory");
+                    }
                 }
-            }
-            Ok(_) => {}
-            Err(errors) => {
-                for e in errors {
-                    tracing::warn!(error = %e, "watching the rules directory");
-                }
-            }
-        }
-    })?;
+            },
+        )?;
     debouncer.watch(dir, RecursiveMode::Recursive)?;
-    Ok(RulesWatcher {
+    Ok(DirWatcher {
         _debouncer: debouncer,
+    })
+}
+
+/// Reloads the rules through `control` when their files change; an invalid edit is refused
+/// there and the previous rules keep serving.
+pub fn rules(
+    dir: &Path,
+    debounce: Duration,
+    control: Arc<Control>,
+) -> Result<DirWatcher, notify::Error> {
+    watch(dir, debounce, move || match control.reload() {
+        Ok(()) => tracing::info!("rules changed on disk: reloaded"),
+        Err(e) => tracing::error!(
+            "rules changed on disk but are invalid; the previous rules keep serving: {e}"
+        ),
+    })
+}
+
+/// Swaps in the certificates under `dir` when their files change; a broken certificate or key
+/// is refused and the previous ones keep serving.
+pub fn certificates(
+    dir: &Path,
+    debounce: Duration,
+    live: Arc<crate::tls::LiveCerts>,
+) -> Result<DirWatcher, notify::Error> {
+    let dir_owned = dir.to_path_buf();
+    watch(dir, debounce, move || match live.reload(&dir_owned) {
+        Ok(hosts) => tracing::info!(hosts, "certificates changed on disk: reloaded"),
+        Err(e) => tracing::error!(
+            "certificates changed on disk but cannot be used; the previous ones keep serving: {e}"
+        ),
     })
 }
 

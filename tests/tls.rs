@@ -137,12 +137,61 @@ async fn https_clients_pick_the_site_by_sni() {
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
 }
 
+/// Whether a TLS handshake for `sni` succeeds with `ca` as the only trusted root.
+async fn handshake(ca: &TestCa, addr: std::net::SocketAddr, sni: &str) -> bool {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    ca.connector()
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn certificates_changed_on_disk_serve_new_handshakes() {
+    let origin = Origin::start().await;
+    let (old_ca, new_ca) = (TestCa::new(), TestCa::new());
+    let certs = tempfile::tempdir().unwrap();
+    old_ca.issue(certs.path(), "shop.test");
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, ""))
+        .file("server.toml", "[reload]\ndebounce = \"100ms\"\n");
+    let app = start_proxy_with(
+        rules.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        certs.path().to_path_buf(),
+    )
+    .await;
+    let addr = app.https_addr.unwrap();
+    assert!(handshake(&old_ca, addr, "shop.test").await);
+    assert!(!handshake(&new_ca, addr, "shop.test").await);
+
+    // A key that does not parse is refused; the certificate in use stays.
+    std::fs::write(certs.path().join("shop.test/key.pem"), "not a key").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(handshake(&old_ca, addr, "shop.test").await);
+
+    // Renewed (by another CA here, to tell them apart) and a host added: no restart.
+    new_ca.issue(certs.path(), "shop.test");
+    new_ca.issue(certs.path(), "new.test");
+    let start = std::time::Instant::now();
+    while !(handshake(&new_ca, addr, "shop.test").await
+        && handshake(&new_ca, addr, "new.test").await)
+    {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the new certificates are never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!handshake(&old_ca, addr, "shop.test").await);
+}
+
 #[tokio::test]
 async fn https_origin_is_trusted_through_ca_file() {
     let ca = TestCa::new();
     let origin_certs = tempfile::tempdir().unwrap();
     ca.issue(origin_certs.path(), "localhost");
-    let acceptor = edgeseo::tls::acceptor(origin_certs.path()).unwrap();
+    let (acceptor, _) = edgeseo::tls::acceptor(origin_certs.path()).unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tcp.local_addr().unwrap();
     let (_stop, shutdown) = edgeseo::server::Shutdown::new();
