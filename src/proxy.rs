@@ -99,7 +99,28 @@ impl Proxy {
         req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
-        let mut ctx = self.route(&req, conn)?;
+        let ctx = self.route(&req, conn)?;
+        let https = &ctx.site.config.https;
+        let secure = is_https(&req, &ctx);
+        if !secure && https.redirect && !is_acme_challenge(req.uri().path()) {
+            return Ok(https_redirect(&req, &ctx));
+        }
+        let hsts = https.hsts.clone().filter(|_| secure);
+        let mut resp = self.site_response(req, ctx).await?;
+        // Only over HTTPS: a browser ignores it on plain HTTP, where an attacker could forge it.
+        if let Some(hsts) = hsts.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            resp.headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        Ok(resp)
+    }
+
+    /// Stages 2 to 5, for a request routed to its site.
+    async fn site_response(
+        &self,
+        req: Request<Incoming>,
+        mut ctx: RequestCtx,
+    ) -> Result<Response<Body>, ProxyError> {
         if let Some(chat) = &ctx.site.chat
             && req.method() == Method::POST
             && req.uri().path() == chat.path()
@@ -389,17 +410,51 @@ fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx) -> String 
     if let Some(origin) = &seo.public_origin {
         return origin.clone();
     }
-    let forwarded_https = seo.is_trusted_proxy(ctx.conn.peer.ip())
-        && req
-            .headers()
-            .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    let scheme = if ctx.conn.tls || forwarded_https {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if is_https(req, ctx) { "https" } else { "http" };
     format!("{scheme}://{}", ctx.host.to_ascii_lowercase())
+}
+
+/// Whether the visitor reached the site over HTTPS: on edgeseo's TLS listener, or through a
+/// trusted proxy that terminated TLS and says so (`X-Forwarded-Proto: https`).
+fn is_https(req: &Request<Incoming>, ctx: &RequestCtx) -> bool {
+    ctx.conn.tls
+        || ctx.site.config.seo.as_ref().is_some_and(|seo| {
+            seo.is_trusted_proxy(ctx.conn.peer.ip())
+                && req
+                    .headers()
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+        })
+}
+
+/// An ACME HTTP-01 challenge: answered over plain HTTP by definition, never redirected.
+fn is_acme_challenge(path: &str) -> bool {
+    path.starts_with("/.well-known/acme-challenge/")
+}
+
+/// 308 to the same URL over HTTPS (308 keeps the method and body, unlike 301).
+fn https_redirect(req: &Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
+    // The port the plain request came in on means nothing for HTTPS.
+    let host = ctx
+        .host
+        .parse::<http::uri::Authority>()
+        .map_or_else(|_| ctx.host.clone(), |a| a.host().to_string())
+        .to_ascii_lowercase();
+    let port = ctx
+        .site
+        .config
+        .https
+        .port
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}{port}{path}");
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, value);
+    }
+    resp
 }
 
 /// Stage 3: what edgeseo answers itself.

@@ -254,3 +254,104 @@ impl edgeseo::server::Handler for TlsOrigin {
         http::Response::new(body::full("served over TLS"))
     }
 }
+
+#[tokio::test]
+async fn plain_http_is_redirected_and_https_carries_hsts() {
+    let origin = Origin::start().await;
+    origin.serve("/about", CannedPage::html("<p>about</p>"));
+    origin.serve(
+        "/.well-known/acme-challenge/token-1",
+        CannedPage::new("text/plain", "token-1.key"),
+    );
+    let ca = TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    ca.issue(certs.path(), "shop.test");
+    ca.issue(certs.path(), "plain.test");
+    let https = "[https]\nredirect = true\nport = 8443\nhsts_max_age = \"365d\"\nhsts_include_subdomains = true\n";
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, https))
+        .site(
+            "plain",
+            &format!(
+                "hosts = [\"plain.test\"]\n[origin]\nurl = \"http://{}\"\n",
+                origin.addr
+            ),
+        );
+    let app = start_proxy_with(
+        rules.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        certs.path().to_path_buf(),
+    )
+    .await;
+    let client = http1_client();
+
+    let (status, headers, _) = fetch(
+        &client,
+        get(app.http_addr, "shop.test:8080", "/about?q=rice%20cooker"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        headers["location"],
+        "https://shop.test:8443/about?q=rice%20cooker"
+    );
+    assert!(
+        !headers.contains_key("strict-transport-security"),
+        "never over plain HTTP"
+    );
+    // An ACME HTTP-01 challenge must be answered over plain HTTP.
+    let (status, _, body) = fetch(
+        &client,
+        get(
+            app.http_addr,
+            "shop.test",
+            "/.well-known/acme-challenge/token-1",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&body[..], b"token-1.key");
+    // A site without [https] is served over plain HTTP as before.
+    let (status, _, _) = fetch(&client, get(app.http_addr, "plain.test", "/about")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let tcp = TcpStream::connect(app.https_addr.unwrap()).await.unwrap();
+    let tls = ca
+        .connector()
+        .connect(ServerName::try_from("shop.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            Request::get("https://shop.test/about")
+                .body(body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
+
+#[test]
+fn hsts_preload_without_its_requirements_is_refused_with_its_position() {
+    let site = site_for(
+        "127.0.0.1:9".parse().unwrap(),
+        "[https]\nhsts_max_age = \"1d\"\nhsts_preload = true\nport = 70000\n",
+    );
+    let rules = RulesDir::new().site("shop", &site);
+    let err = edgeseo::config::Rules::load(rules.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("site.toml:8:16"), "{err}");
+    assert!(err.contains("hsts_preload needs"), "{err}");
+    assert!(err.contains("site.toml:9:8: port must be"), "{err}");
+}

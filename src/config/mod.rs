@@ -100,6 +100,7 @@ pub struct Site {
     pub limits: SiteLimits,
     pub cache: CachePolicy,
     pub compress: Compress,
+    pub https: Https,
     /// The customer-service chat endpoint; `None` when the site has no `[chat]`.
     pub chat: Option<Arc<ChatRules>>,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
@@ -170,6 +171,17 @@ impl Default for CachePolicy {
             statuses: vec![200, 203, 204, 300, 301, 308, 404, 410],
         }
     }
+}
+
+/// HTTPS for visitors (`[https]` in site.toml).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Https {
+    /// Plain-HTTP requests get 308 to the same URL over HTTPS (ACME HTTP-01 challenges excepted).
+    pub redirect: bool,
+    /// The public HTTPS port in redirects, when not 443.
+    pub port: Option<u16>,
+    /// The `Strict-Transport-Security` value sent on HTTPS responses, if any.
+    pub hsts: Option<String>,
 }
 
 /// Compression at the edge (`[compress]` in site.toml).
@@ -345,6 +357,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             0..=1 << 30,
         ),
     };
+    let https = v.https(&raw.https);
     // The company's facts feed the rewritten pages and the chat's answers.
     let organization = raw.organization.as_ref().map(|org| {
         if raw.chat.is_none() && !dir.join("pages.toml").exists() {
@@ -367,6 +380,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             limits,
             cache,
             compress,
+            https,
             chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
             organization: organization.map(Arc::new),
@@ -403,6 +417,50 @@ impl<'a> Validator<'a> {
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.diags.push(self.src.diagnostic(span, message));
+    }
+
+    fn https(&mut self, raw: &raw::RawHttps) -> Https {
+        let port = raw
+            .port
+            .as_ref()
+            .and_then(|p| match u16::try_from(*p.get_ref()) {
+                Ok(port) if port > 0 => (port != 443).then_some(port),
+                _ => {
+                    self.error(p.span(), "port must be between 1 and 65535");
+                    None
+                }
+            });
+        let include_subdomains = raw.hsts_include_subdomains.unwrap_or(false);
+        let hsts = raw.hsts_max_age.as_ref().map(|age| {
+            let secs = self.duration(&Some(age.clone()), Duration::ZERO).as_secs();
+            let mut value = format!("max-age={secs}");
+            if include_subdomains {
+                value.push_str("; includeSubDomains");
+            }
+            if let Some(preload) = &raw.hsts_preload
+                && *preload.get_ref()
+            {
+                // Browsers' preload lists take only these (hstspreload.org).
+                if !include_subdomains || secs < 31_536_000 {
+                    self.error(
+                        preload.span(),
+                        "hsts_preload needs hsts_include_subdomains = true and hsts_max_age of at least 365d",
+                    );
+                }
+                value.push_str("; preload");
+            }
+            value
+        });
+        if hsts.is_none()
+            && let Some(preload) = &raw.hsts_preload
+        {
+            self.error(preload.span(), "hsts_preload needs hsts_max_age");
+        }
+        Https {
+            redirect: raw.redirect.unwrap_or(false),
+            port,
+            hsts,
+        }
     }
 
     fn duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {

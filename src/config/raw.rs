@@ -68,7 +68,19 @@ pub struct RawSite {
     pub cache: RawSiteCache,
     #[serde(default)]
     pub compress: RawCompress,
+    #[serde(default)]
+    pub https: RawHttps,
     pub chat: Option<Spanned<RawChat>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttps {
+    pub redirect: Option<bool>,
+    pub port: Option<Spanned<i64>>,
+    pub hsts_max_age: Option<Spanned<String>>,
+    pub hsts_include_subdomains: Option<bool>,
+    pub hsts_preload: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
