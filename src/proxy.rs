@@ -108,7 +108,7 @@ impl Proxy {
         let hsts = https.hsts.clone().filter(|_| secure);
         let mut resp = self.site_response(req, ctx).await?;
         // Only over HTTPS: a browser ignores it on plain HTTP, where an attacker could forge it.
-        if let Some(hsts) = hsts.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        if let Some(hsts) = hsts {
             resp.headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
         }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use edgeseo::app::{App, ServeOptions};
+use edgeseo::app::App;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 
@@ -20,19 +20,6 @@ fn rules_for(origin: std::net::SocketAddr, server_toml: &str, cache_toml: &str) 
             &format!("hosts = [\"plain.test\"]\n[origin]\nurl = \"http://{origin}\"\n[cache]\n{cache_toml}"),
         )
         .file("server.toml", &format!("[admin]\ntoken = \"{TOKEN}\"\n{server_toml}"))
-}
-
-async fn start(rules: &RulesDir) -> App {
-    App::start(ServeOptions {
-        rules_dir: rules.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_listen: None,
-        certs_dir: Default::default(),
-        embedded_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-    })
-    .await
-    .expect("proxy starts")
 }
 
 fn page(cache_control: &str, text: &str) -> CannedPage {
@@ -56,7 +43,7 @@ async fn hit_after_miss_with_age_and_head_from_the_get_entry() {
     let origin = Origin::start().await;
     origin.serve("/about", page("public, max-age=60", "about"));
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let (_, h1, first) = hit(&app, "shop.test", "/about").await;
     assert_eq!(cache_status(&h1), "MISS");
     let (_, h2, second) = hit(&app, "shop.test", "/about").await;
@@ -83,7 +70,7 @@ async fn locales_sites_and_codings_never_share_an_entry() {
     let origin = Origin::start().await;
     origin.serve("/about", page("public, max-age=60", "about"));
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let (_, en, en_body) = hit(&app, "shop.test", "/about").await;
     let (_, id, id_body) = hit(&app, "shop.test", "/id/about").await;
     let (_, plain, plain_body) = hit(&app, "plain.test", "/about").await;
@@ -124,7 +111,7 @@ async fn assets_are_shared_across_locales() {
         CannedPage::new("text/css", "body{}").header("cache-control", "max-age=600"),
     );
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let (_, h, _) = hit(&app, "shop.test", "/id/style.css").await;
     assert_eq!(cache_status(&h), "MISS");
     let (_, h, body) = hit(&app, "shop.test", "/th/style.css").await;
@@ -145,7 +132,7 @@ async fn personal_and_failed_responses_are_not_stored() {
     origin.serve("/vary", page("max-age=60", "v").header("vary", "Cookie"));
     origin.serve("/error", page("max-age=60", "e").status(500));
     let rules = rules_for(origin.addr, "", "session_cookies = [\"PHPSESSID\"]");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     for path in ["/cookie", "/private", "/nostore", "/vary", "/error"] {
         let before = origin.count();
         hit(&app, "plain.test", path).await;
@@ -170,7 +157,7 @@ async fn a_404_is_stored_as_a_404() {
     let origin = Origin::start().await;
     origin.serve("/gone", page("max-age=60", "not here").status(404));
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     hit(&app, "plain.test", "/gone").await;
     let (status, h, _) = hit(&app, "plain.test", "/gone").await;
     assert_eq!(cache_status(&h), "HIT");
@@ -186,7 +173,7 @@ async fn entries_expire() {
         "",
         "stale_while_revalidate = \"0s\"\nstale_if_error = \"0s\"",
     );
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     hit(&app, "plain.test", "/short").await;
     let (_, h, _) = hit(&app, "plain.test", "/short").await;
     assert_eq!(cache_status(&h), "HIT");
@@ -201,7 +188,7 @@ async fn stale_while_revalidate_refreshes_exactly_once() {
     let origin = Origin::start().await;
     origin.serve("/news", page("max-age=1, stale-while-revalidate=30", "old"));
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     hit(&app, "plain.test", "/news").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     origin.serve("/news", page("max-age=60", "new"));
@@ -240,7 +227,7 @@ async fn a_stale_page_stands_in_for_a_dead_origin() {
         "",
         "stale_while_revalidate = \"0s\"\nstale_if_error = \"10m\"",
     );
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     hit(&app, "shop.test", "/id/products").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     origin.stop();
@@ -261,7 +248,7 @@ async fn a_hundred_concurrent_misses_cost_one_origin_request() {
     slow.hold_after_first = Some(4096);
     origin.serve("/popular", slow);
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let client = http1_client();
     let mut pending = Vec::new();
     for _ in 0..100 {
@@ -294,7 +281,7 @@ async fn a_client_leaving_mid_stream_leaves_no_entry() {
     slow.hold_after_first = Some(8192);
     origin.serve("/long", slow);
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     {
         let resp = send(&http1_client(), get(app.http_addr, "plain.test", "/long")).await;
         let mut body = resp.into_body();
@@ -320,7 +307,7 @@ async fn conditional_requests_are_answered_from_the_cache() {
             .header("last-modified", "Sun, 29 Nov 2026 08:00:00 GMT"),
     );
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     hit(&app, "plain.test", "/doc").await;
     for (name, value) in [
         ("if-none-match", "\"v0\", \"v1\""),
@@ -372,7 +359,7 @@ async fn purge_by_prefix_and_locale_through_the_admin_listener() {
         origin.serve(p, page("max-age=600", p));
     }
     let rules = rules_for(origin.addr, "", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let paths = [
         "/products/a",
         "/id/products/a",
@@ -452,7 +439,7 @@ async fn capacity_holds_under_a_flood_of_distinct_urls() {
     let origin = Origin::start().await;
     origin.serve("/item", page("max-age=600", &"x".repeat(10_000)));
     let rules = rules_for(origin.addr, "[cache]\nmax_size = \"1MiB\"\n", "");
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let client = http1_client();
     for i in 0..400 {
         let (status, _, _) = fetch(

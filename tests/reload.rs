@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use edgeseo::app::{App, ServeOptions};
+use edgeseo::app::App;
 use http::{Request, StatusCode};
 
 const TOKEN: &str = "reload-test-token-0123456789";
@@ -20,19 +20,6 @@ fn rules(origin: std::net::SocketAddr) -> RulesDir {
         "server.toml",
         &format!("[admin]\ntoken = \"{TOKEN}\"\n[reload]\ndebounce = \"100ms\"\n"),
     )
-}
-
-async fn start(rules: &RulesDir) -> App {
-    App::start(ServeOptions {
-        rules_dir: rules.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_listen: None,
-        certs_dir: Default::default(),
-        embedded_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-    })
-    .await
-    .expect("proxy starts")
 }
 
 /// Saves as editors do: a new file renamed over the old one.
@@ -81,7 +68,7 @@ async fn an_edit_on_disk_is_served_without_a_signal() {
     let origin = Origin::start().await;
     origin.serve("/about", CannedPage::html("<p>about</p>"));
     let rules = rules(origin.addr);
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     assert_eq!(status(&app, "shop.test").await, StatusCode::OK);
     assert_ne!(status(&app, "new.test").await, StatusCode::OK);
 
@@ -99,7 +86,7 @@ async fn an_invalid_edit_keeps_the_old_rules_and_is_reported() {
     let origin = Origin::start().await;
     origin.serve("/about", CannedPage::html("<p>about</p>"));
     let rules = rules(origin.addr);
-    let app = start(&rules).await;
+    let app = start_with_admin(&rules).await;
     let path = rules.path().join("shop/site.toml");
     assert_eq!(health(&app).await["rules"]["valid"], true);
 
@@ -145,7 +132,7 @@ async fn twenty_reloads_under_load_fail_no_request() {
     let origin = Origin::start().await;
     origin.serve("/about", CannedPage::html("<p>about</p>"));
     let rules = rules(origin.addr);
-    let app = Arc::new(start(&rules).await);
+    let app = Arc::new(start_with_admin(&rules).await);
     let stop = Arc::new(AtomicBool::new(false));
     let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut load = Vec::new();

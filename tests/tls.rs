@@ -58,6 +58,16 @@ impl TestCa {
     }
 }
 
+/// edgeseo with an HTTPS listener serving the certificates under `certs`.
+async fn start_tls(rules: &RulesDir, certs: &Path) -> edgeseo::app::App {
+    start_proxy_with(
+        rules.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        certs.to_path_buf(),
+    )
+    .await
+}
+
 /// One HTTPS request over a fresh connection with the given SNI; HTTP/2 when ALPN picks it.
 async fn https_get(
     ca: &TestCa,
@@ -116,12 +126,7 @@ async fn https_clients_pick_the_site_by_sni() {
                 origin.addr
             ),
         );
-    let app = start_proxy_with(
-        rules.path(),
-        Some("127.0.0.1:0".parse().unwrap()),
-        certs.path().to_path_buf(),
-    )
-    .await;
+    let app = start_tls(&rules, certs.path()).await;
     let addr = app.https_addr.unwrap();
 
     let (version, status, seen) = https_get(&ca, addr, "shop.test", "shop.test").await;
@@ -155,12 +160,7 @@ async fn certificates_changed_on_disk_serve_new_handshakes() {
     let rules = RulesDir::new()
         .site("shop", &site_for(origin.addr, ""))
         .file("server.toml", "[reload]\ndebounce = \"100ms\"\n");
-    let app = start_proxy_with(
-        rules.path(),
-        Some("127.0.0.1:0".parse().unwrap()),
-        certs.path().to_path_buf(),
-    )
-    .await;
+    let app = start_tls(&rules, certs.path()).await;
     let addr = app.https_addr.unwrap();
     assert!(handshake(&old_ca, addr, "shop.test").await);
     assert!(!handshake(&new_ca, addr, "shop.test").await);
@@ -277,12 +277,7 @@ async fn plain_http_is_redirected_and_https_carries_hsts() {
                 origin.addr
             ),
         );
-    let app = start_proxy_with(
-        rules.path(),
-        Some("127.0.0.1:0".parse().unwrap()),
-        certs.path().to_path_buf(),
-    )
-    .await;
+    let app = start_tls(&rules, certs.path()).await;
     let client = http1_client();
 
     let (status, headers, _) = fetch(

@@ -181,7 +181,7 @@ pub struct Https {
     /// The public HTTPS port in redirects, when not 443.
     pub port: Option<u16>,
     /// The `Strict-Transport-Security` value sent on HTTPS responses, if any.
-    pub hsts: Option<String>,
+    pub hsts: Option<HeaderValue>,
 }
 
 /// Compression at the edge (`[compress]` in site.toml).
@@ -449,7 +449,7 @@ impl<'a> Validator<'a> {
                 }
                 value.push_str("; preload");
             }
-            value
+            HeaderValue::from_str(&value).expect("digits and ASCII words")
         });
         if hsts.is_none()
             && let Some(preload) = &raw.hsts_preload

@@ -320,15 +320,8 @@ fn settings(
         let (plan, state) = (plan.clone(), state.clone());
         settings = settings.append_element_content_handler(on_element(&s.meta, move |el| {
             if !(el.has_attribute("name") || el.has_attribute("property")) {
-                if let Some(charset) = el.get_attribute("charset") {
-                    note_charset(&state, &charset);
-                } else if let Some(content) = el.get_attribute("content")
-                    && el
-                        .get_attribute("http-equiv")
-                        .is_some_and(|h| h.eq_ignore_ascii_case("content-type"))
-                    && let Some(enc) = charset_of(&content)
-                {
-                    note_charset(&state, enc.name());
+                if let Some(encoding) = charset_of_meta(el) {
+                    note_charset(&state, encoding);
                 }
                 return Ok(());
             }
@@ -490,14 +483,24 @@ fn settings(
     settings
 }
 
-fn note_charset(state: &State, label: &str) {
-    if let Some(encoding) = Encoding::for_label(label.trim().as_bytes()) {
-        let mut st = lock(state);
-        st.ascii_only = encoding != encoding_rs::UTF_8;
-        if let Some(charset) = &st.meta_charset {
-            // A <meta> naming UTF-16 means UTF-8, as in a browser.
-            *charset.lock().unwrap_or_else(|e| e.into_inner()) = encoding.output_encoding();
-        }
+/// The charset a `<meta charset>` or `<meta http-equiv="content-type">` names.
+pub fn charset_of_meta(el: &Element<'_, '_>) -> Option<&'static Encoding> {
+    if let Some(label) = el.get_attribute("charset") {
+        return Encoding::for_label(label.trim().as_bytes());
+    }
+    let content = el.get_attribute("content")?;
+    el.get_attribute("http-equiv")
+        .is_some_and(|h| h.eq_ignore_ascii_case("content-type"))
+        .then(|| charset_of(&content))
+        .flatten()
+}
+
+fn note_charset(state: &State, encoding: &'static Encoding) {
+    let mut st = lock(state);
+    st.ascii_only = encoding != encoding_rs::UTF_8;
+    if let Some(charset) = &st.meta_charset {
+        // A <meta> naming UTF-16 means UTF-8, as in a browser.
+        *charset.lock().unwrap_or_else(|e| e.into_inner()) = encoding.output_encoding();
     }
 }
 

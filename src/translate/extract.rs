@@ -88,11 +88,9 @@ pub fn page_segments(html: &[u8], untranslated: &[Selector]) -> (Vec<String>, Ve
                 }
                 Ok(())
             }))
-            .append_element_content_handler(element!("meta[charset]", move |el| {
-                if let Some(enc) = el
-                    .get_attribute("charset")
-                    .and_then(|c| encoding_rs::Encoding::for_label(c.trim().as_bytes()))
-                {
+            .append_element_content_handler(element!("meta", move |el| {
+                if let Some(enc) = crate::rewrite::charset_of_meta(el) {
+                    // A <meta> naming UTF-16 means UTF-8, as in a browser.
                     *charset.lock().unwrap_or_else(|e| e.into_inner()) = enc.output_encoding();
                 }
                 Ok(())

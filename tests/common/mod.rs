@@ -357,6 +357,20 @@ pub async fn start_demo_with_backend(backend: &str, extra: &str) -> App {
     app
 }
 
+/// edgeseo with an admin listener (its token in the rules' server.toml).
+pub async fn start_with_admin(rules: &RulesDir) -> App {
+    App::start(ServeOptions {
+        rules_dir: rules.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_listen: None,
+        certs_dir: Default::default(),
+        embedded_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+    })
+    .await
+    .expect("proxy starts")
+}
+
 pub async fn start_proxy_with(rules: &Path, tls: Option<SocketAddr>, certs: PathBuf) -> App {
     App::start(ServeOptions {
         rules_dir: rules.to_path_buf(),
