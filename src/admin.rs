@@ -193,7 +193,7 @@ impl Handler for Admin {
         match (route.0, route.1.as_str()) {
             (Method::GET, "/metrics") => self.metrics().await,
             (Method::POST, "/purge") => self.purge(req).await,
-            (Method::POST, "/reload") => match self.control.reload() {
+            (Method::POST, "/reload") => match self.control.reload("POST /reload") {
                 Ok(()) => json_response(StatusCode::OK, json!({"reloaded": true})),
                 Err(e) => json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,

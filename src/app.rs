@@ -49,6 +49,11 @@ pub enum StartError {
         "the admin listener needs a token: set [admin] token in server.toml or EDGESEO_ADMIN_TOKEN"
     )]
     NoAdminToken,
+    #[error(
+        "EDGESEO_ADMIN_TOKEN must be at least {} characters",
+        crate::config::MIN_ADMIN_TOKEN
+    )]
+    WeakAdminToken,
 }
 
 /// What the admin listener and signals act on: the live rules and the cache.
@@ -88,8 +93,9 @@ impl Control {
     }
 
     /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
-    /// pages were rendered by the old rules, so a successful reload empties the cache.
-    pub fn reload(&self) -> Result<(), StartError> {
+    /// pages were rendered by the old rules, so a successful reload empties the cache. Logged
+    /// here, whatever asked for it (`trigger`: a signal, the admin API, a file change).
+    pub fn reload(&self, trigger: &'static str) -> Result<(), StartError> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let built = Rules::load(&self.rules_dir)
             .map_err(StartError::from)
@@ -100,9 +106,14 @@ impl Control {
                 self.cache.purge_all();
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                tracing::info!(trigger, "rules reloaded");
                 Ok(())
             }
             Err(e) => {
+                tracing::error!(
+                    trigger,
+                    "reload refused, the previous rules keep serving: {e}"
+                );
                 self.reload_failures.fetch_add(1, Ordering::Relaxed);
                 *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 Err(e)
@@ -186,11 +197,21 @@ impl App {
         }
         let mut admin_addr = None;
         if let Some(addr) = opts.admin_listen {
-            let token = std::env::var("EDGESEO_ADMIN_TOKEN")
+            let from_env = std::env::var("EDGESEO_ADMIN_TOKEN")
                 .ok()
-                .filter(|t| !t.is_empty())
+                .filter(|t| !t.is_empty());
+            if from_env
+                .as_ref()
+                .is_some_and(|t| t.len() < crate::config::MIN_ADMIN_TOKEN)
+            {
+                return Err(StartError::WeakAdminToken);
+            }
+            let token = from_env
                 .or_else(|| settings.admin_token.clone())
                 .ok_or(StartError::NoAdminToken)?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "the admin listener (purge, reload, metrics) is reachable beyond this machine; only its token protects it");
+            }
             let tcp = bind(addr).await?;
             admin_addr = Some(local_addr(&tcp, addr)?);
             proxy_tasks.spawn(server::serve(
@@ -254,8 +275,8 @@ impl App {
     }
 
     /// See [`Control::reload`].
-    pub fn reload(&self) -> Result<(), StartError> {
-        self.control.reload()
+    pub fn reload(&self, trigger: &'static str) -> Result<(), StartError> {
+        self.control.reload(trigger)
     }
 
     pub fn cache(&self) -> &Arc<PageCache> {

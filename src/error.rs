@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 
 use crate::body::{self, Body, BoxError};
 
@@ -12,6 +12,12 @@ use crate::body::{self, Body, BoxError};
 pub enum ProxyError {
     #[error("request has no Host header")]
     MissingHost,
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    #[error("method {0} is not served")]
+    MethodNotAllowed(Method),
+    #[error("client sent a malformed request body: {0}")]
+    ClientBody(#[source] BoxError),
     #[error("no site is configured for host `{0}`")]
     UnknownHost(String),
     #[error("host `{host}` is not served by the certificate chosen for TLS server name `{sni}`")]
@@ -26,11 +32,20 @@ pub enum ProxyError {
     OriginProtocol(#[source] BoxError),
 }
 
+/// An error of the client's request body (a malformed chunk, a connection cut mid-upload), as
+/// it travels inside the upstream client's error; see `upstream::classify`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientBodyError(pub BoxError);
+
 impl ProxyError {
     /// The status code a client sees for this failure; pinned by a test below.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::MissingHost => StatusCode::BAD_REQUEST,
+            ProxyError::MissingHost | ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::UnknownHost(_) | ProxyError::MisdirectedSni { .. } => {
                 StatusCode::MISDIRECTED_REQUEST
             }
@@ -45,6 +60,8 @@ impl ProxyError {
     /// A short plain-text response; details stay in the log, not in front of visitors.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
+        // A body the client broke off or malformed leaves the connection in an unknown state.
+        let self_closes = matches!(self, ProxyError::ClientBody(_));
         let text = format!(
             "{} {}\n",
             status.as_u16(),
@@ -58,7 +75,13 @@ impl ProxyError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+        }
+        if status == StatusCode::PAYLOAD_TOO_LARGE || self_closes {
             // The rest of the body is never read, so the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -75,6 +98,9 @@ mod tests {
         let io = || -> BoxError { Box::new(std::io::Error::other("x")) };
         let cases = [
             (ProxyError::MissingHost, 400),
+            (ProxyError::BadRequest("two hosts"), 400),
+            (ProxyError::MethodNotAllowed(Method::CONNECT), 405),
+            (ProxyError::ClientBody(io()), 400),
             (ProxyError::UnknownHost("a.example".into()), 421),
             (
                 ProxyError::MisdirectedSni {

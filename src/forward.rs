@@ -26,6 +26,8 @@ pub struct ClientSide<'a> {
     /// The host the client asked for, as it sent it (port included).
     pub host: &'a str,
     pub version: Version,
+    /// The client is a proxy the site trusts: what it says in `Forwarded` is kept.
+    pub trusted: bool,
 }
 
 /// Prepares a client's request headers for the origin.
@@ -48,7 +50,34 @@ pub fn request_headers(headers: &mut HeaderMap, client: &ClientSide<'_>) {
         HeaderName::from_static("x-forwarded-host"),
         client.host,
     );
+    forwarded(headers, client);
     append_via(headers, client.version);
+}
+
+/// RFC 7239: the client's element appended, after what a trusted proxy before it said; anything
+/// else a client sends there is its own claim and is dropped.
+fn forwarded(headers: &mut HeaderMap, client: &ClientSide<'_>) {
+    let prior: Vec<String> = if client.trusted {
+        crate::headers::list(headers, header::FORWARDED)
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let node = match client.ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    // The host is quoted: a port's colon is not a token character.
+    let host = client.host.replace(['"', '\\'], "");
+    let own = format!("for={node};proto={};host=\"{host}\"", client.proto);
+    let value = prior
+        .into_iter()
+        .chain([own])
+        .collect::<Vec<_>>()
+        .join(", ");
+    headers.remove(header::FORWARDED);
+    set(headers, header::FORWARDED, &value);
 }
 
 /// Prepares an origin's response headers for the client.
@@ -100,7 +129,31 @@ mod tests {
             proto: "https",
             host: "shop.example:8443",
             version: Version::HTTP_11,
+            trusted: false,
         }
+    }
+
+    #[test]
+    fn forwarded_is_kept_only_from_a_trusted_proxy() {
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", "for=10.9.9.9;by=evil".parse().unwrap());
+        request_headers(&mut h, &client());
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9;proto=https;host=\"shop.example:8443\""
+        );
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", "for=198.51.100.1".parse().unwrap());
+        let trusted = ClientSide {
+            ip: "2001:db8::1".parse().unwrap(),
+            trusted: true,
+            ..client()
+        };
+        request_headers(&mut h, &trusted);
+        assert_eq!(
+            h["forwarded"],
+            "for=198.51.100.1, for=\"[2001:db8::1]\";proto=https;host=\"shop.example:8443\""
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod headers;
 pub mod locale;
 pub mod proxy;
 pub mod report;
+pub mod request;
 pub mod rewrite;
 pub mod seo;
 pub mod server;

@@ -35,6 +35,7 @@ enum Command {
     Serve {
         #[arg(long)]
         rules: PathBuf,
+        /// Visitors' listener; every interface by default, as a site's front door is.
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
         /// Also serve HTTPS here, with certificates from --certs.
@@ -871,10 +872,8 @@ impl Signals {
             tokio::select! {
                 _ = self.int.recv() => return,
                 _ = self.term.recv() => return,
-                _ = self.hup.recv() => match app.reload() {
-                    Ok(()) => tracing::info!("rules reloaded"),
-                    Err(e) => tracing::error!("reload refused, previous rules keep serving: {e}"),
-                },
+                // Logged by the reload itself.
+                _ = self.hup.recv() => { let _ = app.reload("SIGHUP"); }
             }
         }
     }

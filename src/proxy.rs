@@ -21,14 +21,16 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
+use crate::cache::policy::RequestCaching;
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
 use crate::codec::{self, Coding};
 use crate::config::{SiteSeo, SuggestMode};
 use crate::edge;
-use crate::error::ProxyError;
+use crate::error::{ClientBodyError, ProxyError};
 use crate::forward::{self, ClientSide};
 use crate::locale::Locale;
+use crate::request;
 use crate::rewrite::{self, RewriteOptions};
 use crate::seo::{HeadPlan, PageRequest};
 use crate::server::{ConnInfo, Handler};
@@ -45,7 +47,7 @@ enum CacheStep {
     Serve(Response<Body>),
     Fetch {
         /// Set when this request fills the entry.
-        store: Option<(Key, FillGuard)>,
+        store: Option<Filling>,
         /// A stored page (and the request's headers) to serve if the origin fails.
         stale: Option<(Arc<Entry>, HeaderMap)>,
     },
@@ -58,6 +60,14 @@ impl CacheStep {
             stale: None,
         }
     }
+}
+
+/// The entry a request fills.
+struct Filling {
+    key: Key,
+    guard: FillGuard,
+    /// Only a response the origin marks `public` may fill it (the request carries cookies).
+    public_only: bool,
 }
 
 /// What the stages learn about one request and hand to the next.
@@ -96,10 +106,11 @@ impl Proxy {
 
     async fn pipeline(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Result<Response<Body>, ProxyError> {
-        let ctx = self.route(&req, conn)?;
+        let host = request::admit(&mut req)?;
+        let ctx = self.route(&req, host, conn)?;
         let https = &ctx.site.config.https;
         let secure = is_https(&req, &ctx);
         if !secure && https.redirect && !is_acme_challenge(req.uri().path()) {
@@ -178,14 +189,20 @@ impl Proxy {
     /// entry, or uncached; with a stale entry to fall back on if the origin fails.
     async fn cache_lookup(&self, req: &Request<Incoming>, ctx: &RequestCtx) -> CacheStep {
         let policy = &ctx.site.config.cache;
-        if !cache::policy::request_is_cacheable(req.method(), req.headers(), policy) {
+        let caching = cache::policy::request_caching(req.method(), req.headers(), policy);
+        if caching == RequestCaching::Bypass {
             return CacheStep::bypass();
         }
+        let public_only = caching == RequestCaching::PublicOnly;
         let key = cache_key(req, ctx);
         let head_only = req.method() == Method::HEAD;
         let mut waited = false;
         loop {
-            let entry = self.cache.get(&key).await;
+            let entry = self
+                .cache
+                .get(&key)
+                .await
+                .filter(|e| !public_only || cache::policy::is_public(&e.headers));
             let fallback = entry.clone().map(|e| (e, req.headers().clone()));
             match entry.as_ref().map(|e| (e, e.freshness())) {
                 Some((entry, Freshness::Fresh)) => {
@@ -197,7 +214,9 @@ impl Proxy {
                     ));
                 }
                 Some((entry, Freshness::Revalidate)) => {
-                    if entry.begin_refresh() {
+                    // A refresh would carry this visitor's cookies to the origin and into the
+                    // shared entry; one without them comes along soon enough.
+                    if !public_only && entry.begin_refresh() {
                         spawn_refresh(
                             ctx.clone(),
                             req,
@@ -225,7 +244,11 @@ impl Proxy {
             match self.cache.begin_fill(&key) {
                 Fill::Leader(guard) => {
                     return CacheStep::Fetch {
-                        store: Some((key, guard)),
+                        store: Some(Filling {
+                            key,
+                            guard,
+                            public_only,
+                        }),
                         stale: fallback,
                     };
                 }
@@ -256,8 +279,9 @@ impl Proxy {
         mut resp: Response<Body>,
         rewritten: bool,
         ctx: &RequestCtx,
-        store: Option<(Key, FillGuard)>,
+        store: Option<Filling>,
     ) -> Response<Body> {
+        let store = store.filter(|f| !f.public_only || cache::policy::is_public(resp.headers()));
         let status = match &store {
             Some(_) => CacheStatus::Miss,
             None => CacheStatus::Bypass,
@@ -265,7 +289,7 @@ impl Proxy {
         self.cache.counters.count(status);
         resp.headers_mut()
             .insert(cache::STATUS_HEADER, status.header());
-        let Some((key, guard)) = store else {
+        let Some(Filling { key, guard, .. }) = store else {
             return resp;
         };
         let Some(lifetime) = entry_lifetime(&resp, rewritten, ctx) else {
@@ -288,8 +312,12 @@ impl Proxy {
 
     /// Stage 1: pick the site by the requested host; with TLS the host must belong to the same
     /// site as the server name the certificate was chosen for.
-    fn route(&self, req: &Request<Incoming>, conn: &ConnInfo) -> Result<RequestCtx, ProxyError> {
-        let host = request_host(req).ok_or(ProxyError::MissingHost)?;
+    fn route(
+        &self,
+        req: &Request<Incoming>,
+        host: String,
+        conn: &ConnInfo,
+    ) -> Result<RequestCtx, ProxyError> {
         let runtime = self.runtime.load_full();
         let site = runtime
             .route(&host)
@@ -323,6 +351,10 @@ impl Handler for Proxy {
         let version = req.version();
         let resp = match self.pipeline(req, conn).await {
             Ok(resp) => resp,
+            Err(err) if err.status().is_client_error() => {
+                tracing::info!(peer = %conn.peer, %method, %uri, error = %err, "client error");
+                err.into_response()
+            }
             Err(err) => {
                 tracing::warn!(peer = %conn.peer, %method, %uri, error = %err, "request failed");
                 err.into_response()
@@ -339,18 +371,6 @@ impl Handler for Proxy {
         );
         resp
     }
-}
-
-/// The requested host: `:authority` (HTTP/2, absolute-form) or else the Host header.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    if let Some(authority) = req.uri().authority() {
-        return Some(authority.as_str().to_string());
-    }
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
 }
 
 /// The chat endpoint: answered here, never forwarded (forward mode is the chat's own business).
@@ -376,11 +396,18 @@ async fn chat_request(req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body
 
 /// The client side of a request, for the X-Forwarded-* and Via headers sent upstream.
 fn client_side(ctx: &RequestCtx, version: http::Version) -> ClientSide<'_> {
+    let ip = ctx.conn.peer.ip();
     ClientSide {
-        ip: ctx.conn.peer.ip(),
+        ip,
         proto: if ctx.conn.tls { "https" } else { "http" },
         host: &ctx.host,
         version,
+        trusted: ctx
+            .site
+            .config
+            .seo
+            .as_ref()
+            .is_some_and(|seo| seo.is_trusted_proxy(ip)),
     }
 }
 
@@ -410,8 +437,18 @@ fn base_url(seo: &SiteSeo, req: &Request<Incoming>, ctx: &RequestCtx) -> String 
     if let Some(origin) = &seo.public_origin {
         return origin.clone();
     }
-    let scheme = if is_https(req, ctx) { "https" } else { "http" };
-    format!("{scheme}://{}", ctx.host.to_ascii_lowercase())
+    let https = is_https(req, ctx);
+    let scheme = if https { "https" } else { "http" };
+    // One spelling per site address, so that `Shop.test.:80` and `shop.test` share a cache entry.
+    let Ok(authority) = ctx.host.parse::<http::uri::Authority>() else {
+        return format!("{scheme}://{}", ctx.host.to_ascii_lowercase());
+    };
+    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    let default_port = if https { 443 } else { 80 };
+    match authority.port_u16().filter(|&p| p != default_port) {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 /// Whether the visitor reached the site over HTTPS: on edgeseo's TLS listener, or through a
@@ -602,6 +639,8 @@ fn forward_request(
         }
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // Tagged so that a body the client breaks is told apart from an origin failure.
+    let incoming = incoming.map_err(|e| -> BoxError { Box::new(ClientBodyError(e)) });
     Request::from_parts(parts, body::boxed(Limited::new(incoming, limit)))
 }
 
@@ -611,7 +650,13 @@ fn forward_request(
 fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Response<Body>, bool) {
     let (mut parts, incoming) = resp.into_parts();
     forward::response_headers(&mut parts.headers, parts.version);
-    let body = body::boxed(incoming);
+    // The status is long gone to the client (and to the access log): say what happened.
+    let site = ctx.site.name.clone();
+    let path = ctx.page.as_ref().map(|p| p.origin_path.clone());
+    let body = body::boxed(incoming.map_err(move |e| {
+        tracing::warn!(%site, ?path, error = %e, "origin response cut off mid-stream");
+        e
+    }));
     match &ctx.page {
         Some(page) => match rewrite_page(&mut parts, body, page, ctx, head_only) {
             Ok(body) => (Response::from_parts(parts, body), true),
@@ -776,6 +821,11 @@ fn cache_key(req: &Request<Incoming>, ctx: &RequestCtx) -> Key {
         locale,
         target: cache::normalize_target(path, req.uri().query()),
         coding: ctx.coding,
+        base: ctx
+            .page
+            .as_ref()
+            .filter(|page| page.seo.public_origin.is_none())
+            .map(|page| page.base.as_str().into()),
     }
 }
 

@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{Body, BoxError};
 use crate::config::{Origin, OriginTarget};
-use crate::error::ProxyError;
+use crate::error::{ClientBodyError, ProxyError};
 
 /// Where the sites compiled into the binary are listening, once started.
 #[derive(Debug, Clone, Default)]
@@ -229,6 +229,9 @@ fn classify(err: hyper_util::client::legacy::Error, waited: Duration) -> ProxyEr
     // Only the size limit wrapped around the client's body produces this error.
     if find_source::<LengthLimitError>(&err).is_some() {
         return ProxyError::BodyTooLarge;
+    }
+    if let Some(client) = find_source::<ClientBodyError>(&err) {
+        return ProxyError::ClientBody(client.to_string().into());
     }
     let timed_out = find_source::<std::io::Error>(&err)
         .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);

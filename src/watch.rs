@@ -58,11 +58,9 @@ pub fn rules(
     debounce: Duration,
     control: Arc<Control>,
 ) -> Result<DirWatcher, notify::Error> {
-    watch(dir, debounce, move || match control.reload() {
-        Ok(()) => tracing::info!("rules changed on disk: reloaded"),
-        Err(e) => tracing::error!(
-            "rules changed on disk but are invalid; the previous rules keep serving: {e}"
-        ),
+    // Logged by the reload itself.
+    watch(dir, debounce, move || {
+        let _ = control.reload("file change");
     })
 }
 

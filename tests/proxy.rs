@@ -375,7 +375,7 @@ async fn broken_reload_keeps_the_old_rules() {
         "hosts = [\"shop.test\"\n",
     )
     .unwrap();
-    let err = app.reload().unwrap_err().to_string();
+    let err = app.reload("test").unwrap_err().to_string();
     assert!(err.contains("site.toml:1:"), "{err}");
     let (status, _, _) = fetch(&http1_client(), get(app.http_addr, "shop.test", "/")).await;
     assert_eq!(status, StatusCode::OK);
@@ -385,7 +385,7 @@ async fn broken_reload_keeps_the_old_rules() {
         site_for(origin.addr, "").replace("shop.test", "new.test"),
     )
     .unwrap();
-    app.reload().unwrap();
+    app.reload("test").unwrap();
     let (status, _, _) = fetch(&http1_client(), get(app.http_addr, "new.test", "/")).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = fetch(&http1_client(), get(app.http_addr, "shop.test", "/")).await;

@@ -66,6 +66,10 @@ pub struct Key {
     /// The coding the response is sent in (and the only one asked of the origin): one entry per
     /// coding.
     pub coding: Coding,
+    /// `scheme://host` written into a localized page's links when the site names no
+    /// `public_origin`: it comes from the request, so pages built for different hosts must not
+    /// share an entry (one visitor's Host header would become everyone's canonical URL).
+    pub base: Option<Box<str>>,
 }
 
 impl Key {
@@ -73,6 +77,7 @@ impl Key {
     pub fn shared(&self) -> Key {
         Key {
             locale: None,
+            base: None,
             ..self.clone()
         }
     }

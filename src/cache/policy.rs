@@ -25,22 +25,53 @@ impl Lifetime {
     }
 }
 
-/// Requests that carry credentials or a session never touch the cache.
-pub fn request_is_cacheable(method: &Method, headers: &HeaderMap, policy: &CachePolicy) -> bool {
+/// How a request may use the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestCaching {
+    /// Answered from and stored in the cache.
+    Full,
+    /// The request carries cookies that may personalise the page: only responses the origin
+    /// marked `public` are served to it or stored from it.
+    PublicOnly,
+    /// Never touches the cache: credentials, a listed session cookie, or not a GET/HEAD.
+    Bypass,
+}
+
+/// What the cache may do for a request. A cookie that is neither edgeseo's own nor one of the
+/// site's `ignore_cookies` (analytics, consent) could be echoed into the page, so by default it
+/// keeps the request off shared entries unless the origin says the page is `public`.
+pub fn request_caching(
+    method: &Method,
+    headers: &HeaderMap,
+    policy: &CachePolicy,
+) -> RequestCaching {
     if !policy.enabled || !(method == Method::GET || method == Method::HEAD) {
-        return false;
+        return RequestCaching::Bypass;
     }
     if headers.contains_key(header::AUTHORIZATION) {
-        return false;
+        return RequestCaching::Bypass;
     }
-    let has_session = headers
+    let names = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()))
-        .any(|name| policy.session_cookies.iter().any(|s| s == name));
-    !has_session
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()));
+    let mut caching = RequestCaching::Full;
+    for name in names {
+        if policy.session_cookies.iter().any(|s| s == name) {
+            return RequestCaching::Bypass;
+        }
+        if !policy.ignores_cookie(name) {
+            caching = RequestCaching::PublicOnly;
+        }
+    }
+    caching
+}
+
+/// Whether the response says any cache may store it (`Cache-Control: public`).
+pub fn is_public(headers: &HeaderMap) -> bool {
+    CacheControl::parse(headers).public
 }
 
 /// The lifetime of a response in the cache, or `None` when it must not be stored. `ttl_override`
@@ -119,6 +150,7 @@ struct CacheControl {
     no_store: bool,
     no_cache: bool,
     private: bool,
+    public: bool,
     max_age: Option<Duration>,
     s_maxage: Option<Duration>,
     stale_while_revalidate: Option<Duration>,
@@ -142,6 +174,7 @@ impl CacheControl {
                 // `no-cache="field"` only restricts fields; bare no-cache forbids serving unvalidated.
                 "no-cache" => cc.no_cache |= value.is_none(),
                 "private" => cc.private = true,
+                "public" => cc.public = true,
                 "max-age" => cc.max_age = seconds(value).or(Some(Duration::ZERO)),
                 "s-maxage" => cc.s_maxage = seconds(value).or(Some(Duration::ZERO)),
                 "stale-while-revalidate" => cc.stale_while_revalidate = seconds(value),
@@ -254,31 +287,41 @@ mod tests {
     }
 
     #[test]
-    fn credentials_bypass_the_cache() {
+    fn credentials_and_unknown_cookies_keep_requests_off_shared_entries() {
         let policy = CachePolicy {
             session_cookies: vec!["PHPSESSID".into()],
             ..CachePolicy::default()
         };
         let get = Method::GET;
-        assert!(request_is_cacheable(
-            &get,
-            &headers(&[("cookie", "edgeseo_locale=id")]),
-            &policy
-        ));
-        assert!(!request_is_cacheable(
-            &get,
-            &headers(&[("cookie", "a=1; PHPSESSID=x")]),
-            &policy
-        ));
-        assert!(!request_is_cacheable(
-            &get,
-            &headers(&[("authorization", "Bearer x")]),
-            &policy
-        ));
-        assert!(!request_is_cacheable(
-            &Method::POST,
-            &HeaderMap::new(),
-            &policy
-        ));
+        let caching = |pairs: &[(&str, &str)]| request_caching(&get, &headers(pairs), &policy);
+        assert_eq!(caching(&[]), RequestCaching::Full);
+        assert_eq!(
+            caching(&[(
+                "cookie",
+                "edgeseo_locale=id; _ga=GA1.2.3; _ga_XYZ=1; _gid=2"
+            )]),
+            RequestCaching::Full
+        );
+        assert_eq!(
+            caching(&[("cookie", "_ga=1; cart=42")]),
+            RequestCaching::PublicOnly
+        );
+        assert_eq!(
+            caching(&[("cookie", "a=1; PHPSESSID=x")]),
+            RequestCaching::Bypass
+        );
+        assert_eq!(
+            caching(&[("authorization", "Bearer x")]),
+            RequestCaching::Bypass
+        );
+        assert_eq!(
+            request_caching(&Method::POST, &HeaderMap::new(), &policy),
+            RequestCaching::Bypass
+        );
+        assert!(is_public(&headers(&[(
+            "cache-control",
+            "max-age=60, public"
+        )])));
+        assert!(!is_public(&headers(&[("cache-control", "max-age=60")])));
     }
 }

@@ -156,6 +156,10 @@ pub struct CachePolicy {
     pub stale_if_error: Duration,
     /// Requests carrying any of these cookies are never answered from, or stored in, the cache.
     pub session_cookies: Vec<String>,
+    /// Cookies that never personalise a page (names, or prefixes ending in `*`); any other cookie
+    /// limits a request to responses the origin marks `public`. edgeseo's own locale cookie is
+    /// always among them.
+    pub ignore_cookies: Vec<String>,
     /// Statuses that may be stored (each under its own status).
     pub statuses: Vec<u16>,
 }
@@ -168,8 +172,35 @@ impl Default for CachePolicy {
             stale_while_revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(600),
             session_cookies: Vec::new(),
+            ignore_cookies: DEFAULT_IGNORED_COOKIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
             statuses: vec![200, 203, 204, 300, 301, 308, 404, 410],
         }
+    }
+}
+
+/// Shortest admin token accepted, from server.toml as from `EDGESEO_ADMIN_TOKEN`.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+/// Analytics, advertising and consent cookies that browsers send with every page view.
+pub const DEFAULT_IGNORED_COOKIES: [&str; 12] = [
+    "_ga", "_ga_*", "_gid", "_gat*", "_gcl_*", "_fbp", "_fbc", "_hj*", "_clck", "_clsk", "_uetsid",
+    "_uetvid",
+];
+
+impl CachePolicy {
+    /// Whether a cookie of this name leaves the page the same for everyone.
+    pub fn ignores_cookie(&self, name: &str) -> bool {
+        name == crate::suggest::COOKIE
+            || self
+                .ignore_cookies
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == pattern,
+                })
     }
 }
 
@@ -286,10 +317,13 @@ fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSetting
     let d = ServerSettings::default();
     let l = &raw.limits;
     let admin_token = raw.admin.token.as_ref().and_then(|t| {
-        if t.get_ref().len() >= 16 {
+        if t.get_ref().len() >= MIN_ADMIN_TOKEN {
             Some(t.get_ref().clone())
         } else {
-            v.error(t.span(), "admin token must be at least 16 characters");
+            v.error(
+                t.span(),
+                format!("admin token must be at least {MIN_ADMIN_TOKEN} characters"),
+            );
             None
         }
     });
@@ -561,6 +595,28 @@ impl<'a> Validator<'a> {
             .flatten()
             .map(|c| c.get_ref().clone())
             .collect();
+        let ignore_cookies = match &raw.ignore_cookies {
+            None => d.ignore_cookies.clone(),
+            Some(list) => list
+                .iter()
+                .filter_map(|c| {
+                    let name = c.get_ref().strip_suffix('*').unwrap_or(c.get_ref());
+                    let token = !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}*".contains(&b));
+                    if token {
+                        Some(c.get_ref().clone())
+                    } else {
+                        self.error(
+                            c.span(),
+                            "a cookie name, or a prefix followed by `*` (e.g. \"_ga_*\")",
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
         CachePolicy {
             enabled: raw.enabled.unwrap_or(d.enabled),
             max_entry_size: self.size(&raw.max_entry_size, d.max_entry_size as u64, 1..=1 << 30)
@@ -569,6 +625,7 @@ impl<'a> Validator<'a> {
                 .duration_or_zero(&raw.stale_while_revalidate, d.stale_while_revalidate),
             stale_if_error: self.duration_or_zero(&raw.stale_if_error, d.stale_if_error),
             session_cookies,
+            ignore_cookies,
             statuses,
         }
     }

@@ -109,6 +109,7 @@ pub struct RawSiteCache {
     pub stale_while_revalidate: Option<Spanned<String>>,
     pub stale_if_error: Option<Spanned<String>>,
     pub session_cookies: Option<Vec<Spanned<String>>>,
+    pub ignore_cookies: Option<Vec<Spanned<String>>>,
     pub statuses: Option<Vec<Spanned<i64>>>,
 }
 

@@ -428,14 +428,20 @@ pub(super) fn load(
     };
     let geoip = raw.locales.geoip.as_ref().and_then(|g| {
         let path = site_dir.join(g.get_ref());
-        if path.is_file() {
-            Some(path)
-        } else {
+        if !path.is_file() {
             v.error(
                 g.span(),
                 format!("GeoIP database {} not found", path.display()),
             );
-            None
+            return None;
+        }
+        // Opened here, not only when serving, so that `check` refuses what `serve` would.
+        match crate::geoip::GeoIp::open(&path) {
+            Ok(_) => Some(path),
+            Err(e) => {
+                v.error(g.span(), e.to_string());
+                None
+            }
         }
     });
     let trusted_proxies = raw
