@@ -37,8 +37,10 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Not a `source`: the message already lists every diagnostic, and a printed error chain
+    /// would list them twice.
     #[error("invalid rules:\n{0}")]
-    Rules(#[from] RulesError),
+    Rules(RulesError),
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error(transparent)]
@@ -54,6 +56,12 @@ pub enum StartError {
         crate::config::MIN_ADMIN_TOKEN
     )]
     WeakAdminToken,
+}
+
+impl From<RulesError> for StartError {
+    fn from(e: RulesError) -> Self {
+        StartError::Rules(e)
+    }
 }
 
 /// What the admin listener and signals act on: the live rules and the cache.

@@ -180,12 +180,66 @@ fn weaken_etag(headers: &mut HeaderMap) {
     }
 }
 
+/// Most bytes one response may decode to. A page is rewritten as it decodes, so this bounds the
+/// memory and CPU one origin response can take, whatever its compressed size.
+pub const MAX_DECODED: u64 = 64 << 20;
+/// Largest expansion past the first [`RATIO_FREE`] bytes: HTML compresses 5–20:1; a body that
+/// inflates 100 times is a decompression bomb, not a page.
+pub const MAX_RATIO: u64 = 100;
+pub const RATIO_FREE: u64 = 1 << 20;
+
+/// Why decoding stopped on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "decoded body exceeds edgeseo's limits ({decoded} bytes from {encoded}; at most {MAX_DECODED}, and {MAX_RATIO}:1 past the first MiB): response cut"
+)]
+pub struct DecodeLimit {
+    pub decoded: u64,
+    pub encoded: u64,
+}
+
+/// Where a decompressor writes: counts what comes out against what went in, and refuses to
+/// take more than the limits allow, which stops the decompressor in the middle of its chunk.
+#[derive(Default)]
+pub struct Bounded {
+    out: Vec<u8>,
+    encoded: u64,
+    decoded: u64,
+}
+
+impl Bounded {
+    fn over(&self) -> bool {
+        self.decoded > MAX_DECODED
+            || (self.decoded > RATIO_FREE && self.decoded > MAX_RATIO * self.encoded)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.decoded += buf.len() as u64;
+        if self.over() {
+            let limit = DecodeLimit {
+                decoded: self.decoded,
+                encoded: self.encoded,
+            };
+            tracing::warn!("{limit}");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, limit));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub enum Decoder {
     Identity,
-    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<Bounded>>),
     /// `deflate` is zlib-wrapped by the standard, raw by some servers: decided on the first bytes.
     Deflate(Option<Box<dyn DeflateSink>>),
-    Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
+    Brotli(Box<brotli::DecompressorWriter<Bounded>>),
     Zstd(Box<ZstdDecoder>),
 }
 
@@ -196,57 +250,73 @@ pub struct ZstdDecoder {
     frame_open: bool,
     /// Output space reused for every chunk.
     buf: Vec<u8>,
+    bounded: Bounded,
 }
 
 impl ZstdDecoder {
     fn push(&mut self, input: &[u8]) -> io::Result<Vec<u8>> {
         use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
-        let mut out = Vec::new();
+        self.bounded.encoded += input.len() as u64;
         let mut input = InBuffer::around(input);
         loop {
             let mut output = OutBuffer::around(&mut self.buf[..]);
             let hint = self.raw.run(&mut input, &mut output)?;
             let written = output.pos();
-            out.extend_from_slice(&self.buf[..written]);
+            self.bounded.write_all(&self.buf[..written])?;
             self.frame_open = hint != 0;
             if input.pos() == input.src.len() && written < self.buf.len() {
-                return Ok(out);
+                return Ok(std::mem::take(&mut self.bounded.out));
             }
         }
     }
 }
 
 pub trait DeflateSink: Write + Send {
-    fn take(&mut self) -> Vec<u8>;
+    fn bounded(&mut self) -> &mut Bounded;
     fn finish(self: Box<Self>) -> io::Result<Vec<u8>>;
 }
 
-impl DeflateSink for flate2::write::ZlibDecoder<Vec<u8>> {
-    fn take(&mut self) -> Vec<u8> {
-        std::mem::take(self.get_mut())
+impl DeflateSink for flate2::write::ZlibDecoder<Bounded> {
+    fn bounded(&mut self) -> &mut Bounded {
+        self.get_mut()
     }
     fn finish(self: Box<Self>) -> io::Result<Vec<u8>> {
-        (*self).finish()
+        Ok((*self).finish()?.out)
     }
 }
 
-impl DeflateSink for flate2::write::DeflateDecoder<Vec<u8>> {
-    fn take(&mut self) -> Vec<u8> {
-        std::mem::take(self.get_mut())
+impl DeflateSink for flate2::write::DeflateDecoder<Bounded> {
+    fn bounded(&mut self) -> &mut Bounded {
+        self.get_mut()
     }
     fn finish(self: Box<Self>) -> io::Result<Vec<u8>> {
-        (*self).finish()
+        Ok((*self).finish()?.out)
     }
+}
+
+/// Feeds `input` to a decompressor writing into a [`Bounded`], and takes what came out.
+fn decode_into<W: Write + ?Sized>(
+    d: &mut W,
+    bounded: impl Fn(&mut W) -> &mut Bounded,
+    input: &[u8],
+) -> io::Result<Vec<u8>> {
+    bounded(d).encoded += input.len() as u64;
+    d.write_all(input)?;
+    // Without a flush the decoder holds output back until its buffer fills.
+    d.flush()?;
+    Ok(std::mem::take(&mut bounded(d).out))
 }
 
 impl Decoder {
     pub fn new(coding: Coding) -> Decoder {
         match coding {
             Coding::Identity => Decoder::Identity,
-            Coding::Gzip => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new()))),
+            Coding::Gzip => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
+                Bounded::default(),
+            ))),
             Coding::Deflate => Decoder::Deflate(None),
             Coding::Brotli => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
-                Vec::new(),
+                Bounded::default(),
                 16 * 1024,
             ))),
             Coding::Zstd => Decoder::Zstd(Box::new(ZstdDecoder {
@@ -254,6 +324,7 @@ impl Decoder {
                 raw: zstd::stream::raw::Decoder::new().expect("zstd decoder context"),
                 frame_open: false,
                 buf: vec![0; 32 * 1024],
+                bounded: Bounded::default(),
             })),
         }
     }
@@ -262,29 +333,18 @@ impl Decoder {
     pub fn push<'a>(&mut self, input: &'a [u8]) -> io::Result<Cow<'a, [u8]>> {
         let decoded = match self {
             Decoder::Identity => return Ok(Cow::Borrowed(input)),
-            Decoder::Gzip(d) => {
-                d.write_all(input)?;
-                // Without a flush the decoder holds output back until its buffer fills.
-                d.flush()?;
-                std::mem::take(d.get_mut())
-            }
+            Decoder::Gzip(d) => decode_into(&mut **d, |d| d.get_mut(), input)?,
             Decoder::Deflate(sink) => {
                 let d = sink.get_or_insert_with(|| {
                     if looks_like_zlib(input) {
-                        Box::new(flate2::write::ZlibDecoder::new(Vec::new()))
+                        Box::new(flate2::write::ZlibDecoder::new(Bounded::default()))
                     } else {
-                        Box::new(flate2::write::DeflateDecoder::new(Vec::new()))
+                        Box::new(flate2::write::DeflateDecoder::new(Bounded::default()))
                     }
                 });
-                d.write_all(input)?;
-                d.flush()?;
-                d.take()
+                decode_into(&mut **d, |d| d.bounded(), input)?
             }
-            Decoder::Brotli(d) => {
-                d.write_all(input)?;
-                d.flush()?;
-                std::mem::take(d.get_mut())
-            }
+            Decoder::Brotli(d) => decode_into(&mut **d, |d| d.get_mut(), input)?,
             Decoder::Zstd(d) => d.push(input)?,
         };
         Ok(Cow::Owned(decoded))
@@ -294,11 +354,11 @@ impl Decoder {
     pub fn finish(self) -> io::Result<Vec<u8>> {
         match self {
             Decoder::Identity | Decoder::Deflate(None) => Ok(Vec::new()),
-            Decoder::Gzip(d) => d.finish(),
+            Decoder::Gzip(d) => Ok(d.finish()?.out),
             Decoder::Deflate(Some(d)) => d.finish(),
             Decoder::Brotli(mut d) => {
                 d.close()?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(std::mem::take(&mut d.get_mut().out))
             }
             Decoder::Zstd(d) if d.frame_open => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

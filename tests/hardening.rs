@@ -331,3 +331,104 @@ async fn an_origin_dying_mid_stream_is_logged_and_the_client_sees_a_cut() {
     );
     assert!(text.contains("shop"), "{text}");
 }
+
+/// 200 MiB of zeros as gzip (about 200 KB): what a broken or hostile origin can send as a page.
+fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(b"<!DOCTYPE html><html><head><title>x</title></head><body><p>")
+        .unwrap();
+    let zeros = vec![b'0'; 1 << 20];
+    for _ in 0..200 {
+        gz.write_all(&zeros).unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decompression_bomb_is_cut_and_other_visitors_are_served_meanwhile() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // Global for this test binary: the bomb is decoded on the runtime's worker threads.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+
+    let origin = Origin::start().await;
+    origin.serve(
+        "/bomb",
+        CannedPage::html(gzip_bomb()).header("content-encoding", "gzip"),
+    );
+    origin.serve("/page", cacheable_page("Page"));
+    let rules = fixture_site(origin.addr, |s| s);
+    let app = start_proxy(&rules).await;
+    let addr = app.http_addr;
+
+    let bombs: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                // Cut before the head was sent, the client sees an incomplete message.
+                let Ok(resp) = http1_client()
+                    .request(get(addr, "shop.test", "/id/bomb"))
+                    .await
+                else {
+                    return 0;
+                };
+                let mut body = resp.into_body();
+                let mut received = 0usize;
+                while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+                    match frame {
+                        Ok(f) => received += f.data_ref().map_or(0, |d| d.len()),
+                        Err(_) => break,
+                    }
+                }
+                received
+            })
+        })
+        .collect();
+    // Meanwhile another visitor is answered.
+    let (status, _, _) = tokio::time::timeout(
+        PATIENCE,
+        fetch(&http1_client(), get(addr, "shop.test", "/id/page")),
+    )
+    .await
+    .expect("served while the bombs are handled");
+    assert_eq!(status, StatusCode::OK);
+    for bomb in bombs {
+        let received = tokio::time::timeout(PATIENCE, bomb).await.unwrap().unwrap();
+        assert!(
+            (received as u64) < edgeseo::codec::MAX_DECODED,
+            "cut before the limit: {received} bytes"
+        );
+    }
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("decoded body exceeds"), "{text}");
+}
+
+#[tokio::test]
+async fn a_short_admin_token_from_the_environment_is_refused_like_one_in_server_toml() {
+    let origin = Origin::start().await;
+    let rules = RulesDir::new().site("shop", &site_for(origin.addr, ""));
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgeseo"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--rules",
+        ])
+        .arg(rules.path())
+        .env("EDGESEO_ADMIN_TOKEN", "short-token")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("refused at once")
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 16 characters"), "{err}");
+}
