@@ -5,6 +5,12 @@
 //! (bounded by `header_read_timeout`) → served until the client closes, the connection sits idle
 //! for `idle_timeout` with no request in flight, or shutdown begins; then hyper's graceful shutdown
 //! lets in-flight requests finish, and after `drain_timeout` whatever is left is aborted.
+//!
+//! The two timeouts are kept here rather than by hyper, whose HTTP/1 header timeout also runs
+//! while a keep-alive connection waits for its next request (closing it after 10 s instead of
+//! 75), and whose HTTP/2 has no idle timeout at all. Idleness counts requests, not bytes, so
+//! HTTP/2 pings cannot keep a connection open. An HTTP/1 request head must be complete within
+//! `header_read_timeout` of its first byte (of the connection's start, for the first request).
 
 use std::future::Future;
 use std::io;
@@ -139,12 +145,12 @@ async fn serve_connection<H: Handler>(
     shutdown: Shutdown,
 ) {
     let activity = Arc::new(Activity::new());
-    let stream = Tracked {
-        inner: stream,
-        activity: activity.clone(),
-    };
+    // Tracked above TLS, so that it reads what the HTTP layer reads.
     match tls {
-        None => drive(stream, conn, handler, settings, shutdown, activity).await,
+        None => {
+            let stream = Tracked::new(stream, &activity);
+            drive(stream, conn, handler, settings, shutdown, activity).await
+        }
         Some(acceptor) => {
             let handshake =
                 tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream)).await;
@@ -155,7 +161,12 @@ async fn serve_connection<H: Handler>(
                         .1
                         .server_name()
                         .map(str::to_ascii_lowercase);
-                    drive(tls_stream, conn, handler, settings, shutdown, activity).await
+                    let mut stream = Tracked::new(tls_stream, &activity);
+                    if stream.inner.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        stream.scan = Scan::Frames(FrameScan::after_preface());
+                        activity.mark_http2();
+                    }
+                    drive(stream, conn, handler, settings, shutdown, activity.clone()).await
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
@@ -181,14 +192,17 @@ async fn drive<H, S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(settings.max_header_size.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams)
         .max_header_list_size(settings.max_header_size as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        // Pings find dead peers; well within the idle timeout so a dead one is noticed first.
+        .keep_alive_interval(Some(
+            (settings.idle_timeout / 2).min(Duration::from_secs(30)),
+        ));
 
     let peer = conn.peer;
     let conn = Arc::new(conn);
@@ -203,8 +217,8 @@ async fn drive<H, S>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
 
-    let mut idle_check =
-        tokio::time::interval(settings.idle_timeout / 4 + Duration::from_millis(1));
+    let tick = settings.idle_timeout.min(settings.header_read_timeout) / 4;
+    let mut idle_check = tokio::time::interval(tick + Duration::from_millis(1));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -219,6 +233,10 @@ async fn drive<H, S>(
                 connection.as_mut().graceful_shutdown();
             }
             _ = idle_check.tick(), if !closing => {
+                if activity.head_pending_for() >= settings.header_read_timeout {
+                    tracing::debug!(%peer, "request head not complete in time: closing");
+                    return;
+                }
                 if activity.idle_for() >= settings.idle_timeout {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
@@ -228,38 +246,87 @@ async fn drive<H, S>(
     }
 }
 
-/// Traffic and request bookkeeping of one connection, for the idle timeout.
+/// Request bookkeeping of one connection, for the idle and header timeouts. Times are
+/// milliseconds since `start`.
 struct Activity {
     start: Instant,
-    last_io_ms: AtomicU64,
+    /// Last time a request began or ended (0: the connection's start).
+    last_request_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// When the bytes of a request head not yet complete started arriving (HTTP/1), or a
+    /// header block was opened and not yet closed (HTTP/2); `NONE` when no head is pending.
+    head_since_ms: AtomicU64,
 }
+
+const NONE: u64 = u64::MAX;
 
 impl Activity {
     fn new() -> Self {
         Self {
             start: Instant::now(),
-            last_io_ms: AtomicU64::new(0),
+            last_request_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            // The first request's head is due from the connection's start, bytes or not.
+            head_since_ms: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_io_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
     }
 
-    /// How long the connection has had neither traffic nor a request being handled.
+    /// HTTP/1 bytes came in while no request is in flight: a head has begun.
+    fn head_bytes(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            self.head_started();
+        }
+    }
+
+    fn head_started(&self) {
+        let _ = self.head_since_ms.compare_exchange(
+            NONE,
+            self.now_ms(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// An HTTP/2 header block opened (HEADERS without END_HEADERS) or closed.
+    fn header_block(&self, open: bool) {
+        if open {
+            self.head_started();
+        } else {
+            self.head_since_ms.store(NONE, Ordering::Relaxed);
+        }
+    }
+
+    /// HTTP/2, by its preface or by ALPN: between requests it reads control frames, which are
+    /// no head, so only an open header block counts.
+    fn mark_http2(&self) {
+        self.head_since_ms.store(NONE, Ordering::Relaxed);
+    }
+
+    /// How long a request head has been arriving without completing.
+    fn head_pending_for(&self) -> Duration {
+        match self.head_since_ms.load(Ordering::Relaxed) {
+            NONE => Duration::ZERO,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since)),
+        }
+    }
+
+    /// How long the connection has had no request in flight.
     fn idle_for(&self) -> Duration {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
-        let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
+        let last = self.last_request_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 
     fn begin_request(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since_ms.store(NONE, Ordering::Relaxed);
+        self.last_request_ms.store(self.now_ms(), Ordering::Relaxed);
         RequestGuard(self.clone())
     }
 }
@@ -268,17 +335,93 @@ struct RequestGuard(Arc<Activity>);
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let activity = &self.0;
+        activity
+            .last_request_ms
+            .store(activity.now_ms(), Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A socket that records when bytes last moved.
+    /// A stream that reports what it reads to the connection's bookkeeping.
     struct Tracked<S> {
         #[pin]
         inner: S,
         activity: Arc<Activity>,
+        scan: Scan,
+    }
+}
+
+impl<S> Tracked<S> {
+    fn new(inner: S, activity: &Arc<Activity>) -> Self {
+        Tracked {
+            inner,
+            activity: activity.clone(),
+            scan: Scan::Start,
+        }
+    }
+}
+
+/// What the bytes read so far say about the protocol.
+enum Scan {
+    /// Nothing read yet.
+    Start,
+    Http1,
+    Frames(FrameScan),
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Follows HTTP/2 frame boundaries through the byte stream (frames may be split anywhere) to see
+/// when a header block opens (HEADERS without END_HEADERS) and closes (END_HEADERS).
+struct FrameScan {
+    /// Bytes of the preface, then of payloads, still to skip.
+    skip: usize,
+    head: [u8; 9],
+    filled: usize,
+}
+
+impl FrameScan {
+    fn new() -> Self {
+        Self {
+            skip: H2_PREFACE.len(),
+            head: [0; 9],
+            filled: 0,
+        }
+    }
+
+    fn after_preface() -> Self {
+        Self {
+            skip: 0,
+            ..Self::new()
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8], activity: &Activity) {
+        const HEADERS: u8 = 0x1;
+        const CONTINUATION: u8 = 0x9;
+        const END_HEADERS: u8 = 0x4;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (9 - self.filled).min(bytes.len());
+            self.head[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == 9 {
+                self.filled = 0;
+                let h = self.head;
+                self.skip = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+                if h[3] == HEADERS || h[3] == CONTINUATION {
+                    activity.header_block(h[4] & END_HEADERS == 0);
+                }
+            }
+        }
     }
 }
 
@@ -291,8 +434,21 @@ impl<S: AsyncRead> AsyncRead for Tracked<S> {
         let this = self.project();
         let before = buf.filled().len();
         let poll = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.activity.touch();
+        let bytes = &buf.filled()[before..];
+        if !bytes.is_empty() {
+            if let Scan::Start = this.scan {
+                *this.scan = if bytes.starts_with(&H2_PREFACE[..bytes.len().min(H2_PREFACE.len())])
+                {
+                    this.activity.mark_http2();
+                    Scan::Frames(FrameScan::new())
+                } else {
+                    Scan::Http1
+                };
+            }
+            match this.scan {
+                Scan::Frames(frames) => frames.feed(bytes, this.activity),
+                _ => this.activity.head_bytes(),
+            }
         }
         poll
     }
@@ -304,12 +460,7 @@ impl<S: AsyncWrite> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let poll = this.inner.poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        poll
+        self.project().inner.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -317,12 +468,7 @@ impl<S: AsyncWrite> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let poll = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        poll
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

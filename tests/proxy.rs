@@ -341,6 +341,113 @@ async fn slow_request_head_is_cut_off() {
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
 }
 
+/// Reads one response (head and a `Content-Length` body) from a keep-alive connection.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("response in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_connections_wait_idle_timeout_not_header_read_timeout() {
+    let origin = Origin::start().await;
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, ""))
+        .file(
+            "server.toml",
+            "[limits]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"2s\"\n",
+        );
+    let app = start_proxy(&rules).await;
+    let mut stream = TcpStream::connect(app.http_addr).await.unwrap();
+    let request = b"GET /page HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+    stream.write_all(request).await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    // Well past the header timeout, within the idle one: the connection still serves.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stream.write_all(request).await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    // Then, idle for the idle timeout, it is closed.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "closed after idle_timeout");
+}
+
+#[tokio::test]
+async fn an_http2_connection_answering_pings_is_still_closed_when_idle() {
+    let origin = Origin::start().await;
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, ""))
+        .file("server.toml", "[limits]\nidle_timeout = \"1s\"\n");
+    let app = start_proxy(&rules).await;
+    let tcp = TcpStream::connect(app.http_addr).await.unwrap();
+    // hyper's client answers the server's pings (sent every half idle timeout) by itself.
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let req = Request::get(format!("http://{}/page", app.http_addr))
+        .body(edgeseo::body::empty())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.into_body().collect().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(6), connection).await;
+    assert!(ended.is_ok(), "the server closed the idle connection");
+}
+
+#[tokio::test]
+async fn a_half_sent_http2_header_block_is_cut_off_like_an_http1_head() {
+    let origin = Origin::start().await;
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, ""))
+        .file(
+            "server.toml",
+            "[limits]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"30s\"\n",
+        );
+    let app = start_proxy(&rules).await;
+    let mut stream = TcpStream::connect(app.http_addr).await.unwrap();
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS (empty), then HEADERS on stream 1 with END_STREAM but not END_HEADERS: the
+    // block stays open, waiting for a CONTINUATION that never comes.
+    bytes.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0, 0, 1, 0x1, 0x1, 0, 0, 0, 1, 0x82]);
+    stream.write_all(&bytes).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "closed after header_read_timeout, not idle_timeout"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let origin = Origin::start().await;
