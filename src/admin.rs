@@ -125,11 +125,13 @@ impl Admin {
              # HELP edgeseo_sites Sites served by the current rules.\n# TYPE edgeseo_sites gauge\nedgeseo_sites {}\n\
              # HELP edgeseo_reloads_total Successful rule reloads.\n# TYPE edgeseo_reloads_total counter\nedgeseo_reloads_total {}\n\
              # HELP edgeseo_reload_failures_total Reloads refused because the rules on disk are invalid.\n# TYPE edgeseo_reload_failures_total counter\nedgeseo_reload_failures_total {}\n\
-             # HELP edgeseo_rules_valid 1 when the rules on disk are the ones serving, 0 when the last reload was refused.\n# TYPE edgeseo_rules_valid gauge\nedgeseo_rules_valid {}\n",
+             # HELP edgeseo_rules_valid 1 when the rules on disk are the ones serving, 0 when the last reload was refused.\n# TYPE edgeseo_rules_valid gauge\nedgeseo_rules_valid {}\n\
+             # HELP edgeseo_log_suppressed_total Warnings and errors held back because their call site wrote too many that second.\n# TYPE edgeseo_log_suppressed_total counter\nedgeseo_log_suppressed_total {}\n",
             self.control.runtime().rules.sites.len(),
             self.control.reloads(),
             self.control.reload_failures(),
             u8::from(self.control.refused().is_none()),
+            crate::logging::suppressed(),
         ));
         text.push_str(
             "# HELP edgeseo_translation_coverage Share of the words on a site's known pages that its translation memory translates, per locale.\n\

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod geoip;
 pub mod headers;
 pub mod locale;
+pub mod logging;
 pub mod proxy;
 pub mod report;
 pub mod request;

@@ -182,13 +182,7 @@ enum ChatCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,edgeseo::access=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    edgeseo::logging::init("info,edgeseo::access=warn");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { rules } => return check(&rules),

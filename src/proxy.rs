@@ -1,7 +1,9 @@
 //! The request pipeline, top to bottom. Every request passes these stages in this order:
 //!
 //! ```text
-//! request ─► 1. route:    Host/:authority → site          (unknown → 421, never forwarded)
+//! request ─► 1. route:    admitted (request.rs: CONNECT → 405, ambiguous Host → 400,
+//!                         dot segments resolved), then Host/:authority → site
+//!                                                          (unknown → 421, never forwarded)
 //!                         POST <chat path> → chat gateway (limits, language, intent, KB/backend)
 //!         ─► 2. localize: /id/… /vi/… /th/… → locale + origin path   (sites with pages.toml)
 //!         ─► 3. edge:     /sitemap.xml, /__edgeseo/… answered here
