@@ -59,14 +59,22 @@ pub fn transform<T: Transform>(body: Body, transform: T) -> Body {
     TransformBody {
         inner: body,
         transform: Some(transform),
+        pending: Bytes::new(),
     }
     .boxed_unsync()
 }
+
+/// Most input a transform takes at once. Decoding and rewriting are CPU work inside a poll: fed
+/// in slices, each under tokio's cooperative budget, a large chunk (or one that inflates a
+/// hundredfold) lets the worker thread serve other connections in between.
+const SLICE: usize = 32 * 1024;
 
 struct TransformBody<T> {
     inner: Body,
     /// `None` once the body has ended.
     transform: Option<T>,
+    /// The part of the latest chunk not yet transformed.
+    pending: Bytes,
 }
 
 impl<T: Transform> http_body::Body for TransformBody<T> {
@@ -82,17 +90,23 @@ impl<T: Transform> http_body::Body for TransformBody<T> {
             let Some(transform) = this.transform.as_mut() else {
                 return Poll::Ready(None);
             };
+            if !this.pending.is_empty() {
+                let budget = ready!(tokio::task::coop::poll_proceed(cx));
+                budget.made_progress();
+                let slice = this.pending.split_to(this.pending.len().min(SLICE));
+                match transform.push(&slice) {
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
+                    Err(e) => {
+                        this.transform = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+            }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        match transform.push(&data) {
-                            Ok(out) if out.is_empty() => {}
-                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
-                            Err(e) => {
-                                this.transform = None;
-                                return Poll::Ready(Some(Err(e)));
-                            }
-                        }
+                        this.pending = data;
                     }
                 }
                 Some(Err(e)) => {
