@@ -277,6 +277,21 @@ async fn a_garbage_geoip_database_is_refused_by_check_with_its_position() {
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// A plain-text subscriber writing here.
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -290,12 +305,7 @@ impl std::io::Write for Captured {
 #[tokio::test]
 async fn an_origin_dying_mid_stream_is_logged_and_the_client_sees_a_cut() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     // An origin that promises 100,000 bytes, sends 1,000 and hangs up.
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -324,7 +334,7 @@ async fn an_origin_dying_mid_stream_is_logged_and_the_client_sees_a_cut() {
         body.is_err(),
         "the client must not take a cut body for a whole one"
     );
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("origin response cut off mid-stream"),
         "{text}"
@@ -348,13 +358,8 @@ fn gzip_bomb() -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decompression_bomb_is_cut_and_other_visitors_are_served_meanwhile() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     // Global for this test binary: the bomb is decoded on the runtime's worker threads.
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing::subscriber::set_global_default(logs.subscriber());
 
     let origin = Origin::start().await;
     origin.serve(
@@ -403,7 +408,7 @@ async fn a_decompression_bomb_is_cut_and_other_visitors_are_served_meanwhile() {
             "cut before the limit: {received} bytes"
         );
     }
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(text.contains("decoded body exceeds"), "{text}");
 }
 
