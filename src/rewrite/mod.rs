@@ -117,10 +117,7 @@ impl Machine {
         // lol_html starts in UTF-8 when neither the header nor a <meta> names a charset.
         let charset = replace::charset(opts.charset.unwrap_or(encoding_rs::UTF_8));
         let replacer = opts.translations.take().map(|memory| {
-            let page = PageMemory {
-                memory,
-                page: opts.plan.origin_path().to_owned(),
-            };
+            let page = PageMemory::new(memory, opts.plan.origin_path());
             Replacer::new(Arc::new(page), charset.clone())
         });
         let marked = replacer

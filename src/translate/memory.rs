@@ -21,13 +21,16 @@ pub struct PoError {
     pub message: String,
 }
 
+type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// Source segments (with their optional `msgctxt`) and their translations, as served.
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
-    /// Translations of sources without a context: what page text is looked up in.
-    plain: HashMap<String, String>,
+    /// Translations of sources without a context: what page text is looked up in, once per
+    /// block of every page served, hence a fast hasher (the keys are the site's own text).
+    plain: FastMap<String>,
     /// Translations of sources with a `msgctxt`: context → source → translation.
-    in_context: HashMap<String, HashMap<String, String>>,
+    in_context: HashMap<String, FastMap<String>>,
     /// Every source served, sorted and each once: whether a run can still become one of them.
     sources: Vec<String>,
     /// Entries with a translation that is not served because it is marked fuzzy.
@@ -113,7 +116,7 @@ impl Memory {
                 }
             }
         }
-        let with_context = memory.in_context.values().flat_map(HashMap::keys);
+        let with_context = memory.in_context.values().flat_map(FastMap::keys);
         memory.sources = memory.plain.keys().chain(with_context).cloned().collect();
         memory.sources.sort_unstable();
         memory.sources.dedup();
@@ -127,6 +130,11 @@ impl Memory {
             Some(context) => self.in_context.get(context)?.get(source),
         }
         .map(String::as_str)
+    }
+
+    /// Whether some entry has `context` as its `msgctxt`.
+    pub fn has_context(&self, context: &str) -> bool {
+        self.in_context.contains_key(context)
     }
 
     /// Whether some source served begins with `partial`: a run of page text
@@ -161,7 +169,7 @@ impl Memory {
 
     /// Translations served.
     pub fn len(&self) -> usize {
-        self.plain.len() + self.in_context.values().map(HashMap::len).sum::<usize>()
+        self.plain.len() + self.in_context.values().map(FastMap::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

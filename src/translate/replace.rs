@@ -99,9 +99,17 @@ pub trait Lookup: Send + Sync + 'static {
 /// A memory as one page reads it: an entry whose `msgctxt` is the page's origin path wins over
 /// the entry without a context, so that the same words can read differently on one page.
 pub struct PageMemory {
-    pub memory: Arc<super::Memory>,
-    /// Origin path of the page (`/about`), as in the PO references.
-    pub page: String,
+    memory: Arc<super::Memory>,
+    /// Origin path of the page (`/about`), as in the PO references, when some entry has it as
+    /// its context: most pages have none, and are then looked up once per segment, not twice.
+    page: Option<String>,
+}
+
+impl PageMemory {
+    pub fn new(memory: Arc<super::Memory>, page: &str) -> Self {
+        let page = memory.has_context(page).then(|| page.to_owned());
+        Self { memory, page }
+    }
 }
 
 impl Lookup for PageMemory {
@@ -109,8 +117,9 @@ impl Lookup for PageMemory {
         self.memory.has_prefix(partial)
     }
     fn translation(&self, source: &str) -> Option<&str> {
-        self.memory
-            .get(Some(&self.page), source)
+        self.page
+            .as_deref()
+            .and_then(|page| self.memory.get(Some(page), source))
             .or_else(|| self.memory.get(None, source))
     }
 }
@@ -191,8 +200,9 @@ pub struct Replacer {
     /// The held run is text alone, kept in `raw` only: most runs of a page are (a table cell, a
     /// list item), and they are looked up without building a segment.
     plain: bool,
-    /// A plain run's source, normalised (reused between runs).
+    /// A plain run's source, normalised, and its translation as HTML (reused between runs).
     source: String,
+    html: String,
     /// The current run was given up (too long, or the memory has no source it could become):
     /// the rest of its block passes as it is.
     passthrough: bool,
@@ -220,6 +230,7 @@ impl Replacer {
             raw: Vec::new(),
             plain: true,
             source: String::new(),
+            html: String::new(),
             passthrough: false,
             next_key: 0,
             next_check: FIRST_CHECK,
@@ -386,8 +397,8 @@ impl Replacer {
         if self.holding()
             && !self.raw.is_empty()
             && let Some(text) = self.decode(html)
+            && self.promote(out)
         {
-            self.promote();
             self.run.other(&text);
             self.raw.extend_from_slice(html);
         } else {
@@ -447,8 +458,7 @@ impl Replacer {
             out.extend_from_slice(html);
             return;
         };
-        // A tag without a space has no attributes.
-        let attrs = if html.len() > name.len() + 2 {
+        let attrs = if may_matter(html, name) {
             attributes(&text)
         } else {
             Vec::new()
@@ -478,10 +488,9 @@ impl Replacer {
         let tag = translated.as_deref().unwrap_or(&text);
 
         if role == Role::VoidInline {
-            if self.passthrough {
+            if self.passthrough || !self.promote(out) {
                 out.extend_from_slice(html);
             } else {
-                self.promote();
                 self.run.void(tag);
                 self.raw.extend_from_slice(html);
                 self.hold_on(out);
@@ -491,11 +500,10 @@ impl Replacer {
         if role == Role::Inline {
             self.next_key += 1;
             let key = self.next_key;
-            let held = if self.passthrough {
+            let held = if self.passthrough || !self.promote(out) {
                 out.extend_from_slice(html);
                 false
             } else {
-                self.promote();
                 self.run.open(tag, key);
                 self.raw.extend_from_slice(html);
                 // Given up, the run went out with this tag in it.
@@ -580,12 +588,14 @@ impl Replacer {
             out.extend_from_slice(bytes);
             return;
         }
-        let Some(text) = self.decode(bytes) else {
-            self.give_up(out);
-            out.extend_from_slice(bytes);
-            return;
-        };
+        // A plain run is decoded once, when it ends; bytes not in the page's encoding then
+        // send it out as it came, as giving up here would.
         if !self.plain {
+            let Some(text) = self.decode(bytes) else {
+                self.give_up(out);
+                out.extend_from_slice(bytes);
+                return;
+            };
             self.run.text(&text);
         }
         self.raw.extend_from_slice(bytes);
@@ -619,7 +629,9 @@ impl Replacer {
             return true;
         }
         self.next_check = self.raw.len() * 2;
-        self.promote();
+        if !self.promote(out) {
+            return false;
+        }
         let keep = match self.run.partials() {
             // The form without wrapping elements is the one most sources have: tried first.
             Some(forms) => forms.iter().rev().any(|f| self.lookup.has_prefix(f)),
@@ -631,15 +643,21 @@ impl Replacer {
         keep
     }
 
-    /// A plain run becomes a segment, before something other than text joins it.
-    fn promote(&mut self) {
-        if std::mem::replace(&mut self.plain, false)
-            && !self.raw.is_empty()
-            && let Some(text) = self.decode(&self.raw)
-        {
-            // Every piece of `raw` was decoded when it came, so all of it decodes.
-            let text = text.into_owned();
-            self.run.text(&text);
+    /// A plain run becomes a segment, before something other than text joins it. Its text is
+    /// decoded now; when that fails the run is given up (sent as it came) and false returned.
+    fn promote(&mut self, out: &mut Vec<u8>) -> bool {
+        if !std::mem::replace(&mut self.plain, false) || self.raw.is_empty() {
+            return true;
+        }
+        match self.decode(&self.raw).map(std::borrow::Cow::into_owned) {
+            Some(text) => {
+                self.run.text(&text);
+                true
+            }
+            None => {
+                self.give_up(out);
+                false
+            }
         }
     }
 
@@ -666,30 +684,32 @@ impl Replacer {
     /// `flush` for a run of text alone: as a segment would render it, without building one.
     fn flush_plain(&mut self, out: &mut Vec<u8>) {
         let raw = std::mem::take(&mut self.raw);
-        let translated = self.decode(&raw).and_then(|text| {
-            let mut source = std::mem::take(&mut self.source);
-            source.clear();
+        let mut source = std::mem::take(&mut self.source);
+        let mut html = std::mem::take(&mut self.html);
+        source.clear();
+        html.clear();
+        let translated = self.decode(&raw).is_some_and(|text| {
             segment::normalize_space_into(&html_escape::decode_html_entities(&text), &mut source);
-            let html = if source.is_empty() {
-                None
-            } else {
-                self.lookup.seen(&source);
-                let words = if self.counting { words_of(&source) } else { 0 };
-                self.coverage.words += words;
-                let html = self
-                    .lookup
-                    .translation(&source)
-                    .and_then(|t| segment::render_plain(&text, t));
-                self.coverage.translated += if html.is_some() { words } else { 0 };
-                html
-            };
-            self.source = source;
-            html
+            if source.is_empty() {
+                return false;
+            }
+            self.lookup.seen(&source);
+            let words = if self.counting { words_of(&source) } else { 0 };
+            self.coverage.words += words;
+            let done = self
+                .lookup
+                .translation(&source)
+                .is_some_and(|t| segment::render_plain_into(&text, t, &mut html));
+            self.coverage.translated += if done { words } else { 0 };
+            done
         });
-        match translated {
-            Some(html) => out.extend_from_slice(&self.encode(&html)),
-            None => out.extend_from_slice(&raw),
+        if translated {
+            out.extend_from_slice(&self.encode(&html));
+        } else {
+            out.extend_from_slice(&raw);
         }
+        self.source = source;
+        self.html = html;
         self.raw = raw;
         self.raw.clear();
     }
@@ -862,6 +882,28 @@ fn attributes(tag: &str) -> Vec<Attr<'_>> {
     out
 }
 
+/// Whether a start tag may have an attribute the replacer reads (`translate`, the `notranslate`
+/// class, a text attribute, a button's `type`): most tags of a page have none, and are not
+/// parsed. A tag with an upper-case letter anywhere is parsed, so names in any case are found.
+fn may_matter(tag: &[u8], name: &str) -> bool {
+    // A tag without a space has no attributes.
+    if tag.len() <= name.len() + 2 {
+        return false;
+    }
+    const NEEDLES: [&[u8]; 5] = [
+        b"translate",
+        b"alt",
+        b"title",
+        b"placeholder",
+        b"aria-label",
+    ];
+    tag.iter().any(u8::is_ascii_uppercase)
+        || name == "input"
+        || NEEDLES
+            .iter()
+            .any(|n| memchr::memmem::find(tag, n).is_some())
+}
+
 /// Length of the tag `buf` starts with (`<name …>` or `</name …>`), quotes in attribute values
 /// honoured; `None` when its `>` has not arrived yet.
 fn tag_end(buf: &[u8]) -> Option<usize> {
@@ -935,6 +977,30 @@ mod tests {
         }
         r.finish(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// The page through the replacer as bytes, in pieces of `size`.
+    fn replaced_bytes(html: &[u8], size: usize) -> Vec<u8> {
+        let mut r = Replacer::new(Arc::new(Fixed(MEMORY)), charset(encoding_rs::UTF_8));
+        let mut out = Vec::new();
+        for piece in html.chunks(size) {
+            r.push(piece, &mut out);
+        }
+        r.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn text_not_in_the_page_encoding_passes_byte_for_byte() {
+        // Invalid UTF-8 in a run of text alone, before an inline element (the run becomes a
+        // segment there), and after one; the runs around them are still translated.
+        let page: &[u8] = b"<body><p>Close \xff</p><p>\xfe <b>Close</b></p>\
+            <p>Ships in <b>7 days</b> \xc3</p><p>Close</p></body>";
+        let want: &[u8] = b"<body><p>Close \xff</p><p>\xfe <b>Close</b></p>\
+            <p>Ships in <b>7 days</b> \xc3</p><p>Tutup</p></body>";
+        for size in [1, 2, 3, 7, page.len()] {
+            assert_eq!(replaced_bytes(page, size), want, "pieces of {size}");
+        }
     }
 
     #[test]

@@ -250,20 +250,18 @@ impl Segment {
     }
 }
 
-/// HTML for `translation` of a run of text alone (`raw`, as the page has it): the run's outer
-/// whitespace around the escaped translation, as `Segment::render` gives it; `None` when the
-/// translation has placeholders, which such a run cannot fill.
-pub fn render_plain(raw: &str, translation: &str) -> Option<String> {
+/// Appends to `out` the HTML for `translation` of a run of text alone (`raw`, as the page has
+/// it): the run's outer whitespace around the escaped translation, as `Segment::render` gives
+/// it. False, and nothing appended, when the translation has placeholders, which such a run
+/// cannot fill.
+pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool {
     if next_placeholder(translation).is_some() {
-        return None;
+        return false;
     }
-    let text = html_escape::encode_text(translation);
-    let (lead, trail) = (leading_space(raw), trailing_space(raw));
-    let mut out = String::with_capacity(lead.len() + text.len() + trail.len());
-    out.push_str(lead);
-    out.push_str(&text);
-    out.push_str(trail);
-    Some(out)
+    out.push_str(leading_space(raw));
+    html_escape::encode_text_to_string(translation, out);
+    out.push_str(trailing_space(raw));
+    true
 }
 
 /// Words a reader would count in a segment source, placeholders, numbers and codes left out.
@@ -363,6 +361,28 @@ fn normalize_space(s: &str) -> String {
 /// `normalize_space`, appended to `out`.
 pub fn normalize_space_into(s: &str, out: &mut String) {
     let start_len = out.len();
+    if s.is_ascii() {
+        // Most page text: words split at ASCII whitespace only, without decoding characters.
+        let b = s.as_bytes();
+        let space = |c: u8| c.is_ascii_whitespace() || c == 0x0b;
+        let mut i = 0;
+        while i < b.len() {
+            while i < b.len() && space(b[i]) {
+                i += 1;
+            }
+            let start = i;
+            while i < b.len() && !space(b[i]) {
+                i += 1;
+            }
+            if i > start {
+                if out.len() > start_len {
+                    out.push(' ');
+                }
+                out.push_str(&s[start..i]);
+            }
+        }
+        return;
+    }
     let bytes = s.as_bytes();
     let mut word: Option<usize> = None;
     let mut i = 0;
