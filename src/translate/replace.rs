@@ -452,13 +452,20 @@ impl Replacer {
             out.extend_from_slice(html);
             return;
         }
+        let may_matter = may_matter(html, name);
+        if role == Role::Block && !may_matter {
+            // Most tags of a page: the run before it ends here, and so does the run inside it.
+            self.block(out);
+            out.extend_from_slice(html);
+            return;
+        }
         let Some(text) = self.decode(html) else {
             // Not in the page's encoding: the run ends and the tag passes as it is.
             self.flush(out);
             out.extend_from_slice(html);
             return;
         };
-        let attrs = if may_matter(html, name) {
+        let attrs = if may_matter {
             attributes(&text)
         } else {
             Vec::new()
@@ -689,7 +696,7 @@ impl Replacer {
         source.clear();
         html.clear();
         let translated = self.decode(&raw).is_some_and(|text| {
-            segment::normalize_space_into(&html_escape::decode_html_entities(&text), &mut source);
+            segment::normalize_space_into(&segment::decode_entities(&text), &mut source);
             if source.is_empty() {
                 return false;
             }
@@ -884,24 +891,20 @@ fn attributes(tag: &str) -> Vec<Attr<'_>> {
 
 /// Whether a start tag may have an attribute the replacer reads (`translate`, the `notranslate`
 /// class, a text attribute, a button's `type`): most tags of a page have none, and are not
-/// parsed. A tag with an upper-case letter anywhere is parsed, so names in any case are found.
+/// parsed. Names are matched in any case, as the tokenizer reads them.
 fn may_matter(tag: &[u8], name: &str) -> bool {
     // A tag without a space has no attributes.
     if tag.len() <= name.len() + 2 {
         return false;
     }
-    const NEEDLES: [&[u8]; 5] = [
-        b"translate",
-        b"alt",
-        b"title",
-        b"placeholder",
-        b"aria-label",
-    ];
-    tag.iter().any(u8::is_ascii_uppercase)
-        || name == "input"
-        || NEEDLES
-            .iter()
-            .any(|n| memchr::memmem::find(tag, n).is_some())
+    static NAMES: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(["translate", "alt", "title", "placeholder", "aria-label"])
+                .ok()
+        });
+    name == "input" || NAMES.as_ref().is_none_or(|names| names.is_match(tag))
 }
 
 /// Length of the tag `buf` starts with (`<name …>` or `</name …>`), quotes in attribute values
@@ -929,7 +932,16 @@ fn tag_end(buf: &[u8]) -> Option<usize> {
 /// whitespace, `/` or `>`, any case).
 fn find_end_tag(buf: &[u8], name: &str) -> Option<usize> {
     let mut from = 0;
-    while let Some(at) = memchr::memmem::find(&buf[from..], b"</").map(|a| from + a) {
+    // memchr rather than memmem: this runs on every piece of every script and style, and a
+    // two-byte needle is found faster by its first byte than by building a searcher each time.
+    while let Some(at) = memchr::memchr(b'<', &buf[from..]).map(|a| from + a) {
+        if buf.get(at + 1) != Some(&b'/') {
+            if at + 1 >= buf.len() {
+                return None;
+            }
+            from = at + 1;
+            continue;
+        }
         let after = at + 2 + name.len();
         if buf.len() < after + 1 {
             return None;

@@ -44,8 +44,7 @@ impl SegmentBuilder {
 
     fn decode_pending(&mut self) {
         if self.pending.contains('&') {
-            self.source
-                .push_str(&html_escape::decode_html_entities(&self.pending));
+            self.source.push_str(&decode_entities(&self.pending));
         } else {
             self.source.push_str(&self.pending);
         }
@@ -103,7 +102,7 @@ impl SegmentBuilder {
         {
             return None;
         }
-        let decoded = html_escape::decode_html_entities(&self.pending);
+        let decoded = decode_entities(&self.pending);
         let mut partial = normalize_space(&format!("{}{decoded}", self.source));
         let mut forms = Vec::with_capacity(2);
         // Only an element still open, or closing right at the end, can turn out to wrap the run.
@@ -211,7 +210,7 @@ impl Segment {
         let mut open: Vec<usize> = Vec::new();
         let mut rest = translation;
         while let Some(((text, placeholder), after)) = next_placeholder(rest) {
-            out.push_str(&html_escape::encode_text(text));
+            push_escaped(&mut out, text);
             let (n, kind) = placeholder;
             let i = n.checked_sub(1).filter(|&i| i < self.tags.len())?;
             let (start, end) = &self.tags[i];
@@ -235,7 +234,7 @@ impl Segment {
             }
             rest = after;
         }
-        out.push_str(&html_escape::encode_text(rest));
+        push_escaped(&mut out, rest);
         // Every placeholder of the source exactly once, every pair closed. A start tag whose end
         // never came (the origin left it open) is closed nowhere, as in the source.
         let complete = used
@@ -259,9 +258,28 @@ pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool
         return false;
     }
     out.push_str(leading_space(raw));
-    html_escape::encode_text_to_string(translation, out);
+    push_escaped(out, translation);
     out.push_str(trailing_space(raw));
     true
+}
+
+/// Appends `text` escaped as HTML text (`&`, `<`, `>`). Most text has none of them, and is
+/// copied without a look at each character.
+fn push_escaped(out: &mut String, text: &str) {
+    if memchr::memchr3(b'&', b'<', b'>', text.as_bytes()).is_none() {
+        out.push_str(text);
+    } else {
+        html_escape::encode_text_to_string(text, out);
+    }
+}
+
+/// `text` with its character references decoded; borrowed when it has none (most text).
+pub fn decode_entities(text: &str) -> std::borrow::Cow<'_, str> {
+    if memchr::memchr(b'&', text.as_bytes()).is_none() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        html_escape::decode_html_entities(text)
+    }
 }
 
 /// Words a reader would count in a segment source, placeholders, numbers and codes left out.
@@ -302,7 +320,7 @@ type Placeholder = (usize, Kind);
 /// Splits `s` at its first placeholder: ((text before, placeholder), rest after).
 fn next_placeholder(s: &str) -> Option<((&str, Placeholder), &str)> {
     let mut from = 0;
-    while let Some(at) = s[from..].find('<').map(|i| i + from) {
+    while let Some(at) = memchr::memchr(b'<', &s.as_bytes()[from..]).map(|i| i + from) {
         if let Some((p, len)) = parse_placeholder(&s[at..]) {
             return Some(((&s[..at], p), &s[at + len..]));
         }
@@ -362,9 +380,17 @@ fn normalize_space(s: &str) -> String {
 pub fn normalize_space_into(s: &str, out: &mut String) {
     let start_len = out.len();
     if s.is_ascii() {
-        // Most page text: words split at ASCII whitespace only, without decoding characters.
-        let b = s.as_bytes();
+        let trimmed = s.trim_ascii();
+        let b = trimmed.as_bytes();
         let space = |c: u8| c.is_ascii_whitespace() || c == 0x0b;
+        let normal = !b.iter().any(|&c| c != b' ' && space(c)) && !b.windows(2).any(|w| w == b"  ");
+        if normal {
+            // Text already in its normal form (the common case): one copy.
+            out.push_str(trimmed);
+            return;
+        }
+        // Words split at ASCII whitespace only, without decoding characters.
+        let b = s.as_bytes();
         let mut i = 0;
         while i < b.len() {
             while i < b.len() && space(b[i]) {
@@ -426,6 +452,47 @@ fn trailing_space(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_normalises_the_same_on_every_path() {
+        // Words joined by single spaces, whatever whitespace (ASCII, vertical tab, non-breaking
+        // or ideographic space) separated them, with or without the text already normal.
+        let cases = [
+            ("", ""),
+            ("   ", ""),
+            ("Add to cart", "Add to cart"),
+            ("  Add to cart ", "Add to cart"),
+            ("Add  to\ncart", "Add to cart"),
+            ("\tAdd\r\nto \x0ccart\x0b", "Add to cart"),
+            ("\x0bAdd", "Add"),
+            ("Tambah\u{a0} ke\u{3000}keranjang", "Tambah ke keranjang"),
+            ("  Giá sỉ  ", "Giá sỉ"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(normalize_space(text), want, "{text:?}");
+            let mut out = String::from("x");
+            normalize_space_into(text, &mut out);
+            let joined = if want.is_empty() {
+                "x".to_string()
+            } else {
+                format!("x{want}")
+            };
+            assert_eq!(out, joined, "appended {text:?}");
+        }
+    }
+
+    #[test]
+    fn escaping_and_entities_as_html_escape_gives_them() {
+        for text in ["plain text", "a < b & c > d", "&amp; &lt;", "Rp 1.000"] {
+            let mut out = String::new();
+            push_escaped(&mut out, text);
+            assert_eq!(out, html_escape::encode_text(text));
+            assert_eq!(
+                decode_entities(text),
+                html_escape::decode_html_entities(text)
+            );
+        }
+    }
 
     fn ships() -> Segment {
         let mut b = SegmentBuilder::new();
