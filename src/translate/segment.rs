@@ -43,11 +43,7 @@ impl SegmentBuilder {
     }
 
     fn decode_pending(&mut self) {
-        if self.pending.contains('&') {
-            self.source.push_str(&decode_entities(&self.pending));
-        } else {
-            self.source.push_str(&self.pending);
-        }
+        self.source.push_str(&decode_entities(&self.pending));
         self.pending.clear();
     }
 
@@ -389,25 +385,6 @@ pub fn normalize_space_into(s: &str, out: &mut String) {
             out.push_str(trimmed);
             return;
         }
-        // Words split at ASCII whitespace only, without decoding characters.
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            while i < b.len() && space(b[i]) {
-                i += 1;
-            }
-            let start = i;
-            while i < b.len() && !space(b[i]) {
-                i += 1;
-            }
-            if i > start {
-                if out.len() > start_len {
-                    out.push(' ');
-                }
-                out.push_str(&s[start..i]);
-            }
-        }
-        return;
     }
     let bytes = s.as_bytes();
     let mut word: Option<usize> = None;
