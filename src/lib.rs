@@ -1,6 +1,7 @@
 //! edgeseo: an edge proxy that serves a supplier's unchanged website localized for Indonesia,
 //! Vietnam and Thailand. The request flow is in [`proxy`]; [`app`] assembles a running server.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod stress;
 pub mod suggest;
 pub mod tls;
 pub mod translate;
+pub mod tunnel;
 pub mod upstream;
 pub mod watch;
 

@@ -23,18 +23,50 @@ pub fn suppressed() -> u64 {
     SUPPRESSED.load(Ordering::Relaxed)
 }
 
-/// Logs to stderr: `RUST_LOG` if set, else `default_directives`, with [`Repeats`] on top.
-pub fn init(default_directives: &str) {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, its fields at the top level (for log shippers).
+    Json,
+}
+
+/// Logs to stderr at `level` (any `RUST_LOG`-style directives, e.g. `info` or
+/// `warn,edgeseo::proxy=debug`; `RUST_LOG` applies when no level is given), with [`Repeats`] on
+/// top. The access log (`edgeseo::access`, one line per request) is on only with `access`.
+/// Fails, logging nothing, when `level` is not a valid directive.
+pub fn init(
+    format: Format,
+    level: Option<&str>,
+    access: bool,
+) -> Result<(), tracing_subscriber::filter::ParseError> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::filter::FilterExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let env = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| default_directives.into());
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(env.and(Repeats::new(REPEATS_PER_SECOND)));
-    tracing_subscriber::registry().with(layer).init();
+    let env = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)?,
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    let access = if access { "info" } else { "off" };
+    let env = env.add_directive(format!("edgeseo::access={access}").parse()?);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        Format::Text => layer.boxed(),
+        Format::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(env.and(Repeats::new(REPEATS_PER_SECOND))))
+        .init();
+    Ok(())
 }
 
 /// Lets through at most `per_second` warnings and errors of each call site in every second;

@@ -14,6 +14,22 @@ use edgeseo::locale::Locale;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level or RUST_LOG-style directives (`warn`, `info,edgeseo::proxy=debug`); RUST_LOG
+    /// applies when this is not given, `info` when neither is.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Write an access line per request (target `edgeseo::access`) once its response is sent.
+    #[arg(long, global = true)]
+    access_log: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -182,8 +198,15 @@ enum ChatCommand {
 }
 
 fn main() -> ExitCode {
-    edgeseo::logging::init("info,edgeseo::access=warn");
     let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormat::Text => edgeseo::logging::Format::Text,
+        LogFormat::Json => edgeseo::logging::Format::Json,
+    };
+    if let Err(e) = edgeseo::logging::init(format, cli.log_level.as_deref(), cli.access_log) {
+        eprintln!("edgeseo: --log-level: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Check { rules } => return check(&rules),
         Command::Chat(command) => chat_command(command),

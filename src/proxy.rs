@@ -6,6 +6,8 @@
 //!                                                          (unknown → 421, never forwarded)
 //!                         POST <chat path> → chat gateway (limits, language, intent, KB/backend)
 //!         ─► 2. localize: /id/… /vi/… /th/… → locale + origin path   (sites with pages.toml)
+//!                         Connection: upgrade → to the origin; on its 101 a tunnel joins
+//!                         the two connections (tunnel.rs: WebSocket relay or bytes)
 //!         ─► 3. edge:     /sitemap.xml, /__edgeseo/… answered here
 //!         ─► 4. suggest:  English page, human, site wants redirects → 302 to the locale URL
 //!         ─► 5. admit:    body size limit                  (declared too large → 413)
@@ -16,13 +18,14 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::access::{self, Note};
 use crate::body::{self, Body, BoxError};
 use crate::cache::policy::RequestCaching;
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
@@ -38,6 +41,7 @@ use crate::seo::{HeadPlan, PageRequest};
 use crate::server::{ConnInfo, Handler};
 use crate::sites::{Runtime, SiteState, normalize_host};
 use crate::suggest;
+use crate::tunnel;
 
 pub struct Proxy {
     runtime: Arc<ArcSwap<Runtime>>,
@@ -110,16 +114,18 @@ impl Proxy {
         &self,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
+        mut log: Note<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let host = request::admit(&mut req)?;
         let ctx = self.route(&req, host, conn)?;
+        log.site(&ctx.site.name);
         let https = &ctx.site.config.https;
         let secure = is_https(&req, &ctx);
         if !secure && https.redirect && !is_acme_challenge(req.uri().path()) {
             return Ok(https_redirect(&req, &ctx));
         }
         let hsts = https.hsts.clone().filter(|_| secure);
-        let mut resp = self.site_response(req, ctx).await?;
+        let mut resp = self.site_response(req, ctx, log).await?;
         // Only over HTTPS: a browser ignores it on plain HTTP, where an attacker could forge it.
         if let Some(hsts) = hsts {
             resp.headers_mut()
@@ -133,7 +139,12 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         mut ctx: RequestCtx,
+        mut log: Note<'_>,
     ) -> Result<Response<Body>, ProxyError> {
+        log.client_ip(|| match &ctx.site.config.seo {
+            Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
+            None => ctx.conn.peer.ip(),
+        });
         if let Some(chat) = &ctx.site.chat
             && req.method() == Method::POST
             && req.uri().path() == chat.path()
@@ -141,10 +152,21 @@ impl Proxy {
             return Ok(chat_request(req, &ctx).await);
         }
         ctx.page = localize(&req, &ctx);
+        log.locale(ctx.page.as_ref().map(|p| p.locale));
+        match upgrade_protocol(&req) {
+            Some(protocol) if ctx.site.config.websocket.enabled => {
+                return upgrade(req, &ctx, protocol).await;
+            }
+            // An extended CONNECT that is not proxied as an upgrade goes nowhere.
+            _ if req.method() == Method::CONNECT => {
+                return Err(ProxyError::MethodNotAllowed(Method::CONNECT));
+            }
+            _ => {}
+        }
         if let Some(resp) = edge_response(&req, &ctx) {
             return Ok(compress(resp, &ctx));
         }
-        if let Some(resp) = suggest_redirect(&req, &ctx).await {
+        if let Some(resp) = suggest_redirect(&req, &ctx, &mut log).await {
             return Ok(resp);
         }
         let wants_robots = ctx.page.as_ref().is_some_and(|p| {
@@ -347,11 +369,10 @@ impl Proxy {
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
-        let started = Instant::now();
+        let mut record = access::enabled().then(|| access::Record::new(&req, conn.peer.ip()));
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let version = req.version();
-        let resp = match self.pipeline(req, conn).await {
+        let resp = match self.pipeline(req, conn, Note::new(record.as_mut())).await {
             Ok(resp) => resp,
             Err(err) if err.status().is_client_error() => {
                 tracing::info!(peer = %conn.peer, %method, %uri, error = %err, "client error");
@@ -362,16 +383,10 @@ impl Handler for Proxy {
                 err.into_response()
             }
         };
-        tracing::info!(
-            target: "edgeseo::access",
-            peer = %conn.peer,
-            %method,
-            %uri,
-            ?version,
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-        );
-        resp
+        match record {
+            Some(record) => record.attach(resp),
+            None => resp,
+        }
     }
 }
 
@@ -553,10 +568,102 @@ fn visitor(
     }
 }
 
+/// The protocol a request asks to switch to, if it asks: HTTP/1.1's `Upgrade`, or the
+/// `:protocol` of HTTP/2's extended CONNECT (RFC 8441). `h2c` is not passed on: it asks this hop
+/// for HTTP/2, which edgeseo offers itself.
+fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.method() == Method::CONNECT {
+        let protocol = req.extensions().get::<hyper::ext::Protocol>()?;
+        return HeaderValue::from_str(protocol.as_str()).ok();
+    }
+    let asks = req.version() == http::Version::HTTP_11
+        && crate::headers::list(req.headers(), header::CONNECTION)
+            .any(|token| token.eq_ignore_ascii_case("upgrade"));
+    let protocol = req.headers().get(header::UPGRADE)?;
+    (asks && !protocol.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| protocol.clone())
+}
+
+/// Stage 2, upgrades: the request goes to the origin as one; when the origin switches
+/// protocols (101), the client's and the origin's connections are joined by a tunnel that
+/// outlives this request. An origin that declines is answered like any other response.
+async fn upgrade(
+    mut req: Request<Incoming>,
+    ctx: &RequestCtx,
+    protocol: HeaderValue,
+) -> Result<Response<Body>, ProxyError> {
+    let websocket = protocol.as_bytes().eq_ignore_ascii_case(b"websocket");
+    // HTTP/2's extended CONNECT becomes HTTP/1.1's upgrade handshake towards the origin.
+    let over_h2 = req.method() == Method::CONNECT;
+    let client_side = hyper::upgrade::on(&mut req);
+    let mut upstream_req = forward_request(req.map(|_| body::empty()), ctx, Coding::Identity, 0);
+    if over_h2 {
+        *upstream_req.method_mut() = Method::GET;
+    }
+    let headers = upstream_req.headers_mut();
+    if over_h2 && websocket {
+        // RFC 8441 has no key; the origin's HTTP/1.1 handshake needs one.
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        if let Ok(key) = HeaderValue::from_str(&key) {
+            headers.insert(header::SEC_WEBSOCKET_KEY, key);
+        }
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+    if websocket {
+        // The relay reads each message, and speaks no extension: compressed frames
+        // (permessage-deflate) would be unreadable to it, so none may be agreed.
+        headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
+    let mut resp = ctx.site.upstream.send(upstream_req).await?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(respond(resp, ctx, false).0);
+    }
+    let origin_side = hyper::upgrade::on(&mut resp);
+    let (mut parts, _) = resp.into_parts();
+    let agreed = parts.headers.get(header::UPGRADE).cloned();
+    forward::response_headers(&mut parts.headers, parts.version);
+    if over_h2 {
+        // HTTP/2 accepts with 200 and has no connection-level headers; the accept value
+        // answered the key edgeseo made up.
+        parts.status = StatusCode::OK;
+        parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+    } else {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(agreed) = agreed {
+            parts.headers.insert(header::UPGRADE, agreed);
+        }
+    }
+    let limits = ctx.site.config.websocket.clone();
+    // An HTTP/2 connection carrying the tunnel is not idle.
+    let busy = ctx.conn.busy();
+    tokio::spawn(async move {
+        let _busy = busy;
+        // The client's side is ready once the 101 has been written to it.
+        match tokio::try_join!(client_side, origin_side) {
+            Ok((client, origin)) => {
+                let ending = if websocket {
+                    tunnel::websocket(client, origin, &limits).await
+                } else {
+                    tunnel::bytes(client, origin, limits.idle_timeout).await
+                };
+                tracing::debug!(?ending, "upgraded connection ended");
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
+        }
+    });
+    Ok(Response::from_parts(parts, body::empty()))
+}
+
 /// Stage 4: on sites that redirect, a human on an English page goes to their locale's URL.
 /// Crawlers never do; with `verify_crawlers`, a claim that reverse DNS does not confirm counts
 /// as a human.
-async fn suggest_redirect(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<Body>> {
+async fn suggest_redirect(
+    req: &Request<Incoming>,
+    ctx: &RequestCtx,
+    log: &mut Note<'_>,
+) -> Option<Response<Body>> {
     let page = ctx.page.as_ref()?;
     if page.seo.suggest != SuggestMode::Redirect
         || page.locale != Locale::En
@@ -567,13 +674,14 @@ async fn suggest_redirect(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<R
     let crawler = match suggest::classify_agent(req.headers()) {
         suggest::Agent::Human => false,
         suggest::Agent::Bot => true,
+        suggest::Agent::Verifiable(_) if !page.seo.verify_crawlers => true,
         suggest::Agent::Verifiable(claim) => {
-            !page.seo.verify_crawlers
-                || suggest::verify_crawler(
-                    suggest::client_ip(ctx.conn.peer.ip(), req.headers(), &page.seo),
-                    &claim,
-                )
-                .await
+            let ip = suggest::client_ip(ctx.conn.peer.ip(), req.headers(), &page.seo);
+            let verified = suggest::verify_crawler(ip, &claim).await;
+            if verified {
+                log.crawler_verified();
+            }
+            verified
         }
     };
     let visitor = visitor(req, ctx, &page.seo, crawler);

@@ -14,8 +14,10 @@ use crate::error::ProxyError;
 
 /// Checks `req` and normalizes its path in place; returns the requested host (port included).
 pub fn admit<B>(req: &mut Request<B>) -> Result<String, ProxyError> {
-    if req.method() == Method::CONNECT {
-        // No tunnels: the origin would be asked to open one on the client's behalf.
+    // No tunnels: the origin would be asked to open one on the client's behalf. HTTP/2's
+    // extended CONNECT (RFC 8441, `:protocol`) is no tunnel to elsewhere: it asks this site for
+    // a WebSocket, which the pipeline proxies as an upgrade.
+    if req.method() == Method::CONNECT && req.extensions().get::<hyper::ext::Protocol>().is_none() {
         return Err(ProxyError::MethodNotAllowed(Method::CONNECT));
     }
     let host = host(req)?;

@@ -44,6 +44,23 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The TLS server name the client asked for.
     pub sni: Option<String>,
+    /// The connection's bookkeeping of requests in flight (`busy`).
+    activity: Option<Arc<Activity>>,
+}
+
+impl ConnInfo {
+    /// Counts as a request in flight until dropped: an HTTP/2 stream turned into a tunnel
+    /// (RFC 8441) outlives its request, and must keep its connection from being closed as idle.
+    pub fn busy(&self) -> Busy {
+        Busy {
+            _guard: self.activity.as_ref().map(Activity::begin_request),
+        }
+    }
+}
+
+/// See [`ConnInfo::busy`].
+pub struct Busy {
+    _guard: Option<RequestGuard>,
 }
 
 /// Answers requests. Implemented by the proxy and by the embedded demo site.
@@ -112,6 +129,7 @@ pub async fn serve<H: Handler>(
             local,
             tls: listener.tls.is_some(),
             sni: None,
+            activity: None,
         };
         let tls = listener.tls.clone();
         let (handler, settings, shutdown) = (handler.clone(), settings.clone(), shutdown.clone());
@@ -145,6 +163,7 @@ async fn serve_connection<H: Handler>(
     shutdown: Shutdown,
 ) {
     let activity = Arc::new(Activity::new());
+    conn.activity = Some(activity.clone());
     // Tracked above TLS, so that it reads what the HTTP layer reads.
     match tls {
         None => {
@@ -202,7 +221,9 @@ async fn drive<H, S>(
         // Pings find dead peers; well within the idle timeout so a dead one is noticed first.
         .keep_alive_interval(Some(
             (settings.idle_timeout / 2).min(Duration::from_secs(30)),
-        ));
+        ))
+        // WebSocket over HTTP/2 (RFC 8441): CONNECT with `:protocol`.
+        .enable_connect_protocol();
 
     let peer = conn.peer;
     let conn = Arc::new(conn);
@@ -248,6 +269,7 @@ async fn drive<H, S>(
 
 /// Request bookkeeping of one connection, for the idle and header timeouts. Times are
 /// milliseconds since `start`.
+#[derive(Debug)]
 struct Activity {
     start: Instant,
     /// Last time a request began or ended (0: the connection's start).

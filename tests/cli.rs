@@ -74,15 +74,31 @@ fn check_reports_every_problem_with_its_position() {
     }
 }
 
-#[test]
-fn demo_serves_the_sample_site_and_stops_on_sigterm() {
+/// `edgeseo [args] demo` on an ephemeral loopback port: the process, its proxy's address, and
+/// its stderr (collected on a thread until the process exits) when `stderr` is set.
+fn spawn_demo(
+    args: &[&str],
+    stderr: bool,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    Option<std::thread::JoinHandle<Vec<String>>>,
+) {
     let mut child = edgeseo()
+        .args(args)
         .args(["demo", "--listen", "127.0.0.1:0", "--rules"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .unwrap();
+    let log = child.stderr.take().map(|err| {
+        std::thread::spawn(move || BufReader::new(err).lines().map_while(Result::ok).collect())
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let home = lines
         .by_ref()
@@ -96,24 +112,16 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
         .expect("demo prints its home URL");
     // Keep reading so the demo never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    let addr: std::net::SocketAddr = home
+    let addr = home
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
         .unwrap();
+    (child, addr, log)
+}
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let client = http1_client();
-        for host in ["127.0.0.1", "localhost"] {
-            let (status, _, body) =
-                fetch(&client, get(addr, &format!("{host}:{}", addr.port()), "/")).await;
-            assert_eq!(status, StatusCode::OK);
-            let page = String::from_utf8_lossy(&body);
-            assert!(page.contains("LIANHE"), "demo home page through the proxy");
-        }
-    });
-
+/// Sends SIGTERM and waits for a clean exit.
+fn stop(mut child: std::process::Child) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -127,6 +135,102 @@ fn demo_serves_the_sample_site_and_stops_on_sigterm() {
         assert!(std::time::Instant::now() < deadline, "demo did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn demo_serves_the_sample_site_and_stops_on_sigterm() {
+    let (child, addr, _) = spawn_demo(&[], false);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = http1_client();
+        for host in ["127.0.0.1", "localhost"] {
+            let (status, _, body) =
+                fetch(&client, get(addr, &format!("{host}:{}", addr.port()), "/")).await;
+            assert_eq!(status, StatusCode::OK);
+            let page = String::from_utf8_lossy(&body);
+            assert!(page.contains("LIANHE"), "demo home page through the proxy");
+        }
+    });
+    stop(child);
+}
+
+#[test]
+fn access_log_writes_one_json_line_per_request_once_it_is_sent() {
+    let (child, addr, log) = spawn_demo(&["--log-format", "json", "--access-log"], true);
+    let host = format!("127.0.0.1:{}", addr.port());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sizes = runtime.block_on(async {
+        let client = http1_client();
+        let mut sizes = Vec::new();
+        for path in ["/id/products", "/id/products", "/"] {
+            let (status, _, body) = fetch(&client, get(addr, &host, path)).await;
+            assert_eq!(status, StatusCode::OK);
+            sizes.push(body.len());
+        }
+        let mut crawler = get(addr, &host, "/vi/");
+        crawler.headers_mut().insert(
+            "user-agent",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+                .parse()
+                .unwrap(),
+        );
+        fetch(&client, crawler).await;
+        let chat = http::Request::post(format!("http://{addr}/api/chat"))
+            .header("host", &host)
+            .header("content-type", "application/json")
+            .body(full_body(r#"{"message":"brp harga air fryer 4.5L kak?"}"#))
+            .unwrap();
+        let (status, _, _) = fetch(&client, chat).await;
+        assert_eq!(status, StatusCode::OK);
+        sizes
+    });
+    stop(child);
+
+    let lines = log.unwrap().join().unwrap();
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every log line is JSON"))
+        .filter(|v| v["target"] == "edgeseo::access")
+        .collect();
+    assert_eq!(access.len(), 5, "one line per request: {lines:#?}");
+    for line in &access {
+        assert_eq!(line["site"], "demo-supplier", "{line}");
+        assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+        assert_eq!(line["complete"], true, "{line}");
+        assert!(
+            line["timestamp"].is_string() && line["duration_ms"].is_number(),
+            "{line}"
+        );
+    }
+    let (first, again, home, crawler, chat) =
+        (&access[0], &access[1], &access[2], &access[3], &access[4]);
+    assert_eq!(first["path"], "/id/products");
+    assert_eq!(first["locale"], "id");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["cache"], "MISS");
+    assert_eq!(again["cache"], "HIT");
+    for (line, size) in [first, again, home].into_iter().zip(&sizes) {
+        assert_eq!(
+            line["bytes"], *size as u64,
+            "bytes as the client got them: {line}"
+        );
+    }
+    assert_eq!(home["locale"], "en");
+    assert_eq!(home["agent"], "human");
+    assert_eq!(
+        crawler["agent"], "crawler",
+        "a claim, not verified: {crawler}"
+    );
+    assert_eq!(crawler["locale"], "vi");
+    assert_eq!(chat["path"], "/api/chat");
+    assert_eq!(chat["method"], "POST");
+    assert_eq!(chat["chat_intent"], "price_quote", "{chat}");
+    assert_eq!(chat["chat_language"], "id", "{chat}");
+    assert!(
+        chat.get("locale").is_none(),
+        "the chat has no page locale: {chat}"
+    );
 }
 
 #[test]

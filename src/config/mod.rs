@@ -101,6 +101,7 @@ pub struct Site {
     pub cache: CachePolicy,
     pub compress: Compress,
     pub https: Https,
+    pub websocket: Websocket,
     /// The customer-service chat endpoint; `None` when the site has no `[chat]`.
     pub chat: Option<Arc<ChatRules>>,
     /// Localized SEO rewriting; `None` for a site without `pages.toml` (plain proxying).
@@ -213,6 +214,30 @@ pub struct Https {
     pub port: Option<u16>,
     /// The `Strict-Transport-Security` value sent on HTTPS responses, if any.
     pub hsts: Option<HeaderValue>,
+}
+
+/// Upgraded connections (`[websocket]` in site.toml): WebSocket, and any other protocol a client
+/// asks to switch to, passed to the origin and back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Websocket {
+    /// `false`: the `Upgrade` header is dropped and the request proxied as plain HTTP.
+    pub enabled: bool,
+    /// An upgraded connection with no message (or, for other protocols, no byte) in either
+    /// direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest WebSocket message, either direction; a larger one closes the connection with
+    /// status 1009 (message too big) to both ends.
+    pub max_message: usize,
+}
+
+impl Default for Websocket {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout: Duration::from_secs(60),
+            max_message: 1 << 20,
+        }
+    }
 }
 
 /// Compression at the edge (`[compress]` in site.toml).
@@ -392,6 +417,21 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
         ),
     };
     let https = v.https(&raw.https);
+    let websocket = Websocket {
+        enabled: raw
+            .websocket
+            .enabled
+            .unwrap_or(Websocket::default().enabled),
+        idle_timeout: v.duration(
+            &raw.websocket.idle_timeout,
+            Websocket::default().idle_timeout,
+        ),
+        max_message: v.size(
+            &raw.websocket.max_message,
+            Websocket::default().max_message as u64,
+            16..=1 << 30,
+        ) as usize,
+    };
     // The company's facts feed the rewritten pages and the chat's answers.
     let organization = raw.organization.as_ref().map(|org| {
         if raw.chat.is_none() && !dir.join("pages.toml").exists() {
@@ -415,6 +455,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             cache,
             compress,
             https,
+            websocket,
             chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
             organization: organization.map(Arc::new),

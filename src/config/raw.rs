@@ -70,7 +70,17 @@ pub struct RawSite {
     pub compress: RawCompress,
     #[serde(default)]
     pub https: RawHttps,
+    #[serde(default)]
+    pub websocket: RawWebsocket,
     pub chat: Option<Spanned<RawChat>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebsocket {
+    pub enabled: Option<bool>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub max_message: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
