@@ -49,39 +49,98 @@ impl AgentClass {
     }
 }
 
-/// What one request's line says, filled in as the pipeline learns it.
-pub struct Record {
+/// What the pipeline learns about one request as it goes: the site and locale (for the metrics
+/// and the access line) and, when the access log is on, the rest of the line. Nothing that only
+/// the access line needs is computed when it is off.
+pub struct Note {
     started: Instant,
+    site: Option<Arc<str>>,
+    locale: Option<Locale>,
+    chat: bool,
+    record: Option<Record>,
+}
+
+/// The access line's own fields.
+struct Record {
     method: Method,
     path: String,
     version: Version,
     agent: AgentClass,
     /// The client's address: the peer, or the address trusted proxies forwarded for.
     client_ip: IpAddr,
-    site: Option<Arc<str>>,
-    locale: Option<Locale>,
 }
 
-impl Record {
+impl Note {
     pub fn new<B>(req: &http::Request<B>, peer: IpAddr) -> Self {
-        let agent = match suggest::classify_agent(req.headers()) {
-            Agent::Human => AgentClass::Human,
-            Agent::Bot | Agent::Verifiable(_) => AgentClass::Crawler,
-        };
-        Self {
-            started: Instant::now(),
+        let record = enabled().then(|| Record {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             version: req.version(),
-            agent,
+            agent: match suggest::classify_agent(req.headers()) {
+                Agent::Human => AgentClass::Human,
+                Agent::Bot | Agent::Verifiable(_) => AgentClass::Crawler,
+            },
             client_ip: peer,
+        });
+        Self {
+            started: Instant::now(),
             site: None,
             locale: None,
+            chat: false,
+            record,
         }
     }
 
-    /// The response, with its body wrapped so that the line is written once it has been sent.
-    pub fn attach(self, resp: Response<Body>) -> Response<Body> {
+    pub fn set_site(&mut self, name: &Arc<str>) {
+        self.site = Some(name.clone());
+    }
+
+    pub fn set_locale(&mut self, locale: Option<Locale>) {
+        self.locale = locale;
+    }
+
+    /// The request went to the chat endpoint.
+    pub fn set_chat(&mut self) {
+        self.chat = true;
+    }
+
+    /// The client's address once the site's trusted proxies are known (for the access line).
+    pub fn set_client_ip(&mut self, ip: impl FnOnce() -> IpAddr) {
+        if let Some(r) = &mut self.record {
+            r.client_ip = ip();
+        }
+    }
+
+    /// Reverse DNS confirmed the crawler the User-Agent names.
+    pub fn crawler_verified(&mut self) {
+        if let Some(r) = &mut self.record {
+            r.agent = AgentClass::VerifiedCrawler;
+        }
+    }
+
+    pub fn site(&self) -> Option<&Arc<str>> {
+        self.site.as_ref()
+    }
+
+    pub fn locale(&self) -> Option<Locale> {
+        self.locale
+    }
+
+    pub fn is_chat(&self) -> bool {
+        self.chat
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// The response, its body wrapped (with the access log on) so that the line is written once
+    /// it has been sent.
+    pub fn finish(self, resp: Response<Body>) -> Response<Body> {
+        let Some(record) = self.record else {
+            return resp;
+        };
         let text = |headers: &HeaderMap, name: &str| {
             headers
                 .get(name)
@@ -94,55 +153,25 @@ impl Record {
             bytes: 0,
             done: false,
             line: Line {
+                started: self.started,
+                site: self.site,
+                locale: self.locale,
                 status: parts.status,
                 cache: text(&parts.headers, cache::STATUS_HEADER),
                 intent: text(&parts.headers, INTENT_HEADER),
                 language: text(&parts.headers, LANGUAGE_HEADER),
-                record: self,
+                record,
             },
         };
         Response::from_parts(parts, body::boxed(logged))
     }
 }
 
-/// The pipeline's handle on the request's record: each stage notes what it learns, and nothing
-/// is computed when the access log is off.
-pub struct Note<'a>(Option<&'a mut Record>);
-
-impl<'a> Note<'a> {
-    pub fn new(record: Option<&'a mut Record>) -> Self {
-        Self(record)
-    }
-
-    pub fn site(&mut self, name: &Arc<str>) {
-        if let Some(r) = &mut self.0 {
-            r.site = Some(name.clone());
-        }
-    }
-
-    pub fn locale(&mut self, locale: Option<Locale>) {
-        if let Some(r) = &mut self.0 {
-            r.locale = locale;
-        }
-    }
-
-    /// The client's address once the site's trusted proxies are known.
-    pub fn client_ip(&mut self, ip: impl FnOnce() -> IpAddr) {
-        if let Some(r) = &mut self.0 {
-            r.client_ip = ip();
-        }
-    }
-
-    /// Reverse DNS confirmed the crawler the User-Agent names.
-    pub fn crawler_verified(&mut self) {
-        if let Some(r) = &mut self.0 {
-            r.agent = AgentClass::VerifiedCrawler;
-        }
-    }
-}
-
 /// Everything but the body's progress.
 struct Line {
+    started: Instant,
+    site: Option<Arc<str>>,
+    locale: Option<Locale>,
     record: Record,
     status: StatusCode,
     cache: Option<String>,
@@ -155,14 +184,14 @@ impl Line {
         let r = &self.record;
         tracing::info!(
             target: "edgeseo::access",
-            site = r.site.as_deref(),
-            locale = r.locale.map(Locale::code),
+            site = self.site.as_deref(),
+            locale = self.locale.map(Locale::code),
             method = %r.method,
             path = %r.path,
             version = ?r.version,
             status = self.status.as_u16(),
             bytes,
-            duration_ms = (r.started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+            duration_ms = (self.started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
             cache = self.cache.as_deref(),
             client_ip = %r.client_ip,
             agent = r.agent.as_str(),
@@ -266,15 +295,16 @@ mod tests {
         Response::new(body::boxed(StreamBody::new(frames)))
     }
 
-    fn record() -> Record {
+    /// A note for a request; made inside `lines`, where the access log is on.
+    fn note() -> Note {
         let req = http::Request::get("/id/products?page=2").body(()).unwrap();
-        Record::new(&req, "192.0.2.7".parse().unwrap())
+        Note::new(&req, "192.0.2.7".parse().unwrap())
     }
 
     #[test]
     fn a_response_cut_short_is_logged_with_the_bytes_that_left() {
         let logged = lines(|| {
-            let mut body = record().attach(stalled(b"<html>")).into_body();
+            let mut body = note().finish(stalled(b"<html>")).into_body();
             let frame = body.frame().now_or_never().flatten();
             assert!(frame.is_some_and(|f| f.is_ok()));
             assert!(body.frame().now_or_never().is_none(), "the body stalls");
@@ -291,12 +321,12 @@ mod tests {
     #[test]
     fn a_response_sent_to_its_end_is_complete_and_an_empty_one_needs_no_polling() {
         let logged = lines(|| {
-            let body = record()
-                .attach(Response::new(body::full("hello")))
+            let body = note()
+                .finish(Response::new(body::full("hello")))
                 .into_body();
             let all = body.collect().now_or_never().unwrap().unwrap().to_bytes();
             assert_eq!(&all[..], b"hello");
-            drop(record().attach(Response::new(body::empty())));
+            drop(note().finish(Response::new(body::empty())));
         });
         assert_eq!(logged.len(), 2);
         assert_eq!(logged[0]["bytes"], 5);

@@ -3,22 +3,27 @@
 //!
 //! ```text
 //! GET  /healthz   liveness and a summary (no token needed)
-//! GET  /metrics   Prometheus text
+//! GET  /metrics   OpenMetrics text (Prometheus reads it)
 //! POST /purge     {"site": "...", "path_prefix": "/products", "locale": "id"} → {"purged": n}
 //! POST /reload    rules reloaded (200) or refused with diagnostics (422)
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::Control;
 use crate::body::{self, Body};
+use crate::control::Control;
 use crate::locale::Locale;
 use crate::server::{ConnInfo, Handler};
 
@@ -100,70 +105,163 @@ impl Admin {
         json_response(StatusCode::OK, json!({"purged": purged}))
     }
 
+    /// The request path's metrics and, read at this moment, the cache's, the rules' and the
+    /// translation memories' state.
     async fn metrics(&self) -> Response<Body> {
+        let mut registry = Registry::with_prefix("edgeseo");
+        self.control.metrics.register(&mut registry);
+
         let cache = &self.control.cache;
         let (entries, bytes) = cache.usage().await;
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let responses = Family::<StatusLabel, Counter>::default();
         let c = &cache.counters;
-        let mut text = String::from(
-            "# HELP edgeseo_cache_responses_total Responses by how the cache answered.\n\
-             # TYPE edgeseo_cache_responses_total counter\n",
-        );
         for (status, counter) in [
             ("hit", &c.hit),
             ("miss", &c.miss),
             ("stale", &c.stale),
             ("bypass", &c.bypass),
         ] {
-            text.push_str(&format!(
-                "edgeseo_cache_responses_total{{status=\"{status}\"}} {}\n",
-                counter.load(Ordering::Relaxed)
-            ));
+            responses
+                .get_or_create(&StatusLabel { status })
+                .inc_by(read(counter));
         }
-        text.push_str(&format!(
-            "# HELP edgeseo_cache_entries Responses held in the cache.\n# TYPE edgeseo_cache_entries gauge\nedgeseo_cache_entries {entries}\n\
-             # HELP edgeseo_cache_bytes Bytes held in the cache, as its capacity counts them.\n# TYPE edgeseo_cache_bytes gauge\nedgeseo_cache_bytes {bytes}\n\
-             # HELP edgeseo_sites Sites served by the current rules.\n# TYPE edgeseo_sites gauge\nedgeseo_sites {}\n\
-             # HELP edgeseo_reloads_total Successful rule reloads.\n# TYPE edgeseo_reloads_total counter\nedgeseo_reloads_total {}\n\
-             # HELP edgeseo_reload_failures_total Reloads refused because the rules on disk are invalid.\n# TYPE edgeseo_reload_failures_total counter\nedgeseo_reload_failures_total {}\n\
-             # HELP edgeseo_rules_valid 1 when the rules on disk are the ones serving, 0 when the last reload was refused.\n# TYPE edgeseo_rules_valid gauge\nedgeseo_rules_valid {}\n\
-             # HELP edgeseo_log_suppressed_total Warnings and errors held back because their call site wrote too many that second.\n# TYPE edgeseo_log_suppressed_total counter\nedgeseo_log_suppressed_total {}\n",
-            self.control.runtime().rules.sites.len(),
-            self.control.reloads(),
-            self.control.reload_failures(),
-            u8::from(self.control.refused().is_none()),
-            crate::logging::suppressed(),
-        ));
-        text.push_str(
-            "# HELP edgeseo_translation_coverage Share of the words on a site's known pages that its translation memory translates, per locale.\n\
-             # TYPE edgeseo_translation_coverage gauge\n\
-             # HELP edgeseo_translation_pages_advertised Pages whose translation reaches min_coverage (the others are not advertised at that locale).\n\
-             # TYPE edgeseo_translation_pages_advertised gauge\n\
-             # HELP edgeseo_translation_pages Pages the translation memory knows of.\n\
-             # TYPE edgeseo_translation_pages gauge\n",
+        registry.register(
+            "cache_responses",
+            "Responses by how the cache answered",
+            responses,
         );
-        for site in &self.control.runtime().rules.sites {
+        let removed = Family::<CauseLabel, Counter>::default();
+        let r = &cache.removals;
+        for (cause, counter) in [
+            ("evicted", &r.evicted),
+            ("expired", &r.expired),
+            ("purged", &r.purged),
+        ] {
+            removed
+                .get_or_create(&CauseLabel { cause })
+                .inc_by(read(counter));
+        }
+        registry.register(
+            "cache_removals",
+            "Entries that left the cache: evicted when full, expired, or purged",
+            removed,
+        );
+        let gauge = |v: i64| {
+            let g: Gauge = Gauge::default();
+            g.set(v);
+            g
+        };
+        let count = |v: u64| {
+            let c: Counter = Counter::default();
+            c.inc_by(v);
+            c
+        };
+        let runtime = self.control.runtime();
+        registry.register(
+            "cache_entries",
+            "Responses held in the cache",
+            gauge(entries as i64),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held in the cache, as its capacity counts them",
+            gauge(bytes as i64),
+        );
+        registry.register(
+            "sites",
+            "Sites served by the current rules",
+            gauge(runtime.rules.sites.len() as i64),
+        );
+        registry.register(
+            "reloads",
+            "Successful rule reloads",
+            count(self.control.reloads()),
+        );
+        registry.register(
+            "reload_failures",
+            "Reloads refused because the rules on disk are invalid",
+            count(self.control.reload_failures()),
+        );
+        registry.register(
+            "rules_valid",
+            "1 when the rules on disk are the ones serving, 0 when the last reload was refused",
+            gauge(i64::from(self.control.refused().is_none())),
+        );
+        registry.register(
+            "log_suppressed",
+            "Warnings and errors held back because their call site wrote too many that second",
+            count(crate::logging::suppressed()),
+        );
+
+        let coverage = Family::<SiteLocale, Gauge<f64, AtomicU64>>::default();
+        let advertised = Family::<SiteLocale, Gauge>::default();
+        let pages = Family::<SiteLocale, Gauge>::default();
+        for site in &runtime.rules.sites {
             let Some(seo) = &site.seo else { continue };
             for &locale in seo.locales.iter().filter(|&&l| l != Locale::En) {
                 let c = seo.coverage(locale);
-                let name = site.name.replace('\\', "\\\\").replace('"', "\\\"");
-                let labels = format!("site=\"{name}\",locale=\"{}\"", locale.code());
-                text.push_str(&format!(
-                    "edgeseo_translation_coverage{{{labels}}} {:.4}\n\
-                     edgeseo_translation_pages_advertised{{{labels}}} {}\n\
-                     edgeseo_translation_pages{{{labels}}} {}\n",
-                    c.share(),
-                    c.pages_covered,
-                    c.pages
-                ));
+                let labels = SiteLocale {
+                    site: site.name.clone(),
+                    locale: locale.code(),
+                };
+                // Four decimals are what an operator reads; more only jitter between scrapes.
+                coverage
+                    .get_or_create(&labels)
+                    .set((c.share() * 1e4).round() / 1e4);
+                advertised
+                    .get_or_create(&labels)
+                    .set(c.pages_covered as i64);
+                pages.get_or_create(&labels).set(c.pages as i64);
             }
+        }
+        registry.register(
+            "translation_coverage",
+            "Share of the words on a site's known pages that its translation memory translates, per locale",
+            coverage,
+        );
+        registry.register(
+            "translation_pages_advertised",
+            "Pages whose translation reaches min_coverage (the others are not advertised at that locale)",
+            advertised,
+        );
+        registry.register(
+            "translation_pages",
+            "Pages the translation memory knows of",
+            pages,
+        );
+
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+            tracing::warn!(error = %e, "metrics could not be written");
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "metrics"}),
+            );
         }
         let mut resp = Response::new(body::full(text));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         );
         resp
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLocale {
+    site: String,
+    locale: &'static str,
 }
 
 impl Handler for Admin {

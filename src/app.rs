@@ -5,8 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -16,7 +15,9 @@ use tokio::task::JoinSet;
 use crate::admin::Admin;
 use crate::cache::PageCache;
 use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
+use crate::control::{Control, ReloadError};
 use crate::demo::DemoSite;
+use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::{self, Listener, Shutdown};
 use crate::sites::{BuildError, Runtime};
@@ -64,72 +65,6 @@ impl From<RulesError> for StartError {
     }
 }
 
-/// What the admin listener and signals act on: the live rules and the cache.
-pub struct Control {
-    rules_dir: PathBuf,
-    embedded: EmbeddedOrigins,
-    runtime: Arc<ArcSwap<Runtime>>,
-    pub cache: Arc<PageCache>,
-    reloads: AtomicU64,
-    reload_failures: AtomicU64,
-    /// Why the rules on disk were last refused, until a reload succeeds.
-    refused: Mutex<Option<String>>,
-    /// One reload at a time (a file change and a SIGHUP at once).
-    reloading: Mutex<()>,
-}
-
-impl Control {
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
-    }
-
-    pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
-    }
-
-    pub fn reload_failures(&self) -> u64 {
-        self.reload_failures.load(Ordering::Relaxed)
-    }
-
-    /// Why the rules on disk were refused at the last reload, or `None` if it succeeded (the
-    /// rules serving are then the ones on disk).
-    pub fn refused(&self) -> Option<String> {
-        self.refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Loads the rules again and swaps them in; on any error the running rules stay. Cached
-    /// pages were rendered by the old rules, so a successful reload empties the cache. Logged
-    /// here, whatever asked for it (`trigger`: a signal, the admin API, a file change).
-    pub fn reload(&self, trigger: &'static str) -> Result<(), StartError> {
-        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let built = Rules::load(&self.rules_dir)
-            .map_err(StartError::from)
-            .and_then(|rules| Ok(Runtime::build(rules, &self.embedded)?));
-        match built {
-            Ok(runtime) => {
-                self.runtime.store(Arc::new(runtime));
-                self.cache.purge_all();
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                tracing::info!(trigger, "rules reloaded");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(
-                    trigger,
-                    "reload refused, the previous rules keep serving: {e}"
-                );
-                self.reload_failures.fetch_add(1, Ordering::Relaxed);
-                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                Err(e)
-            }
-        }
-    }
-}
-
 pub struct App {
     pub http_addr: SocketAddr,
     pub https_addr: Option<SocketAddr>,
@@ -170,7 +105,8 @@ impl App {
 
         let cache = PageCache::new(settings.cache_max_size);
         let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(rules, &embedded)?));
-        let proxy = Arc::new(Proxy::new(runtime.clone(), cache.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let proxy = Arc::new(Proxy::new(runtime.clone(), cache.clone(), metrics.clone()));
         let (stop_proxy, proxy_shutdown) = Shutdown::new();
         let mut proxy_tasks = JoinSet::new();
 
@@ -182,16 +118,13 @@ impl App {
             settings.clone(),
             proxy_shutdown.clone(),
         ));
-        let control = Arc::new(Control {
-            rules_dir: opts.rules_dir.clone(),
-            embedded: embedded.clone(),
+        let control = Arc::new(Control::new(
+            opts.rules_dir.clone(),
+            embedded.clone(),
             runtime,
             cache,
-            reloads: AtomicU64::new(0),
-            reload_failures: AtomicU64::new(0),
-            refused: Mutex::new(None),
-            reloading: Mutex::new(()),
-        });
+            metrics,
+        ));
         let mut watchers = Vec::new();
         if settings.watch_rules {
             let watched =
@@ -283,7 +216,7 @@ impl App {
     }
 
     /// See [`Control::reload`].
-    pub fn reload(&self, trigger: &'static str) -> Result<(), StartError> {
+    pub fn reload(&self, trigger: &'static str) -> Result<(), ReloadError> {
         self.control.reload(trigger)
     }
 

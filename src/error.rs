@@ -57,6 +57,16 @@ impl ProxyError {
         }
     }
 
+    /// How the origin failed, when this is the origin's failure (the metrics' `kind` label).
+    pub fn origin_failure(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::OriginUnreachable(_) => Some("unreachable"),
+            ProxyError::OriginTimeout(_) => Some("timeout"),
+            ProxyError::OriginProtocol(_) => Some("protocol"),
+            _ => None,
+        }
+    }
+
     /// A short plain-text response; details stay in the log, not in front of visitors.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();

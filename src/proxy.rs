@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::access::{self, Note};
+use crate::access::Note;
 use crate::body::{self, Body, BoxError};
 use crate::cache::policy::RequestCaching;
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
@@ -35,6 +35,7 @@ use crate::edge;
 use crate::error::{ClientBodyError, ProxyError};
 use crate::forward::{self, ClientSide};
 use crate::locale::Locale;
+use crate::metrics::Metrics;
 use crate::request;
 use crate::rewrite::{self, RewriteOptions};
 use crate::seo::{HeadPlan, PageRequest};
@@ -46,6 +47,7 @@ use crate::tunnel;
 pub struct Proxy {
     runtime: Arc<ArcSwap<Runtime>>,
     cache: Arc<PageCache>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the cache stage decided.
@@ -106,26 +108,34 @@ struct Page {
 const MAX_ROBOTS: usize = 512 * 1024;
 
 impl Proxy {
-    pub fn new(runtime: Arc<ArcSwap<Runtime>>, cache: Arc<PageCache>) -> Self {
-        Self { runtime, cache }
+    pub fn new(
+        runtime: Arc<ArcSwap<Runtime>>,
+        cache: Arc<PageCache>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            runtime,
+            cache,
+            metrics,
+        }
     }
 
     async fn pipeline(
         &self,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
-        mut log: Note<'_>,
+        note: &mut Note,
     ) -> Result<Response<Body>, ProxyError> {
         let host = request::admit(&mut req)?;
         let ctx = self.route(&req, host, conn)?;
-        log.site(&ctx.site.name);
+        note.set_site(&ctx.site.name);
         let https = &ctx.site.config.https;
         let secure = is_https(&req, &ctx);
         if !secure && https.redirect && !is_acme_challenge(req.uri().path()) {
             return Ok(https_redirect(&req, &ctx));
         }
         let hsts = https.hsts.clone().filter(|_| secure);
-        let mut resp = self.site_response(req, ctx, log).await?;
+        let mut resp = self.site_response(req, ctx, note).await?;
         // Only over HTTPS: a browser ignores it on plain HTTP, where an attacker could forge it.
         if let Some(hsts) = hsts {
             resp.headers_mut()
@@ -139,9 +149,9 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         mut ctx: RequestCtx,
-        mut log: Note<'_>,
+        note: &mut Note,
     ) -> Result<Response<Body>, ProxyError> {
-        log.client_ip(|| match &ctx.site.config.seo {
+        note.set_client_ip(|| match &ctx.site.config.seo {
             Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
             None => ctx.conn.peer.ip(),
         });
@@ -149,10 +159,11 @@ impl Proxy {
             && req.method() == Method::POST
             && req.uri().path() == chat.path()
         {
+            note.set_chat();
             return Ok(chat_request(req, &ctx).await);
         }
         ctx.page = localize(&req, &ctx);
-        log.locale(ctx.page.as_ref().map(|p| p.locale));
+        note.set_locale(ctx.page.as_ref().map(|p| p.locale));
         match upgrade_protocol(&req) {
             Some(protocol) if ctx.site.config.websocket.enabled => {
                 return upgrade(req, &ctx, protocol).await;
@@ -166,7 +177,7 @@ impl Proxy {
         if let Some(resp) = edge_response(&req, &ctx) {
             return Ok(compress(resp, &ctx));
         }
-        if let Some(resp) = suggest_redirect(&req, &ctx, &mut log).await {
+        if let Some(resp) = suggest_redirect(&req, &ctx, note).await {
             return Ok(resp);
         }
         let wants_robots = ctx.page.as_ref().is_some_and(|p| {
@@ -195,6 +206,9 @@ impl Proxy {
             // stale-if-error: a stored page stands in for a failing origin.
             (Err(err), Some((entry, headers))) => {
                 tracing::warn!(error = %err, "origin failed; serving the stale page");
+                if let Some(kind) = err.origin_failure() {
+                    self.metrics.origin_failure(note.site(), kind);
+                }
                 return Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only));
             }
             (Ok(resp), Some((entry, headers))) if resp.status().is_server_error() => {
@@ -369,10 +383,10 @@ impl Proxy {
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
-        let mut record = access::enabled().then(|| access::Record::new(&req, conn.peer.ip()));
+        let mut note = Note::new(&req, conn.peer.ip());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let resp = match self.pipeline(req, conn, Note::new(record.as_mut())).await {
+        let resp = match self.pipeline(req, conn, &mut note).await {
             Ok(resp) => resp,
             Err(err) if err.status().is_client_error() => {
                 tracing::info!(peer = %conn.peer, %method, %uri, error = %err, "client error");
@@ -380,13 +394,14 @@ impl Handler for Proxy {
             }
             Err(err) => {
                 tracing::warn!(peer = %conn.peer, %method, %uri, error = %err, "request failed");
+                if let Some(kind) = err.origin_failure() {
+                    self.metrics.origin_failure(note.site(), kind);
+                }
                 err.into_response()
             }
         };
-        match record {
-            Some(record) => record.attach(resp),
-            None => resp,
-        }
+        self.metrics.request(&note, &resp, note.elapsed());
+        note.finish(resp)
     }
 }
 
@@ -662,7 +677,7 @@ async fn upgrade(
 async fn suggest_redirect(
     req: &Request<Incoming>,
     ctx: &RequestCtx,
-    log: &mut Note<'_>,
+    note: &mut Note,
 ) -> Option<Response<Body>> {
     let page = ctx.page.as_ref()?;
     if page.seo.suggest != SuggestMode::Redirect
@@ -679,7 +694,7 @@ async fn suggest_redirect(
             let ip = suggest::client_ip(ctx.conn.peer.ip(), req.headers(), &page.seo);
             let verified = suggest::verify_crawler(ip, &claim).await;
             if verified {
-                log.crawler_verified();
+                note.crawler_verified();
             }
             verified
         }

@@ -16,7 +16,7 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use crate::app::Control;
+use crate::control::Control;
 
 /// Watches while it lives.
 pub struct DirWatcher {

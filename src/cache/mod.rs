@@ -23,6 +23,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use moka::Expiry;
 use moka::future::Cache;
+use moka::notification::RemovalCause;
 use tokio::sync::watch;
 
 use crate::body::{self, Body, BoxError};
@@ -308,6 +309,17 @@ pub struct PageCache {
     /// Keys being fetched by a leader; the receiver completes when the leader is done.
     inflight: Mutex<HashMap<Key, watch::Receiver<()>>>,
     pub counters: Counters,
+    pub removals: Arc<Removals>,
+}
+
+/// Entries that left the cache, by why (`/metrics`); a replaced entry is not counted.
+#[derive(Default)]
+pub struct Removals {
+    /// Pushed out by newer entries when the cache was full.
+    pub evicted: AtomicU64,
+    pub expired: AtomicU64,
+    /// Purged through the admin API.
+    pub purged: AtomicU64,
 }
 
 /// What a request that missed should do.
@@ -337,16 +349,28 @@ impl Drop for FillGuard {
 
 impl PageCache {
     pub fn new(max_bytes: u64) -> Arc<PageCache> {
+        let removals = Arc::new(Removals::default());
+        let counted = removals.clone();
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &Key, entry: &Arc<Entry>| entry.weight(key))
             .expire_after(EntryExpiry)
             .support_invalidation_closures()
+            .eviction_listener(move |_, _, cause| {
+                let counter = match cause {
+                    RemovalCause::Size => &counted.evicted,
+                    RemovalCause::Expired => &counted.expired,
+                    RemovalCause::Explicit => &counted.purged,
+                    RemovalCause::Replaced => return,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            })
             .build();
         Arc::new(PageCache {
             entries,
             inflight: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            removals,
         })
     }
 
