@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edgeseo::chat::features::{FeatureConfig, FoldMode};
-use edgeseo::chat::intent::{
-    Example, Expert, IntentModel, RECOMMENDED_THRESHOLD, SvmParams, TrainParams,
-};
+use edgeseo::chat::intent::{Example, IntentModel, RECOMMENDED_THRESHOLD, SvmParams, TrainParams};
 use edgeseo::chat::langid::{DecidedBy, LanguageId};
 use edgeseo::locale::Locale;
 
@@ -159,10 +157,10 @@ fn xsid_table(xsid: &Path, params: &TrainParams) -> Result<(), Box<dyn Error>> {
             name_shapes: false,
             ..FeatureConfig::default()
         },
-        experts: vec![Expert::Svm(SvmParams {
+        svm: SvmParams {
             c: 1.0,
             ..SvmParams::default()
-        })],
+        },
         ..TrainParams::default()
     };
     println!(

@@ -10,41 +10,39 @@ use std::time::Instant;
 
 use edgeseo::chat::eval::{self, Report, example, industry_folds};
 use edgeseo::chat::features::FeatureConfig;
-use edgeseo::chat::intent::{Example, Expert, IntentModel, LogRegParams, SvmParams, TrainParams};
+use edgeseo::chat::intent::{Example, IntentModel, SvmParams, TrainParams};
 use edgeseo::config::base_chat;
 use edgeseo::locale::Locale;
 
 fn candidates() -> Vec<(&'static str, TrainParams)> {
     let d = TrainParams::default();
-    let svm = |c: f32| {
-        vec![Expert::Svm(SvmParams {
-            c,
-            ..SvmParams::default()
-        })]
+    let svm = |c: f32| SvmParams {
+        c,
+        ..SvmParams::default()
     };
     vec![
         ("default", d.clone()),
         (
             "c1",
             TrainParams {
-                experts: svm(1.0),
+                svm: svm(1.0),
                 ..d.clone()
             },
         ),
         (
             "tol0.4",
             TrainParams {
-                experts: vec![Expert::Svm(SvmParams {
+                svm: SvmParams {
                     tolerance: 0.4,
                     ..SvmParams::default()
-                })],
+                },
                 ..d.clone()
             },
         ),
         (
             "c10",
             TrainParams {
-                experts: svm(10.0),
+                svm: svm(10.0),
                 ..d.clone()
             },
         ),
@@ -65,16 +63,6 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
                     word_weight: 1.5,
                     ..FeatureConfig::default()
                 },
-                ..d.clone()
-            },
-        ),
-        (
-            "svm+lr",
-            TrainParams {
-                experts: vec![
-                    Expert::Svm(SvmParams::default()),
-                    Expert::LogReg(LogRegParams::default()),
-                ],
                 ..d.clone()
             },
         ),

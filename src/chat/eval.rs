@@ -371,14 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn sites_default_to_the_recommended_threshold() {
-        assert_eq!(
-            crate::config::DEFAULT_THRESHOLD,
-            super::super::intent::RECOMMENDED_THRESHOLD
-        );
-    }
-
-    #[test]
     fn every_row_is_tested_once_by_a_model_that_never_saw_it() {
         let mut corpus = Vec::new();
         for (ind, noun) in [("a", "bolts"), ("b", "fabric"), ("c", "lamps")] {

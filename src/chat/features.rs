@@ -129,8 +129,8 @@ fn has_thai(word: &str) -> bool {
     word.chars().any(is_thai)
 }
 
-/// How a message is turned into features. The defaults are the ones chosen by cross-validation
-/// on the training data (see `examples/cv.rs`).
+/// How a message is turned into features. The defaults are the ones chosen by
+/// leave-one-industry-out cross-validation of the base corpus (`examples/chat_tune.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureConfig {
     /// Smallest character n-gram, counted in chars of the space-padded word.

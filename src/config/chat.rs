@@ -23,8 +23,8 @@ use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
 
 /// `threshold` when a site sets none: the intent model's recommended value (cross-validated on
-/// the base corpus; see `chat::intent::RECOMMENDED_THRESHOLD`, which a test keeps equal).
-pub const DEFAULT_THRESHOLD: f32 = 0.10;
+/// the base corpus).
+pub const DEFAULT_THRESHOLD: f32 = crate::chat::intent::RECOMMENDED_THRESHOLD;
 
 /// One labelled message of a training corpus or an evaluation set.
 #[derive(Debug, Clone, PartialEq, Eq)]
