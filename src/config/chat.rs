@@ -6,7 +6,7 @@
 //! buyer messages of many industries in four languages, and answers that fit any supplier), so a
 //! site without files of its own still gets a working chat; `base = false` opts out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, SourceFile, file_diagnostic};
-use super::raw::{RawChat, RawSite};
+use super::raw::{RawAnswer, RawChat, RawSite};
 use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
 
@@ -315,7 +315,7 @@ pub fn parse_examples(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Vec<Chat
 }
 
 fn parse_answers(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> HashMap<String, [String; 4]> {
-    let table: toml::Table = match toml::from_str(&src.text) {
+    let tables: BTreeMap<String, Spanned<RawAnswer>> = match toml::from_str(&src.text) {
         Ok(t) => t,
         Err(e) => {
             diags.push(src.diagnostic(e.span().unwrap_or(0..0), e.message().trim().to_string()));
@@ -323,20 +323,26 @@ fn parse_answers(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> HashMap<Strin
         }
     };
     let mut answers = HashMap::new();
-    for (intent, texts) in &table {
+    for (intent, table) in tables {
+        let at = table.span();
+        let RawAnswer { en, id, vi, th } = table.into_inner();
         let mut per_locale: [String; 4] = Default::default();
-        for locale in Locale::ALL {
-            match texts.get(locale.code()).and_then(|t| t.as_str()) {
-                Some(text) if !text.trim().is_empty() => {
-                    per_locale[locale as usize] = text.to_string()
+        for (locale, text) in Locale::ALL.into_iter().zip([en, id, vi, th]) {
+            match text {
+                Some(text) if !text.get_ref().trim().is_empty() => {
+                    per_locale[locale as usize] = text.into_inner();
                 }
-                _ => diags.push(file_diagnostic(
-                    &src.path,
-                    format!("[{intent}] needs a non-empty `{}` answer", locale.code()),
+                Some(text) => diags.push(src.diagnostic(
+                    text.span(),
+                    format!("[{intent}] `{}` answer is empty", locale.code()),
+                )),
+                None => diags.push(src.diagnostic(
+                    at.clone(),
+                    format!("[{intent}] needs a `{}` answer", locale.code()),
                 )),
             }
         }
-        answers.insert(intent.clone(), per_locale);
+        answers.insert(intent, per_locale);
     }
     answers
 }
@@ -368,6 +374,35 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    fn answer_problems(text: &str) -> Vec<String> {
+        let src = SourceFile::new("site/chat/answers.toml", text.to_string());
+        let mut diags = Vec::new();
+        parse_answers(&src, &mut diags);
+        diags.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn answer_problems_point_at_their_line_and_column() {
+        let text = "[greeting]\nen = \"hi\"\nid = \"halo\"\nvi = \"chao\"\nth = \" \"\n\n[moq]\nen = \"500 pcs\"\nid = \"500 pcs\"\nvi = \"500 cai\"\n";
+        let problems = answer_problems(text);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[1].starts_with("site/chat/answers.toml:7:1: [moq] needs a `th` answer"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].starts_with("site/chat/answers.toml:5:6: [greeting] `th` answer is empty"),
+            "{problems:?}"
+        );
+        let typo = answer_problems("[moq]\nen = \"500\"\nms = \"500\"\n");
+        assert_eq!(typo.len(), 1, "{typo:?}");
+        assert!(
+            typo[0].starts_with("site/chat/answers.toml:3:1:"),
+            "{typo:?}"
+        );
+        assert!(typo[0].contains("unknown field `ms`"), "{typo:?}");
+    }
 
     #[test]
     fn the_shipped_base_parses_and_covers_every_language_and_many_trades() {

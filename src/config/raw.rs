@@ -75,6 +75,16 @@ pub struct RawSite {
     pub chat: Option<Spanned<RawChat>>,
 }
 
+/// One table of `chat/answers.toml`: the answer to an intent in each language.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswer {
+    pub en: Option<Spanned<String>>,
+    pub id: Option<Spanned<String>>,
+    pub vi: Option<Spanned<String>>,
+    pub th: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebsocket {
