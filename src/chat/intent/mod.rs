@@ -279,15 +279,6 @@ impl IntentModel {
         }
     }
 
-    /// Calibrated probability of each intent, in the order of `intents()`. They need not sum to
-    /// one (see the module comment).
-    pub fn confidences(&self, text: &str) -> Vec<f32> {
-        self.scores(text)
-            .into_iter()
-            .map(|z| platt(self.platt, z))
-            .collect()
-    }
-
     /// Raw linear scores per intent.
     fn scores(&self, text: &str) -> Vec<f32> {
         let mut buf = Vec::with_capacity(256);
@@ -433,9 +424,8 @@ mod tests {
                 assert!(p.confidence >= p.runner_up_confidence);
                 assert!((0.0..=1.0).contains(&p.confidence));
             }
-            let c = m.confidences("whatever");
-            assert_eq!(c.len(), 3);
-            assert!(c.iter().all(|p| (0.0..=1.0).contains(p)));
+            let p = m.classify("whatever");
+            assert!((0.0..=1.0).contains(&p.runner_up_confidence));
         }
     }
 
