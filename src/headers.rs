@@ -1,5 +1,6 @@
 //! Header values read one way everywhere: the comma-separated list form (RFC 9110 §5.6.1) and
-//! its weighted kind, `token;q=0.5` (RFC 9110 §12.4.2), as in Accept-Encoding and Accept-Language.
+//! its weighted kind, `token;q=0.5` (RFC 9110 §12.4.2), as in Accept-Encoding and Accept-Language,
+//! and the `name=value` pairs of Cookie (RFC 6265 §4.2).
 
 use http::HeaderMap;
 use http::header::AsHeaderName;
@@ -31,6 +32,21 @@ pub fn weighted(value: &str) -> impl Iterator<Item = (&str, f32)> {
     })
 }
 
+/// The `(name, value)` pairs of every Cookie header, trimmed, in order; pairs without `=` are
+/// skipped. Values are as sent (quotes and percent-encoding are the site's business).
+pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| (name, value.trim()))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +68,20 @@ mod tests {
         assert_eq!(
             weighted("br;q=0.5, gzip ,, id-ID;Q=0, x;q=oops").collect::<Vec<_>>(),
             [("br", 0.5), ("gzip", 1.0), ("id-ID", 0.0), ("x", 1.0)]
+        );
+    }
+
+    #[test]
+    fn cookies_span_repeated_headers_and_skip_broken_pairs() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "cookie",
+            HeaderValue::from_static("a=1; edgeseo_locale=th ;junk; =x"),
+        );
+        h.append("cookie", HeaderValue::from_static("_ga=GA1.2=3"));
+        assert_eq!(
+            cookies(&h).collect::<Vec<_>>(),
+            [("a", "1"), ("edgeseo_locale", "th"), ("_ga", "GA1.2=3")]
         );
     }
 }

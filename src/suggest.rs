@@ -59,17 +59,9 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 
 /// The locale a visitor chose with the switcher.
 pub fn chosen_locale(headers: &HeaderMap, cookie_name: &str) -> Option<Locale> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name.trim() == cookie_name)
-                .then(|| Locale::from_code(value.trim()))
-                .flatten()
-        })
+    headers::cookies(headers)
+        .find(|(name, _)| *name == cookie_name)
+        .and_then(|(_, value)| Locale::from_code(value))
 }
 
 /// Primary language subtags of `Accept-Language`, most preferred first (q=0 dropped).
@@ -186,7 +178,7 @@ pub fn decide(seo: &SiteSeo, geo: &GeoIp, visitor: &Visitor) -> Option<Locale> {
         return enabled(chosen).then_some(chosen);
     }
     for language in &visitor.languages {
-        match Locale::from_code(language) {
+        match Locale::from_language_tag(language) {
             Some(l) if enabled(l) => return Some(l),
             // An explicit preference for English: a redirect would fight it; a banner may still
             // offer the local language.

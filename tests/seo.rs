@@ -676,6 +676,12 @@ async fn redirect_mode_sends_humans_to_their_locale_but_never_crawlers() {
     // English first: no redirect.
     let (status, _, _) = fetch(&client, req(chrome, "en-US,vi;q=0.5")).await;
     assert_eq!(status, StatusCode::OK);
+    // Malay and the legacy Indonesian code are served in Indonesian, as the chat answers them.
+    for lang in ["ms-MY,ms;q=0.9", "in"] {
+        let (status, headers, _) = fetch(&client, req(chrome, lang)).await;
+        assert_eq!(status, StatusCode::FOUND, "{lang}");
+        assert_eq!(headers["location"], "/id/about?x=1", "{lang}");
+    }
     // A generic bot is never redirected.
     let (status, _, _) = fetch(
         &client,

@@ -51,14 +51,8 @@ pub fn request_caching(
     if headers.contains_key(header::AUTHORIZATION) {
         return RequestCaching::Bypass;
     }
-    let names = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()));
     let mut caching = RequestCaching::Full;
-    for name in names {
+    for (name, _) in crate::headers::cookies(headers) {
         if policy.session_cookies.iter().any(|s| s == name) {
             return RequestCaching::Bypass;
         }
