@@ -29,6 +29,7 @@ use crate::access::Note;
 use crate::body::{self, Body, BoxError};
 use crate::cache::policy::RequestCaching;
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
+use crate::chat::ChatService;
 use crate::codec::{self, Coding};
 use crate::config::{SiteSeo, SuggestMode};
 use crate::edge;
@@ -160,7 +161,7 @@ impl Proxy {
             && req.uri().path() == chat.path()
         {
             note.set_chat();
-            return Ok(chat_request(req, &ctx).await);
+            return Ok(chat_request(req, chat, &ctx).await);
         }
         ctx.page = localize(&req, &ctx);
         note.set_locale(ctx.page.as_ref().map(|p| p.locale));
@@ -180,9 +181,17 @@ impl Proxy {
         if let Some(resp) = suggest_redirect(&req, &ctx, note).await {
             return Ok(resp);
         }
-        let wants_robots = ctx.page.as_ref().is_some_and(|p| {
-            p.locale == Locale::En && p.origin_path == "/robots.txt" && req.method() == Method::GET
-        });
+        // The base URL its Sitemap line names, when this is a localized site's robots.txt.
+        let robots_base = ctx
+            .page
+            .as_ref()
+            .filter(|p| {
+                p.locale == Locale::En
+                    && p.origin_path == "/robots.txt"
+                    && req.method() == Method::GET
+            })
+            .map(|p| p.base.clone());
+        let wants_robots = robots_base.is_some();
         let lookup = if wants_robots {
             CacheStep::bypass()
         } else {
@@ -216,8 +225,8 @@ impl Proxy {
             }
             (result, _) => result?,
         };
-        if wants_robots {
-            return Ok(robots(resp, &ctx).await);
+        if let Some(base) = robots_base {
+            return Ok(robots(resp, &base, &ctx).await);
         }
         let (resp, rewritten) = respond(resp, &ctx, head_only);
         Ok(self.store(resp, rewritten, &ctx, store))
@@ -406,8 +415,11 @@ impl Handler for Proxy {
 }
 
 /// The chat endpoint: answered here, never forwarded (forward mode is the chat's own business).
-async fn chat_request(req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let chat = ctx.site.chat.as_ref().expect("checked by the caller");
+async fn chat_request(
+    req: Request<Incoming>,
+    chat: &ChatService,
+    ctx: &RequestCtx,
+) -> Response<Body> {
     let client_ip = match &ctx.site.config.seo {
         Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
         None => ctx.conn.peer.ip(),
@@ -912,25 +924,21 @@ fn site_owns_host(site: &SiteState, host: &str) -> bool {
 }
 
 /// `/robots.txt` of a localized site: the origin's, with the sitemap announced.
-async fn robots(resp: Response<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-    let page = ctx
-        .page
-        .as_ref()
-        .expect("robots is only asked for localized sites");
+async fn robots(resp: Response<Incoming>, base: &str, ctx: &RequestCtx) -> Response<Body> {
     let ok =
         resp.status() == StatusCode::OK && !resp.headers().contains_key(header::CONTENT_ENCODING);
     if !ok {
         return if resp.status() == StatusCode::NOT_FOUND {
-            edge::robots(None, &page.base)
+            edge::robots(None, base)
         } else {
             respond(resp, ctx, false).0
         };
     }
     match Limited::new(resp.into_body(), MAX_ROBOTS).collect().await {
-        Ok(text) => edge::robots(Some(&text.to_bytes()), &page.base),
+        Ok(text) => edge::robots(Some(&text.to_bytes()), base),
         Err(e) => {
             tracing::warn!(error = %e, "origin robots.txt unreadable; serving a default one");
-            edge::robots(None, &page.base)
+            edge::robots(None, base)
         }
     }
 }
