@@ -89,12 +89,7 @@ pub fn negotiate(accept_encoding: Option<&HeaderValue>) -> Coding {
 /// and uncompressed fonts. Images, video, archives and event streams (which must not be held
 /// back by an encoder) are left alone.
 pub fn compressible(content_type: &str) -> bool {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = headers::media_type_of(content_type);
     match media.split_once('/') {
         Some(("text", sub)) => sub != "event-stream",
         Some(("application", sub)) => {

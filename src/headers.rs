@@ -32,6 +32,22 @@ pub fn weighted(value: &str) -> impl Iterator<Item = (&str, f32)> {
     })
 }
 
+/// The media type of a Content-Type value (`text/html; charset=utf-8` → `text/html`), lowercased.
+pub fn media_type_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The media type of the Content-Type header, if there is a readable one.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(media_type_of(value))
+}
+
 /// The `(name, value)` pairs of every Cookie header, trimmed, in order; pairs without `=` are
 /// skipped. Values are as sent (quotes and percent-encoding are the site's business).
 pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
@@ -69,6 +85,18 @@ mod tests {
             weighted("br;q=0.5, gzip ,, id-ID;Q=0, x;q=oops").collect::<Vec<_>>(),
             [("br", 0.5), ("gzip", 1.0), ("id-ID", 0.0), ("x", 1.0)]
         );
+    }
+
+    #[test]
+    fn media_types_drop_parameters_and_case() {
+        assert_eq!(media_type_of("Text/HTML ; charset=UTF-8"), "text/html");
+        let mut h = HeaderMap::new();
+        assert_eq!(media_type(&h), None);
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/json;charset=utf-8"),
+        );
+        assert_eq!(media_type(&h).as_deref(), Some("application/json"));
     }
 
     #[test]

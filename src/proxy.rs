@@ -847,8 +847,8 @@ fn rewrite_page(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let is_html =
-        content_type.starts_with("text/html") || content_type.starts_with("application/xhtml+xml");
+    let media = crate::headers::media_type_of(&content_type);
+    let is_html = media == "text/html" || media == "application/xhtml+xml";
     let charset = rewrite::charset_of(&content_type);
     let coding = codec::Coding::from_header(parts.headers.get(header::CONTENT_ENCODING));
     let rewritable = parts.status == StatusCode::OK && is_html && rewrite::can_rewrite(charset);

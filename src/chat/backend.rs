@@ -171,12 +171,7 @@ enum ReplyKind {
 }
 
 fn reply_kind(headers: &HeaderMap) -> Option<ReplyKind> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())?
-        .trim()
-        .to_ascii_lowercase();
+    let media = crate::headers::media_type(headers)?;
     if media == "application/json" || media.ends_with("+json") {
         Some(ReplyKind::Json)
     } else if media == "text/event-stream" || media == "text/plain" {

@@ -186,17 +186,8 @@ impl ChatService {
         client_ip: IpAddr,
         page_locale: Locale,
     ) -> Response<Body> {
-        let json_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            });
+        let json_type =
+            crate::headers::media_type(&parts.headers).as_deref() == Some("application/json");
         if !json_type {
             return error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -190,11 +190,7 @@ async fn fetch(upstream: &Upstream, path: &str) -> Result<(StatusCode, bool, Byt
         .await
         .map_err(|e| ExtractError::Origin(format!("{path}: {e}")))?;
     let status = resp.status();
-    let html = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/html"));
+    let html = crate::headers::media_type(resp.headers()).is_some_and(|m| m == "text/html");
     if status != StatusCode::OK {
         return Ok((status, html, Bytes::new()));
     }
