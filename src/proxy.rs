@@ -41,7 +41,7 @@ use crate::request;
 use crate::rewrite::{self, RewriteOptions};
 use crate::seo::{HeadPlan, PageRequest};
 use crate::server::{ConnInfo, Handler};
-use crate::sites::{Runtime, SiteState, normalize_host};
+use crate::sites::{Runtime, SiteState};
 use crate::suggest;
 use crate::tunnel;
 
@@ -885,7 +885,7 @@ fn rewrite_page(
             coding,
             output,
             max_memory: page.seo.rewrite.max_memory,
-            own_host: Arc::new(move |host: &str| site_owns_host(&site, host)),
+            own_host: Arc::new(move |host: &str| site.owns_host(host)),
             body_end: Some(body_end_scripts(&ctx.site, page.locale)),
             translations: page.seo.translations.get(&page.locale).cloned(),
         },
@@ -904,23 +904,7 @@ fn body_end_scripts(site: &SiteState, locale: Locale) -> String {
 }
 
 fn own_host(ctx: &RequestCtx) -> impl Fn(&str) -> bool + '_ {
-    move |host| site_owns_host(&ctx.site, host)
-}
-
-fn site_owns_host(site: &SiteState, host: &str) -> bool {
-    let host = normalize_host(host);
-    let public = site
-        .config
-        .seo
-        .as_ref()
-        .and_then(|s| s.public_origin.as_deref())
-        .and_then(|o| o.split("://").nth(1))
-        .map(normalize_host);
-    public.as_deref() == Some(host.as_str())
-        || site.config.hosts.iter().any(|h| match h.strip_prefix('*') {
-            Some(suffix) => host.ends_with(suffix),
-            None => *h == host,
-        })
+    move |host| ctx.site.owns_host(host)
 }
 
 /// `/robots.txt` of a localized site: the origin's, with the sitemap announced.

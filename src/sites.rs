@@ -33,6 +33,26 @@ pub struct SiteState {
     pub chat: Option<ChatService>,
 }
 
+impl SiteState {
+    /// Whether `host` (any case, with or without port) is this site's: one of its hosts, under
+    /// one of its wildcards, or the host of its `public_origin`. Links to it are internal.
+    pub fn owns_host(&self, host: &str) -> bool {
+        let host = normalize_host(host);
+        let public = self
+            .config
+            .seo
+            .as_ref()
+            .and_then(|s| s.public_origin.as_deref())
+            .and_then(|o| o.split("://").nth(1))
+            .map(normalize_host);
+        public.as_deref() == Some(host.as_str())
+            || self.config.hosts.iter().any(|h| match h.strip_prefix('*') {
+                Some(suffix) => host.ends_with(suffix),
+                None => *h == host,
+            })
+    }
+}
+
 pub struct Runtime {
     pub rules: Rules,
     exact: HashMap<String, Arc<SiteState>>,
