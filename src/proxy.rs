@@ -83,6 +83,9 @@ struct Filling {
 #[derive(Clone)]
 struct RequestCtx {
     conn: ConnInfo,
+    /// The client's address: the peer, or the nearest untrusted address a trusted proxy
+    /// forwarded for.
+    client_ip: std::net::IpAddr,
     runtime: Arc<Runtime>,
     /// The host as the client sent it (port included).
     host: String,
@@ -152,10 +155,7 @@ impl Proxy {
         mut ctx: RequestCtx,
         note: &mut Note,
     ) -> Result<Response<Body>, ProxyError> {
-        note.set_client_ip(|| match &ctx.site.config.seo {
-            Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
-            None => ctx.conn.peer.ip(),
-        });
+        note.set_client_ip(|| ctx.client_ip);
         if let Some(chat) = &ctx.site.chat
             && req.method() == Method::POST
             && req.uri().path() == chat.path()
@@ -379,8 +379,14 @@ impl Proxy {
                 });
             }
         }
+        // The one place the client's address is worked out: the site knows its trusted proxies.
+        let client_ip = match &site.config.seo {
+            Some(seo) => suggest::client_ip(conn.peer.ip(), req.headers(), seo),
+            None => conn.peer.ip(),
+        };
         Ok(RequestCtx {
             conn: conn.clone(),
+            client_ip,
             runtime,
             host,
             coding: codec::negotiate(req.headers().get(header::ACCEPT_ENCODING)),
@@ -420,10 +426,6 @@ async fn chat_request(
     chat: &ChatService,
     ctx: &RequestCtx,
 ) -> Response<Body> {
-    let client_ip = match &ctx.site.config.seo {
-        Some(seo) => suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
-        None => ctx.conn.peer.ip(),
-    };
     // The page the widget sits on tells the language to fall back on.
     let page_locale = req
         .headers()
@@ -434,7 +436,7 @@ async fn chat_request(
         .map_or(Locale::En, |path| Locale::split_path(path).0);
     let (parts, body) = req.into_parts();
     let client = client_side(ctx, parts.version);
-    chat.handle(parts, body, &client, client_ip, page_locale)
+    chat.handle(parts, body, &client, ctx.client_ip, page_locale)
         .await
 }
 
@@ -570,7 +572,7 @@ fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<B
                     suggest::classify_agent(req.headers()),
                     suggest::Agent::Human
                 );
-                let visitor = visitor(req, ctx, &page.seo, crawler);
+                let visitor = visitor(req, ctx, crawler);
                 suggest::decide(&page.seo, ctx.runtime.geoip(&ctx.site), &visitor)
             } else {
                 None
@@ -581,14 +583,9 @@ fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<B
     })
 }
 
-fn visitor(
-    req: &Request<Incoming>,
-    ctx: &RequestCtx,
-    seo: &SiteSeo,
-    crawler: bool,
-) -> suggest::Visitor {
+fn visitor(req: &Request<Incoming>, ctx: &RequestCtx, crawler: bool) -> suggest::Visitor {
     suggest::Visitor {
-        ip: suggest::client_ip(ctx.conn.peer.ip(), req.headers(), seo),
+        ip: ctx.client_ip,
         crawler,
         chosen: suggest::chosen_locale(req.headers(), suggest::COOKIE),
         languages: suggest::languages(req.headers()),
@@ -703,15 +700,14 @@ async fn suggest_redirect(
         suggest::Agent::Bot => true,
         suggest::Agent::Verifiable(_) if !page.seo.verify_crawlers => true,
         suggest::Agent::Verifiable(claim) => {
-            let ip = suggest::client_ip(ctx.conn.peer.ip(), req.headers(), &page.seo);
-            let verified = suggest::verify_crawler(ip, &claim).await;
+            let verified = suggest::verify_crawler(ctx.client_ip, &claim).await;
             if verified {
                 note.crawler_verified();
             }
             verified
         }
     };
-    let visitor = visitor(req, ctx, &page.seo, crawler);
+    let visitor = visitor(req, ctx, crawler);
     let target = suggest::decide(&page.seo, ctx.runtime.geoip(&ctx.site), &visitor)?;
     let mut location = target.localize_path(&page.origin_path);
     if let Some(q) = req.uri().query() {
