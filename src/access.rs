@@ -3,9 +3,10 @@
 //! the whole duration, as nginx's `$body_bytes_sent` and `$request_time` do. `--log-format json`
 //! turns each event into one JSON line.
 //!
-//! Owns: what a request's line says (`Record`, filled by the pipeline as it learns the site,
-//! locale and client) and the body wrapper that counts and writes it. Costs nothing when the
-//! target is off: `Proxy` wraps a response only when `enabled()` says the line would be kept.
+//! Owns: what the pipeline notes about a request as it goes (`Note`: site, locale, chat, and the
+//! access line's own fields), which the metrics read too, and the body wrapper that counts the
+//! bytes sent and writes the line. With the target off, no line's fields are gathered and no
+//! body is wrapped.
 
 use std::net::IpAddr;
 use std::pin::Pin;
