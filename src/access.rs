@@ -252,29 +252,14 @@ impl Drop for Logged {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use futures_util::{FutureExt, StreamExt};
     use http_body_util::{BodyExt, StreamBody};
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The access lines written while `run` runs, parsed.
     fn lines(run: impl FnOnce()) -> Vec<serde_json::Value> {
-        let out = Captured::default();
+        let out = crate::logging::Lines::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -282,8 +267,8 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, run);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        out.text()
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }

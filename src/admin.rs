@@ -113,39 +113,32 @@ impl Admin {
 
         let cache = &self.control.cache;
         let (entries, bytes) = cache.usage().await;
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let responses = Family::<StatusLabel, Counter>::default();
         let c = &cache.counters;
-        for (status, counter) in [
-            ("hit", &c.hit),
-            ("miss", &c.miss),
-            ("stale", &c.stale),
-            ("bypass", &c.bypass),
-        ] {
-            responses
-                .get_or_create(&StatusLabel { status })
-                .inc_by(read(counter));
-        }
         registry.register(
             "cache_responses",
             "Responses by how the cache answered",
-            responses,
+            counted(
+                "status",
+                &[
+                    ("hit", &c.hit),
+                    ("miss", &c.miss),
+                    ("stale", &c.stale),
+                    ("bypass", &c.bypass),
+                ],
+            ),
         );
-        let removed = Family::<CauseLabel, Counter>::default();
         let r = &cache.removals;
-        for (cause, counter) in [
-            ("evicted", &r.evicted),
-            ("expired", &r.expired),
-            ("purged", &r.purged),
-        ] {
-            removed
-                .get_or_create(&CauseLabel { cause })
-                .inc_by(read(counter));
-        }
         registry.register(
             "cache_removals",
             "Entries that left the cache: evicted when full, expired, or purged",
-            removed,
+            counted(
+                "cause",
+                &[
+                    ("evicted", &r.evicted),
+                    ("expired", &r.expired),
+                    ("purged", &r.purged),
+                ],
+            ),
         );
         let gauge = |v: i64| {
             let g: Gauge = Gauge::default();
@@ -248,14 +241,18 @@ impl Admin {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabel {
-    status: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CauseLabel {
-    cause: &'static str,
+/// One counter per value of a single label, read from `counters` at this scrape.
+fn counted(
+    label: &'static str,
+    counters: &[(&'static str, &AtomicU64)],
+) -> Family<[(&'static str, &'static str); 1], Counter> {
+    let family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+    for &(value, counter) in counters {
+        family
+            .get_or_create(&[(label, value)])
+            .inc_by(counter.load(Ordering::Relaxed));
+    }
+    family
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
