@@ -190,7 +190,7 @@ const REQUEST: PageRequest<'static> = PageRequest {
 fn setup() -> Setup {
     let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
     let seo = rules.sites[0].seo.clone().unwrap();
-    let head = HeadPlan::build(&seo, REQUEST).head_html(None, Default::default(), false);
+    let head = HeadPlan::build(&seo, REQUEST).head_html(None, None, Default::default(), false);
     Setup {
         input: page(),
         seo,

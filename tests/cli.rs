@@ -56,6 +56,10 @@ fn check_reports_every_problem_with_its_position() {
             "hosts = [\"b.test\", \"b.test:80\"]\n[origin]\nurl = \"ftp://127.0.0.1\"\nconnect_timeout = \"soon\"\n",
         )
         .site("c", "hosts = [\"c.test\"\n")
+        .site(
+            "d",
+            "hosts = [\"d.test\"]\n[origin]\nurl = \"http://127.0.0.1:1\"\n[organization]\nname = \"D\"\nprefer = \"both\"\n",
+        )
         .file("server.toml", "[limits]\nidle_timeout = \"0s\"\n");
     let stdout = check_fails(rules.path());
     let root = rules.path().display().to_string();
@@ -65,6 +69,7 @@ fn check_reports_every_problem_with_its_position() {
         format!("{root}/b/site.toml:3:7: origin url scheme must be http or https"),
         format!("{root}/b/site.toml:4:19: invalid duration `soon`"),
         format!("{root}/c/site.toml:1:"),
+        format!("{root}/d/site.toml:6:10: prefer must be \"origin\" or \"rules\""),
         format!("{root}/server.toml:2:16: duration must be greater than zero"),
     ] {
         assert!(

@@ -197,6 +197,43 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
     }
 }
 
+/// The demo's home page carries its own Organization JSON-LD, richer than site.toml's: proxied,
+/// it is one node with the origin's name and full address and the rules' additions, and every
+/// reference to the organization points at it.
+#[tokio::test]
+async fn the_origins_organization_is_merged_not_replaced() {
+    let app = start_demo().await;
+    for path in ["/", "/id/"] {
+        let (status, _, doc, _) = page(&app, path).await;
+        assert_eq!(status, StatusCode::OK);
+        let ld = jsonld(&doc);
+        let orgs: Vec<&Value> = ld
+            .iter()
+            .flat_map(|block| match block["@graph"].as_array() {
+                Some(nodes) => nodes.iter().collect(),
+                None => vec![block],
+            })
+            .filter(|n| n["@type"] == "Organization")
+            .collect();
+        assert_eq!(orgs.len(), 1, "{path}: one organization node");
+        let org = orgs[0];
+        assert_eq!(org["name"], "LIANHE", "{path}: the origin's name wins");
+        assert_eq!(
+            org["legalName"],
+            "Foshan Lianhe Kitchen Appliance Co., Ltd."
+        );
+        assert_eq!(
+            org["address"]["streetAddress"],
+            "No. 12 Xingye Road 3, Ronggui Industrial Park"
+        );
+        assert_eq!(org["address"]["postalCode"], "528306");
+        // Not on the origin's node: added from site.toml.
+        assert_eq!(org["contactPoint"]["telephone"], "+86 138 2765 4410");
+        let website = graph_node(&ld, "WebSite").unwrap();
+        assert_eq!(website["publisher"]["@id"], org["@id"]);
+    }
+}
+
 #[tokio::test]
 async fn every_demo_page_is_localized_in_every_locale() {
     let app = start_demo().await;

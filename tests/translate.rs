@@ -64,7 +64,8 @@ fn identify(texts: &[String]) -> Option<Vec<String>> {
         .collect();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    // A detector that failed to start closes its input early: judged by its exit status below.
+    let written = writer.join().unwrap();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if std::env::var_os("EDGESEO_REQUIRE_LANGID").is_some() {
@@ -73,6 +74,7 @@ fn identify(texts: &[String]) -> Option<Vec<String>> {
         eprintln!("py3langid not available, language of the demo's pages not checked: {err}");
         return None;
     }
+    written.unwrap();
     Some(
         String::from_utf8(out.stdout)
             .unwrap()

@@ -166,6 +166,7 @@ pub struct RawOrganization {
     pub address_country: Option<Spanned<String>>,
     pub founding_date: Option<String>,
     pub same_as: Option<Vec<Spanned<String>>>,
+    pub prefer: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

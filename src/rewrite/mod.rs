@@ -192,6 +192,8 @@ struct PageState {
     /// The start tag of the JSON-LD block being read, and its text so far.
     ld_open: String,
     ld_text: String,
+    /// The organization node of the origin's head JSON-LD, merged into the injected graph.
+    origin_org: Option<serde_json::Value>,
     /// Told the charset a `<meta>` names, when the header named none (the translating pass
     /// reads the page in it).
     meta_charset: Option<Charset>,
@@ -512,11 +514,16 @@ fn take_head_html(plan: &HeadPlan, state: &State) -> Option<String> {
         title: st.titles == 0,
         description: true,
     };
-    Some(plan.head_html(st.origin_canonical.as_deref(), needs, st.ascii_only))
+    Some(plan.head_html(
+        st.origin_canonical.as_deref(),
+        st.origin_org.as_ref(),
+        needs,
+        st.ascii_only,
+    ))
 }
 
-/// Origin JSON-LD blocks are held back until their text is complete, then either re-emitted
-/// unchanged or dropped when everything they describe is described by the plan.
+/// Origin JSON-LD blocks are held back until their text is complete, then re-emitted unchanged,
+/// without the nodes the plan describes, or not at all (see `HeadPlan::adopt_origin_jsonld`).
 fn jsonld_handlers(
     settings: Settings<'static, 'static>,
     plan: &Arc<HeadPlan>,
@@ -525,7 +532,7 @@ fn jsonld_handlers(
     let s = &*SELECTORS;
     let element_state = state.clone();
     let text_state = state.clone();
-    let types = plan.jsonld_types;
+    let plan = plan.clone();
     settings.append_element_content_handler((
         Cow::Borrowed(&s.script),
         ElementContentHandlers::default()
@@ -560,8 +567,15 @@ fn jsonld_handlers(
                 if chunk.last_in_text_node() {
                     let open = std::mem::take(&mut st.ld_open);
                     let text = std::mem::take(&mut st.ld_text);
-                    if !describes_only(&text, types) {
-                        chunk.replace(&format!("{open}{text}</script>"), ContentType::Html);
+                    let (written, ascii_only) = (st.injected, st.ascii_only);
+                    let adopted =
+                        plan.adopt_origin_jsonld(&text, written, &mut st.origin_org, ascii_only);
+                    match adopted {
+                        None => chunk.replace(&format!("{open}{text}</script>"), ContentType::Html),
+                        Some(json) if !json.is_empty() => {
+                            chunk.replace(&format!("{open}{json}</script>"), ContentType::Html)
+                        }
+                        Some(_) => {}
                     }
                 }
                 Ok(())
@@ -569,71 +583,9 @@ fn jsonld_handlers(
     ))
 }
 
-/// True when the JSON-LD document's top-level nodes (or `@graph` members) all have types in
-/// `types`. Unparseable blocks are kept: they are the origin's business.
-fn describes_only(text: &str, types: &[&str]) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return false;
-    };
-    let nodes: Vec<&serde_json::Value> = match &value {
-        serde_json::Value::Array(items) => items.iter().collect(),
-        v => match v.get("@graph").and_then(|g| g.as_array()) {
-            Some(graph) => graph.iter().collect(),
-            None => vec![v],
-        },
-    };
-    let type_of = |node: &serde_json::Value| -> Vec<String> {
-        match node.get("@type") {
-            Some(serde_json::Value::String(t)) => vec![t.clone()],
-            Some(serde_json::Value::Array(ts)) => ts
-                .iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    !nodes.is_empty()
-        && nodes.iter().all(|n| {
-            let ts = type_of(n);
-            !ts.is_empty()
-                && ts.iter().all(|t| {
-                    let t = t
-                        .trim_start_matches("http://schema.org/")
-                        .trim_start_matches("https://schema.org/");
-                    types.contains(&t)
-                })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jsonld_blocks_are_dropped_only_when_fully_replaced() {
-        let types = &["Organization", "WebSite"];
-        assert!(describes_only(
-            r#"{"@type":"Organization","name":"x"}"#,
-            types
-        ));
-        assert!(describes_only(
-            r#"[{"@type":"Organization"},{"@type":"WebSite"}]"#,
-            types
-        ));
-        assert!(describes_only(
-            r#"{"@graph":[{"@type":"https://schema.org/WebSite"}]}"#,
-            types
-        ));
-        assert!(!describes_only(
-            r#"{"@type":"NewsArticle","publisher":{"@type":"Organization"}}"#,
-            types
-        ));
-        assert!(!describes_only(
-            r#"[{"@type":"Organization"},{"@type":"Event"}]"#,
-            types
-        ));
-        assert!(!describes_only("{not json", types));
-    }
 
     #[test]
     fn charsets_from_content_type() {

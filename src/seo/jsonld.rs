@@ -2,14 +2,26 @@
 //! Product with its Offer on product pages, BreadcrumbList below the home page. Every type and
 //! property used here exists in the schema.org vocabulary (checked by a test against release 30.0),
 //! and Google's required properties are present.
+//!
+//! Also owns what becomes of the origin's own JSON-LD: nodes of a type the page's graph
+//! describes are taken out (two Products for one page confuse search engines), except the
+//! origin's organization, which is merged into the graph's (its fields win unless the rules say
+//! `prefer = "rules"`), so a site never loses an address or a postal code by being proxied.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::config::{Product, SiteSeo};
 use crate::locale::Locale;
 
-/// Types this module describes. The origin's own JSON-LD blocks of these types are replaced.
-pub const TYPES: &[&str] = &["Organization", "WebSite", "Product", "BreadcrumbList"];
+/// An origin node of one of these types is the site's organization and is merged into ours.
+const ORGANIZATION_TYPES: &[&str] = &[
+    "Organization",
+    "Corporation",
+    "LocalBusiness",
+    "OnlineBusiness",
+    "OnlineStore",
+    "Store",
+];
 
 pub struct PageFacts<'a> {
     pub seo: &'a SiteSeo,
@@ -23,17 +35,231 @@ pub struct PageFacts<'a> {
     pub breadcrumbs: &'a [(String, String)],
 }
 
-/// The serialized document: `{"@context": "https://schema.org", "@graph": [...]}`.
-pub fn graph(facts: &PageFacts<'_>) -> String {
+/// The page's graph: the Organization first, then WebSite, Product and BreadcrumbList.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    nodes: Vec<Value>,
+    /// Types of the nodes, which origin nodes of the same types give way to.
+    types: Vec<&'static str>,
+}
+
+pub fn graph(facts: &PageFacts<'_>) -> Graph {
     let org_id = format!("{}/#organization", facts.base);
     let mut nodes = vec![organization(facts, &org_id), website(facts, &org_id)];
+    let mut types = vec!["Organization", "WebSite"];
     if let Some(product) = facts.product {
         nodes.push(product_node(facts, product, &org_id));
+        types.push("Product");
     }
     if facts.breadcrumbs.len() > 1 {
         nodes.push(breadcrumb_list(facts.breadcrumbs));
+        types.push("BreadcrumbList");
     }
-    json!({"@context": "https://schema.org", "@graph": nodes}).to_string()
+    Graph { nodes, types }
+}
+
+impl Graph {
+    /// The serialized document, `{"@context": "https://schema.org", "@graph": [...]}`, with the
+    /// origin's organization (read before the head was written) merged into ours.
+    pub fn serialize(&self, origin_org: Option<&Value>, rules_win: bool) -> String {
+        let merged = origin_org.map(|o| merge_organization(&self.nodes[0], o, rules_win));
+        let first = merged.as_ref().unwrap_or(&self.nodes[0]);
+        let nodes: Vec<&Value> = std::iter::once(first).chain(&self.nodes[1..]).collect();
+        json!({"@context": "https://schema.org", "@graph": nodes}).to_string()
+    }
+
+    pub fn types(&self) -> &[&'static str] {
+        &self.types
+    }
+
+    /// What to write in place of an origin JSON-LD block: `None` keeps it as it came (it is not
+    /// JSON, or holds nothing the graph describes), `Some("")` drops it. The origin's
+    /// organization is handed to `held` while the head is still to be written (`head_written`
+    /// false), to be merged there; after that it stays in the block, merged with ours and under
+    /// our `@id`, the graph's values winning where both state one (search engines join nodes
+    /// by `@id`, and the head already stated them).
+    pub fn adopt_origin(
+        &self,
+        text: &str,
+        head_written: bool,
+        held: &mut Option<Value>,
+    ) -> Option<String> {
+        let org_id = self.nodes[0]["@id"].as_str().unwrap_or_default();
+        let mut doc = OriginDoc::read(text, &self.types, org_id)?;
+        let extra = match doc.organization.take() {
+            Some(org) if !head_written && held.is_none() => {
+                *held = Some(org);
+                None
+            }
+            Some(org) => Some(merge_organization(&self.nodes[0], &org, true)),
+            None => None,
+        };
+        Some(doc.render(extra))
+    }
+}
+
+/// An origin JSON-LD document with the nodes the graph describes taken out.
+struct OriginDoc {
+    /// The document's top level: a node, an array of nodes, or an object with `@graph`.
+    top: Value,
+    kept: Vec<Value>,
+    organization: Option<Value>,
+}
+
+impl OriginDoc {
+    /// `None` when the text is not JSON-LD or holds nothing of the graph's types.
+    fn read(text: &str, replaced: &[&str], org_id: &str) -> Option<Self> {
+        let mut top: Value = serde_json::from_str(text).ok()?;
+        let nodes = match &mut top {
+            Value::Array(items) => std::mem::take(items),
+            Value::Object(map) if map.get("@graph").is_some_and(Value::is_array) => {
+                match map.get_mut("@graph").map(Value::take) {
+                    Some(Value::Array(items)) => items,
+                    _ => return None,
+                }
+            }
+            Value::Object(_) => vec![top.take()],
+            _ => return None,
+        };
+        let (mut kept, mut organization, mut old_ids) = (Vec::new(), None, Vec::new());
+        let mut changed = false;
+        for mut node in nodes {
+            let types = type_names(&node);
+            if organization.is_none() && types.iter().any(|t| ORGANIZATION_TYPES.contains(t)) {
+                if let Some(id) = node.get("@id").and_then(Value::as_str) {
+                    old_ids.push(id.to_string());
+                }
+                if let Some(map) = node.as_object_mut() {
+                    map.remove("@context");
+                }
+                organization = Some(node);
+                changed = true;
+            } else if !types.is_empty() && types.iter().all(|t| replaced.contains(t)) {
+                changed = true;
+            } else {
+                kept.push(node);
+            }
+        }
+        if !changed {
+            return None;
+        }
+        for node in &mut kept {
+            point_ids_at(node, &old_ids, org_id);
+        }
+        Some(Self {
+            top,
+            kept,
+            organization,
+        })
+    }
+
+    /// The document again, with `extra` added; empty when nothing is left.
+    fn render(self, extra: Option<Value>) -> String {
+        let Self { mut top, kept, .. } = self;
+        let single = top.is_null();
+        let mut nodes: Vec<Value> = extra.into_iter().collect();
+        if !nodes.is_empty() && single && !kept.is_empty() {
+            // Two nodes where the origin had one: a graph, with the origin's context.
+            let context = kept[0].get("@context").cloned();
+            let mut first = kept.into_iter().next().unwrap_or_default();
+            if let Some(map) = first.as_object_mut() {
+                map.remove("@context");
+            }
+            nodes.push(first);
+            let context = context.unwrap_or_else(|| json!("https://schema.org"));
+            return json!({"@context": context, "@graph": nodes}).to_string();
+        }
+        nodes.extend(kept);
+        if nodes.is_empty() {
+            return String::new();
+        }
+        match &mut top {
+            Value::Array(items) => *items = nodes,
+            Value::Object(map) => {
+                map.insert("@graph".into(), Value::Array(nodes));
+            }
+            _ if nodes.len() == 1 => {
+                let mut node = nodes.pop().unwrap_or_default();
+                if let Some(map) = node.as_object_mut()
+                    && !map.contains_key("@context")
+                {
+                    map.insert("@context".into(), json!("https://schema.org"));
+                }
+                top = node;
+            }
+            _ => top = json!({"@context": "https://schema.org", "@graph": nodes}),
+        }
+        top.to_string()
+    }
+}
+
+/// A node's `@type`s without the schema.org prefix.
+fn type_names(node: &Value) -> Vec<&str> {
+    let names: Vec<&str> = match node.get("@type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    names
+        .into_iter()
+        .map(|t| {
+            t.trim_start_matches("http://schema.org/")
+                .trim_start_matches("https://schema.org/")
+        })
+        .collect()
+}
+
+/// Every `@id` reference to one of `old` made to point at `new`.
+fn point_ids_at(value: &mut Value, old: &[String], new: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "@id" && v.as_str().is_some_and(|id| old.iter().any(|o| o == id)) {
+                    *v = Value::String(new.to_string());
+                } else {
+                    point_ids_at(v, old, new);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| point_ids_at(v, old, new)),
+        _ => {}
+    }
+}
+
+/// The origin's organization node with ours merged in, under our `@id`: the origin's fields win
+/// unless `rules_win`, field by field, and so do the fields of the postal address.
+fn merge_organization(ours: &Value, origin: &Value, rules_win: bool) -> Value {
+    let mut merged = origin.as_object().cloned().unwrap_or_default();
+    merged.remove("@context");
+    if let Some(id) = ours.get("@id") {
+        merged.insert("@id".into(), id.clone());
+    }
+    for (key, value) in ours.as_object().into_iter().flatten() {
+        match (key.as_str(), merged.get_mut(key)) {
+            ("@id", _) => {}
+            ("@type", Some(_)) => {}
+            ("address", Some(Value::Object(theirs))) if value.is_object() => {
+                merge_fields(theirs, value, rules_win);
+            }
+            (_, Some(existing)) => {
+                if rules_win {
+                    *existing = value.clone();
+                }
+            }
+            (_, None) => {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
+fn merge_fields(into: &mut Map<String, Value>, ours: &Value, rules_win: bool) {
+    for (key, value) in ours.as_object().into_iter().flatten() {
+        if rules_win || !into.contains_key(key) {
+            into.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 fn absolute(base: &str, link: &str) -> String {
@@ -166,7 +392,118 @@ pub fn script_safe(json: &str, ascii_only: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::script_safe;
+    use super::*;
+
+    fn graph() -> Graph {
+        Graph {
+            nodes: vec![
+                json!({"@type": "Organization", "@id": "https://s.test/#organization",
+                       "name": "Rules Name", "url": "https://s.test/", "email": "sales@s.test",
+                       "address": {"@type": "PostalAddress", "addressLocality": "Foshan",
+                                   "streetAddress": "Shunde District"}}),
+                json!({"@type": "WebSite", "publisher": {"@id": "https://s.test/#organization"}}),
+            ],
+            types: vec!["Organization", "WebSite"],
+        }
+    }
+
+    const ORIGIN_ORG: &str = r#"{"@context":"https://schema.org","@type":"Corporation",
+        "@id":"https://origin.test/#org","name":"Origin Name","legalName":"Origin Co., Ltd.",
+        "address":{"@type":"PostalAddress","streetAddress":"No. 12 Xingye Road","postalCode":"528306"}}"#;
+
+    fn adopt(g: &Graph, text: &str, head_written: bool) -> (Option<Value>, Option<Value>) {
+        let mut held = None;
+        let out = g.adopt_origin(text, head_written, &mut held);
+        let out = out.map(|t| {
+            if t.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&t).unwrap()
+            }
+        });
+        (out, held)
+    }
+
+    #[test]
+    fn origin_organization_in_the_head_is_merged_with_its_fields_winning() {
+        let g = graph();
+        let (out, held) = adopt(&g, ORIGIN_ORG, false);
+        assert_eq!(out, Some(Value::Null), "the block itself goes");
+        let doc: Value = serde_json::from_str(&g.serialize(held.as_ref(), false)).unwrap();
+        let org = &doc["@graph"][0];
+        assert_eq!(org["@id"], "https://s.test/#organization");
+        assert_eq!(org["@type"], "Corporation");
+        assert_eq!(org["name"], "Origin Name");
+        assert_eq!(org["legalName"], "Origin Co., Ltd.");
+        assert_eq!(
+            org["email"], "sales@s.test",
+            "the rules fill what the origin lacks"
+        );
+        assert_eq!(org["address"]["postalCode"], "528306");
+        assert_eq!(org["address"]["streetAddress"], "No. 12 Xingye Road");
+        assert_eq!(org["address"]["addressLocality"], "Foshan");
+        assert!(org.get("@context").is_none());
+
+        let doc: Value = serde_json::from_str(&g.serialize(held.as_ref(), true)).unwrap();
+        let org = &doc["@graph"][0];
+        assert_eq!(org["name"], "Rules Name");
+        assert_eq!(org["address"]["streetAddress"], "Shunde District");
+        assert_eq!(
+            org["address"]["postalCode"], "528306",
+            "nothing is lost either way"
+        );
+    }
+
+    #[test]
+    fn origin_organization_after_the_head_stays_in_place_under_our_id() {
+        let g = graph();
+        let (out, held) = adopt(&g, ORIGIN_ORG, true);
+        assert!(held.is_none());
+        let node = out.unwrap();
+        assert_eq!(node["@context"], "https://schema.org");
+        assert_eq!(node["@id"], "https://s.test/#organization");
+        // The head already said these; the same node must not contradict it.
+        assert_eq!(node["name"], "Rules Name");
+        assert_eq!(node["address"]["postalCode"], "528306");
+    }
+
+    #[test]
+    fn other_nodes_are_kept_and_point_at_our_organization() {
+        let g = graph();
+        let text = r#"{"@context":"https://schema.org","@graph":[
+            {"@type":"Organization","@id":"https://origin.test/#org","name":"O"},
+            {"@type":"WebSite","name":"dup"},
+            {"@type":"Event","name":"Fair","organizer":{"@id":"https://origin.test/#org"}}]}"#;
+        let (out, held) = adopt(&g, text, false);
+        assert_eq!(held.unwrap()["name"], "O");
+        let doc = out.unwrap();
+        let nodes = doc["@graph"].as_array().unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0]["@type"], "Event");
+        assert_eq!(nodes[0]["organizer"]["@id"], "https://s.test/#organization");
+        assert_eq!(doc["@context"], "https://schema.org");
+    }
+
+    #[test]
+    fn blocks_without_our_types_are_left_as_they_came() {
+        let g = graph();
+        for text in [
+            "{not json",
+            r#"{"@type":"NewsArticle","publisher":{"@type":"Organization"}}"#,
+            r#"{"@type":"Product","name":"not described on this page"}"#,
+            r#"[{"@type":"Event"},{"@type":"FAQPage"}]"#,
+        ] {
+            let mut held = None;
+            assert_eq!(g.adopt_origin(text, false, &mut held), None, "{text}");
+            assert!(held.is_none());
+        }
+        let (out, _) = adopt(
+            &g,
+            r#"[{"@type":"WebSite"},{"@type":"https://schema.org/WebSite"}]"#,
+            false,
+        );
+        assert_eq!(out, Some(Value::Null));
+    }
 
     #[test]
     fn script_safe_escapes_markup_and_optionally_non_ascii() {

@@ -40,10 +40,9 @@ pub struct HeadPlan {
     locales: Vec<Locale>,
     /// This locale's text of the page is too little translated to be indexed.
     pub noindex: bool,
-    /// Serialized `@graph` for the JSON-LD script, without the tags.
-    jsonld: String,
-    /// schema.org types the injected JSON-LD describes; origin blocks of these types are dropped.
-    pub jsonld_types: &'static [&'static str],
+    /// The page's JSON-LD graph, serialized when the head is written (the origin's
+    /// organization, if its head has one, is merged in then).
+    jsonld: jsonld::Graph,
     /// The site's rules, for prices looked up as price elements stream by.
     seo: Arc<SiteSeo>,
 }
@@ -101,7 +100,6 @@ impl HeadPlan {
             locales: seo.advertised_locales(&path),
             origin_path: path,
             jsonld: graph,
-            jsonld_types: jsonld::TYPES,
             seo: seo.clone(),
         }
     }
@@ -132,13 +130,33 @@ impl HeadPlan {
         format!("{}{}", self.base, locale.localize_path(path))
     }
 
+    /// What replaces an origin JSON-LD block's text (see `jsonld::Graph::adopt_origin`): `None`
+    /// keeps it, an empty string drops the block.
+    pub fn adopt_origin_jsonld(
+        &self,
+        text: &str,
+        head_written: bool,
+        origin_org: &mut Option<serde_json::Value>,
+        ascii_only: bool,
+    ) -> Option<String> {
+        let json = self.jsonld.adopt_origin(text, head_written, origin_org)?;
+        Some(jsonld::script_safe(&json, ascii_only))
+    }
+
+    /// schema.org types the page's JSON-LD describes.
+    pub fn jsonld_types(&self) -> &[&'static str] {
+        self.jsonld.types()
+    }
+
     /// The tags that close `<head>`. `origin_canonical` is the href of the origin's own canonical
     /// link, if it had one: a page canonical to another URL keeps pointing there (at this locale)
-    /// and, not being self-canonical, gets no hreflang set. `ascii_only` escapes the JSON-LD for
+    /// and, not being self-canonical, gets no hreflang set. `origin_org` is the organization node
+    /// of the origin's head JSON-LD, merged into ours. `ascii_only` escapes the JSON-LD for
     /// pages whose encoding cannot carry every character.
     pub fn head_html(
         &self,
         origin_canonical: Option<&str>,
+        origin_org: Option<&serde_json::Value>,
         need: Needs,
         ascii_only: bool,
     ) -> String {
@@ -215,7 +233,10 @@ impl HeadPlan {
             );
         }
         html.push_str(r#"<script type="application/ld+json">"#);
-        html.push_str(&jsonld::script_safe(&self.jsonld, ascii_only));
+        let graph = self
+            .jsonld
+            .serialize(origin_org, self.seo.organization.rules_win);
+        html.push_str(&jsonld::script_safe(&graph, ascii_only));
         html.push_str("</script>");
         html
     }

@@ -160,6 +160,9 @@ pub struct Organization {
     pub address_country: Option<String>,
     pub founding_date: Option<String>,
     pub same_as: Vec<String>,
+    /// `prefer = "rules"`: these fields replace the origin's own JSON-LD organization's rather
+    /// than only filling what it lacks.
+    pub rules_win: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -660,6 +663,21 @@ impl Validator<'_> {
             })
             .map(|u| u.get_ref().clone())
             .collect();
+        let rules_win = match raw
+            .prefer
+            .as_ref()
+            .map(|p| (p.get_ref().as_str(), p.span()))
+        {
+            None | Some(("origin", _)) => false,
+            Some(("rules", _)) => true,
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!("prefer must be \"origin\" or \"rules\", not {other:?}"),
+                );
+                false
+            }
+        };
         Organization {
             name: raw.name.get_ref().clone(),
             legal_name: raw.legal_name.clone(),
@@ -674,6 +692,7 @@ impl Validator<'_> {
             address_country,
             founding_date: raw.founding_date.clone(),
             same_as,
+            rules_win,
         }
     }
 }
