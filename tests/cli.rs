@@ -623,3 +623,26 @@ async fn translate_fill_prefills_from_a_machine_translation_service() {
     msgfmt_accepts(&[&id_po, &vi_po]);
     let _ = stop.send(true);
 }
+
+#[test]
+fn check_rejects_bad_optional_product_columns_with_their_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let feed = "sku,path,name_en,name_id,name_vi,name_th,price_usd,price_idr,price_vnd,price_thb,availability,image,brand,category,gtin,moq,moq_unit,price_valid_until\n\
+                K-1,/products/kettle,Electric Kettle,Teko Listrik,Ấm siêu tốc,กาต้มน้ำไฟฟ้า,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,4006381333932,0,pcs,2027-02-29\n";
+    let rules = copy_site(&shop, "shop", |site| site.to_string()).file("shop/products.csv", feed);
+    let stdout = check_fails(rules.path());
+    let root = rules.path().display();
+    // Columns count characters, and point at the cell even when its text ("0") occurs earlier
+    // in the line ("7.80").
+    for expected in [
+        format!("{root}/shop/products.csv:2:142: gtin `4006381333932` is not a GTIN"),
+        format!("{root}/shop/products.csv:2:156: moq `0` must be a whole number"),
+        format!("{root}/shop/products.csv:2:158: moq_unit `pcs` is not a UN/CEFACT unit"),
+        format!("{root}/shop/products.csv:2:162: price_valid_until `2027-02-29` must be a date"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&expected)),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+}

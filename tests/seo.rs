@@ -155,6 +155,20 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             );
             assert_eq!(product_node["offers"]["priceCurrency"], locale.currency());
             assert_eq!(product_node["name"], name.as_str());
+            assert_eq!(product_node["mpn"], product["mpn"].as_str());
+            let offer = &product_node["offers"];
+            assert_eq!(
+                offer["priceValidUntil"],
+                product["price_valid_until"].as_str()
+            );
+            let moq = &offer["eligibleQuantity"];
+            assert_eq!(moq["@type"], "QuantitativeValue");
+            assert_eq!(moq["minValue"].to_string(), product["moq"]);
+            let unit = Some(product["moq_unit"].as_str()).filter(|u| !u.is_empty());
+            assert_eq!(moq["unitCode"], unit.unwrap_or("H87"));
+            // The structured description is whole, even where the meta description is cut.
+            let description = product_node["description"].as_str().unwrap();
+            assert!(!description.ends_with('…'), "{url_path}: {description}");
             assert!(graph_node(&ld, "Organization").is_some());
             assert!(graph_node(&ld, "WebSite").is_some());
             let crumbs =

@@ -29,6 +29,7 @@ pub struct PageFacts<'a> {
     pub base: &'a str,
     /// Absolute URL of this page at this locale.
     pub url: &'a str,
+    /// The page's description whole (the meta description may be shortened to fit).
     pub description: Option<&'a str>,
     pub product: Option<&'a Product>,
     /// `(name, absolute URL)` from home to this page.
@@ -353,6 +354,19 @@ fn product_node(facts: &PageFacts<'_>, product: &Product, org_id: &str) -> Value
     let own = Some(product.description.get(facts.locale).as_str()).filter(|d| !d.is_empty());
     if let Some(description) = own.or(facts.description) {
         node["description"] = Value::String(description.to_string());
+    }
+    if let Some(mpn) = &product.mpn {
+        node["mpn"] = Value::String(mpn.clone());
+    }
+    if let Some(gtin) = &product.gtin {
+        node["gtin"] = Value::String(gtin.clone());
+    }
+    if let Some(until) = &product.price_valid_until {
+        node["offers"]["priceValidUntil"] = Value::String(until.clone());
+    }
+    if let Some((moq, unit)) = &product.moq {
+        node["offers"]["eligibleQuantity"] =
+            json!({"@type": "QuantitativeValue", "minValue": moq, "unitCode": unit});
     }
     node
 }

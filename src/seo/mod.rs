@@ -68,12 +68,14 @@ impl HeadPlan {
             keywords,
         };
         let limits = text::limits(locale);
-        let render = |t: &Template, max: usize| {
-            let s = ctx.render(t);
-            (!s.trim().is_empty()).then(|| text::clamp(&s, max))
-        };
-        let title = rule.and_then(|r| render(r.title.get(locale), limits.title));
-        let description = rule.and_then(|r| render(r.description.get(locale), limits.description));
+        let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
+        let title = rule
+            .and_then(|r| render(r.title.get(locale)))
+            .map(|t| text::clamp(&t, limits.title));
+        let whole_description = rule.and_then(|r| render(r.description.get(locale)));
+        let description = whole_description
+            .as_deref()
+            .map(|d| text::clamp(d, limits.description));
 
         let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
         let graph = jsonld::graph(&jsonld::PageFacts {
@@ -81,7 +83,7 @@ impl HeadPlan {
             locale,
             base: req.base,
             url: &format!("{}{}", req.base, locale.localize_path(&path)),
-            description: description.as_deref(),
+            description: whole_description.as_deref(),
             product: product.map(|p| &**p),
             breadcrumbs: &breadcrumbs,
         });

@@ -71,26 +71,34 @@ impl Csv {
     }
 
     /// Diagnostic pointing at field `col` of the record starting at `offset`.
-    pub(super) fn at(
-        &self,
-        offset: usize,
-        record: &csv::StringRecord,
-        col: usize,
-        message: String,
-    ) -> Diagnostic {
-        let field = record.get(col).unwrap_or("");
-        let line_end = self.src.text[offset..]
-            .find('\n')
-            .map_or(self.src.text.len(), |i| offset + i);
-        let line = &self.src.text[offset..line_end];
-        let within = if field.is_empty() {
-            0
-        } else {
-            line.find(field).unwrap_or(0)
-        };
+    pub(super) fn at(&self, offset: usize, col: usize, message: String) -> Diagnostic {
+        let within = field_start(&self.src.text[offset..], col);
         self.src
             .diagnostic(offset + within..offset + within, message)
     }
+}
+
+/// Byte offset of field `col` in the CSV record starting `text`: commas inside quotes (where a
+/// doubled quote is a literal one) do not separate fields. The end of the record if it has fewer.
+pub(super) fn field_start(text: &str, col: usize) -> usize {
+    if col == 0 {
+        return 0;
+    }
+    let (mut field, mut quoted) = (0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                field += 1;
+                if field == col {
+                    return i + 1;
+                }
+            }
+            '\n' if !quoted => return i,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 pub(super) fn load_keywords(
@@ -137,7 +145,6 @@ pub(super) fn load_keywords(
                 Err(_) => {
                     diags.push(csv.at(
                         *offset,
-                        record,
                         cols[1],
                         format!("volume `{}` is not a whole number", field(1)),
                     ));
@@ -147,7 +154,6 @@ pub(super) fn load_keywords(
             if field(0).is_empty() || field(2).is_empty() {
                 diags.push(csv.at(
                     *offset,
-                    record,
                     cols[0],
                     "keyword and category must not be empty".into(),
                 ));
@@ -156,7 +162,6 @@ pub(super) fn load_keywords(
             if !MARKETPLACES.contains(&field(3)) {
                 diags.push(csv.at(
                     *offset,
-                    record,
                     cols[3],
                     format!(
                         "unknown marketplace `{}`; known: {}",
@@ -242,7 +247,6 @@ pub(super) fn load_products(
         if sku.is_empty() || products.by_sku.contains_key(&sku) {
             diags.push(csv.at(
                 *offset,
-                record,
                 col("sku"),
                 format!("sku `{sku}` is empty or repeated"),
             ));
@@ -251,7 +255,6 @@ pub(super) fn load_products(
         if !page.starts_with('/') || products.by_path.contains_key(page.trim_end_matches('/')) {
             diags.push(csv.at(
                 *offset,
-                record,
                 col("path"),
                 format!("path `{page}` must start with `/` and be unique"),
             ));
@@ -261,7 +264,6 @@ pub(super) fn load_products(
         if !AVAILABILITY.contains(&availability.as_str()) {
             diags.push(csv.at(
                 *offset,
-                record,
                 col("availability"),
                 format!(
                     "availability `{availability}` is not one of {}",
@@ -295,7 +297,6 @@ pub(super) fn load_products(
                 };
                 diags.push(csv.at(
                     *offset,
-                    record,
                     csv.column(&name_col).unwrap_or_else(|| col("sku")),
                     message,
                 ));
@@ -305,7 +306,6 @@ pub(super) fn load_products(
             if !is_decimal(&amount) {
                 diags.push(csv.at(
                     *offset,
-                    record,
                     col(&price_col),
                     format!(
                         "{price_col} `{amount}` must be a plain decimal like 24.90 (no separators)"
@@ -314,6 +314,49 @@ pub(super) fn load_products(
             }
             price.set(locale, amount);
         }
+        let optional =
+            |name: &str, ok: fn(&str) -> bool, what: &str, diags: &mut Vec<Diagnostic>| {
+                let value = get(name);
+                if value.is_empty() {
+                    return None;
+                }
+                if ok(&value) {
+                    return Some(value);
+                }
+                diags.push(csv.at(*offset, col(name), format!("{name} `{value}` {what}")));
+                None
+            };
+        let mpn = optional("mpn", |_| true, "", diags);
+        let gtin = optional(
+            "gtin",
+            is_gtin,
+            "is not a GTIN-8, -12, -13 or -14 with a valid check digit",
+            diags,
+        );
+        let moq = optional(
+            "moq",
+            |v| v.parse::<u64>().is_ok_and(|n| n > 0),
+            "must be a whole number of pieces above 0",
+            diags,
+        )
+        .and_then(|v| v.parse().ok());
+        let unit = optional(
+            "moq_unit",
+            |u| {
+                (2..=3).contains(&u.len())
+                    && u.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            },
+            "is not a UN/CEFACT unit code like H87 or SET",
+            diags,
+        );
+        let moq = moq.map(|n| (n, unit.unwrap_or_else(|| "H87".to_string())));
+        let price_valid_until = optional(
+            "price_valid_until",
+            is_date,
+            "must be a date like 2027-06-30",
+            diags,
+        );
         let product = Arc::new(Product {
             sku: sku.clone(),
             path: page.trim_end_matches('/').to_string(),
@@ -324,6 +367,10 @@ pub(super) fn load_products(
             image: get("image"),
             brand: get("brand"),
             category: get("category"),
+            mpn,
+            gtin,
+            moq,
+            price_valid_until,
         });
         products.by_sku.insert(sku, product.clone());
         products
@@ -332,6 +379,45 @@ pub(super) fn load_products(
         products.list.push(product);
     }
     (diags.len() == before).then_some(products)
+}
+
+/// GS1 check digit: weights 3 and 1 alternating from the digit before it, right to left.
+pub(super) fn is_gtin(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() != s.len() || ![8, 12, 13, 14].contains(&digits.len()) {
+        return false;
+    }
+    let (check, body) = digits.split_last().unwrap_or((&0, &[]));
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
+    (10 - sum % 10) % 10 == *check
+}
+
+/// `YYYY-MM-DD` with a month and a day that exist (ISO 8601 calendar date, as schema.org's Date).
+pub(super) fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else { return false };
+    let num = |p: &str, len: usize| {
+        (p.len() == len && p.chars().all(|c| c.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
 }
 
 pub(super) fn is_decimal(s: &str) -> bool {

@@ -355,6 +355,16 @@ pub struct Product {
     pub image: String,
     pub brand: String,
     pub category: String,
+    /// Manufacturer part number (`mpn`, optional; often the model number the page shows).
+    pub mpn: Option<String>,
+    /// GTIN-8, -12, -13 or -14 (`gtin`, optional; check digit verified).
+    pub gtin: Option<String>,
+    /// Minimum order quantity (`moq`, optional): the Offer's `eligibleQuantity`, counted in
+    /// the UN/CEFACT unit `moq_unit` (default `H87`, piece; `SET` for sets).
+    pub moq: Option<(u64, String)>,
+    /// `YYYY-MM-DD` until which the feed's prices hold (`price_valid_until`, optional): the
+    /// converted prices of a B2B feed are quotes, not list prices.
+    pub price_valid_until: Option<String>,
 }
 
 /// Marketplace search keywords per locale and category, highest volume first.
@@ -699,7 +709,7 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::feeds::is_decimal;
+    use super::feeds::{field_start, is_date, is_decimal, is_gtin};
     use super::*;
 
     #[test]
@@ -736,5 +746,35 @@ mod tests {
         assert!(!is_decimal("408.400,00"));
         assert!(!is_decimal("1."));
         assert!(!is_decimal(""));
+    }
+
+    #[test]
+    fn csv_fields_are_found_by_position_not_by_text() {
+        let line = "a,\"b,\"\"c\",0,0\nnext,row";
+        assert_eq!(field_start(line, 0), 0);
+        assert_eq!(field_start(line, 1), 2);
+        assert_eq!(field_start(line, 2), 10);
+        assert_eq!(field_start(line, 3), 12);
+        assert_eq!(
+            field_start(line, 4),
+            13,
+            "past the last field: the record's end"
+        );
+    }
+
+    #[test]
+    fn gtins_and_dates() {
+        assert!(is_gtin("4006381333931"), "EAN-13");
+        assert!(is_gtin("036000291452"), "UPC-A");
+        assert!(is_gtin("96385074"), "EAN-8");
+        assert!(!is_gtin("4006381333932"), "wrong check digit");
+        assert!(!is_gtin("40063813339"), "11 digits");
+        assert!(!is_gtin("400638133393a"));
+        assert!(is_date("2027-06-30"));
+        assert!(is_date("2028-02-29"));
+        assert!(!is_date("2027-02-29"));
+        assert!(!is_date("2027-6-30"));
+        assert!(!is_date("2027-13-01"));
+        assert!(!is_date("30/06/2027"));
     }
 }
