@@ -156,20 +156,10 @@ impl OriginDoc {
 
     /// The document again, with `extra` added; empty when nothing is left.
     fn render(self, extra: Option<Value>) -> String {
+        // A document of one node (`top` null) is either the organization or a node the graph
+        // describes, so it never has both `extra` and a kept node.
         let Self { mut top, kept, .. } = self;
-        let single = top.is_null();
         let mut nodes: Vec<Value> = extra.into_iter().collect();
-        if !nodes.is_empty() && single && !kept.is_empty() {
-            // Two nodes where the origin had one: a graph, with the origin's context.
-            let context = kept[0].get("@context").cloned();
-            let mut first = kept.into_iter().next().unwrap_or_default();
-            if let Some(map) = first.as_object_mut() {
-                map.remove("@context");
-            }
-            nodes.push(first);
-            let context = context.unwrap_or_else(|| json!("https://schema.org"));
-            return json!({"@context": context, "@graph": nodes}).to_string();
-        }
         nodes.extend(kept);
         if nodes.is_empty() {
             return String::new();
