@@ -276,6 +276,23 @@ async fn every_demo_page_is_localized_in_every_locale() {
             assert!(
                 graph_node(&ld, "Organization").is_some() && graph_node(&ld, "WebSite").is_some()
             );
+            // WhatsApp opens a chat, not the phone dialler.
+            let whatsapp: Vec<String> = attr(&doc, "a[href]", "href")
+                .into_iter()
+                .filter(|h| h.contains("8613827654410"))
+                .collect();
+            assert!(!whatsapp.is_empty(), "{url_path}: WhatsApp link");
+            assert!(
+                whatsapp.iter().all(|h| h == "https://wa.me/8613827654410"),
+                "{url_path}: {whatsapp:?}"
+            );
+            // A phone link dials the number it shows.
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            for link in select(&doc, r#"a[href^="tel:"]"#) {
+                let text: String = link.text().collect();
+                let href = link.value().attr("href").unwrap_or_default();
+                assert_eq!(digits(href), digits(&text), "{url_path}: {href}");
+            }
             let title: String = select(&doc, "head title")[0].text().collect();
             let graphemes =
                 unicode_segmentation::UnicodeSegmentation::graphemes(title.as_str(), true).count();
