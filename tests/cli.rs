@@ -21,6 +21,16 @@ fn check_fails(rules: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Every one of `expected` begins a line of `check`'s report.
+fn assert_reported(stdout: &str, expected: &[String]) {
+    for expected in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(expected.as_str())),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+}
+
 fn edgeseo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgeseo"))
 }
@@ -63,20 +73,18 @@ fn check_reports_every_problem_with_its_position() {
         .file("server.toml", "[limits]\nidle_timeout = \"0s\"\n");
     let stdout = check_fails(rules.path());
     let root = rules.path().display().to_string();
-    for expected in [
-        format!("{root}/a/site.toml:2:1: unknown field `colour`"),
-        format!("{root}/b/site.toml:1:20: `b.test:80` is not a host name"),
-        format!("{root}/b/site.toml:3:7: origin url scheme must be http or https"),
-        format!("{root}/b/site.toml:4:19: invalid duration `soon`"),
-        format!("{root}/c/site.toml:1:"),
-        format!("{root}/d/site.toml:6:10: prefer must be \"origin\" or \"rules\""),
-        format!("{root}/server.toml:2:16: duration must be greater than zero"),
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(&expected)),
-            "missing `{expected}` in:\n{stdout}"
-        );
-    }
+    assert_reported(
+        &stdout,
+        &[
+            format!("{root}/a/site.toml:2:1: unknown field `colour`"),
+            format!("{root}/b/site.toml:1:20: `b.test:80` is not a host name"),
+            format!("{root}/b/site.toml:3:7: origin url scheme must be http or https"),
+            format!("{root}/b/site.toml:4:19: invalid duration `soon`"),
+            format!("{root}/c/site.toml:1:"),
+            format!("{root}/d/site.toml:6:10: prefer must be \"origin\" or \"rules\""),
+            format!("{root}/server.toml:2:16: duration must be greater than zero"),
+        ],
+    );
 }
 
 /// `edgeseo [args] demo` on an ephemeral loopback port: the process, its proxy's address, and
@@ -313,25 +321,23 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
     );
     let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
     let root = rules.path().display();
-    for expected in [
-        format!(
-            "{root}/shop/site.toml:{}:16: min_coverage is a share between 0 and 1",
-            line("min_coverage")
-        ),
-        format!(
-            "{root}/shop/site.toml:{}:24: invalid CSS selector",
-            line("exclude")
-        ),
-        format!(
-            "{root}/shop/site.toml:{}:23: a glossary term cannot be empty",
-            line("glossary")
-        ),
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(&expected)),
-            "missing `{expected}` in:\n{stdout}"
-        );
-    }
+    assert_reported(
+        &stdout,
+        &[
+            format!(
+                "{root}/shop/site.toml:{}:16: min_coverage is a share between 0 and 1",
+                line("min_coverage")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:24: invalid CSS selector",
+                line("exclude")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:23: a glossary term cannot be empty",
+                line("glossary")
+            ),
+        ],
+    );
 }
 
 /// `translate extract` crawls the origin (home, sitemap, links; robots.txt obeyed), merges what it
@@ -634,15 +640,15 @@ fn check_rejects_bad_optional_product_columns_with_their_position() {
     let root = rules.path().display();
     // Columns count characters, and point at the cell even when its text ("0") occurs earlier
     // in the line ("7.80").
-    for expected in [
-        format!("{root}/shop/products.csv:2:142: gtin `4006381333932` is not a GTIN"),
-        format!("{root}/shop/products.csv:2:156: moq `0` must be a whole number"),
-        format!("{root}/shop/products.csv:2:158: moq_unit `pcs` is not a UN/CEFACT unit"),
-        format!("{root}/shop/products.csv:2:162: price_valid_until `2027-02-29` must be a date"),
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(&expected)),
-            "missing `{expected}` in:\n{stdout}"
-        );
-    }
+    assert_reported(
+        &stdout,
+        &[
+            format!("{root}/shop/products.csv:2:142: gtin `4006381333932` is not a GTIN"),
+            format!("{root}/shop/products.csv:2:156: moq `0` must be a whole number"),
+            format!("{root}/shop/products.csv:2:158: moq_unit `pcs` is not a UN/CEFACT unit"),
+            format!(
+                "{root}/shop/products.csv:2:162: price_valid_until `2027-02-29` must be a date"
+            ),
+        ],
+    );
 }
