@@ -49,6 +49,16 @@ impl Locale {
         }
     }
 
+    /// The language named in itself, as a language switcher shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Locale::En => "English",
+            Locale::Id => "Bahasa Indonesia",
+            Locale::Vi => "Tiếng Việt",
+            Locale::Th => "ไทย",
+        }
+    }
+
     /// Open Graph locale (`og:locale`).
     pub fn og(self) -> &'static str {
         match self {

@@ -573,7 +573,12 @@ fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<B
                     suggest::Agent::Human
                 );
                 let visitor = visitor(req, ctx, crawler);
-                suggest::decide(&page.seo, ctx.runtime.geoip(&ctx.site), &visitor)
+                suggest::decide(
+                    &page.seo,
+                    ctx.runtime.geoip(&ctx.site),
+                    &visitor,
+                    origin_path,
+                )
             } else {
                 None
             };
@@ -708,7 +713,12 @@ async fn suggest_redirect(
         }
     };
     let visitor = visitor(req, ctx, crawler);
-    let target = suggest::decide(&page.seo, ctx.runtime.geoip(&ctx.site), &visitor)?;
+    let target = suggest::decide(
+        &page.seo,
+        ctx.runtime.geoip(&ctx.site),
+        &visitor,
+        &page.origin_path,
+    )?;
     let mut location = target.localize_path(&page.origin_path);
     if let Some(q) = req.uri().query() {
         location.push('?');

@@ -168,12 +168,15 @@ pub struct Visitor {
     pub languages: Vec<String>,
 }
 
-/// The locale to offer a visitor of an English page, if any.
-pub fn decide(seo: &SiteSeo, geo: &GeoIp, visitor: &Visitor) -> Option<Locale> {
+/// The locale to offer a visitor of the English page at `origin_path`, if any: only one the
+/// page is published at (enabled, and translated enough to be advertised).
+pub fn decide(seo: &SiteSeo, geo: &GeoIp, visitor: &Visitor, origin_path: &str) -> Option<Locale> {
     if seo.suggest == SuggestMode::Off || visitor.crawler {
         return None;
     }
-    let enabled = |l: Locale| l != Locale::En && seo.locales.contains(&l);
+    let origin_path = crate::seo::normalize_path(origin_path);
+    let enabled =
+        |l: Locale| l != Locale::En && seo.locales.contains(&l) && seo.advertised(l, &origin_path);
     if let Some(chosen) = visitor.chosen {
         return enabled(chosen).then_some(chosen);
     }

@@ -340,6 +340,31 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
     );
 }
 
+#[test]
+fn check_rejects_a_switcher_selector_that_does_not_parse() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let mut site_toml = String::new();
+    let rules = copy_site(&shop, "shop", |site| {
+        site_toml = site.replace(
+            "suggest = \"banner\"",
+            "suggest = \"banner\"\nswitcher_at = \"ul[\"",
+        );
+        site_toml.clone()
+    });
+    let stdout = check_fails(rules.path());
+    let line = 1 + site_toml
+        .lines()
+        .position(|l| l.starts_with("switcher_at"))
+        .unwrap();
+    assert_reported(
+        &stdout,
+        &[format!(
+            "{}/shop/site.toml:{line}:15: invalid CSS selector",
+            rules.path().display()
+        )],
+    );
+}
+
 /// `translate extract` crawls the origin (home, sitemap, links; robots.txt obeyed), merges what it
 /// finds into the PO files (translations kept, vanished ones obsolete), and what it writes is
 /// valid for gettext's own checker.

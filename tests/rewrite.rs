@@ -138,7 +138,12 @@ async fn charset_from_meta_tag_when_the_header_has_none() {
         text.contains("<title>เกี่ยวกับ Example Appliance Co. – เครื่องครัว</title>"),
         "{text}"
     );
-    assert!(text.contains("<body>ไทย"));
+    // The switcher names each language in itself; the letters windows-874 lacks come as
+    // character references.
+    assert!(
+        text.contains(r#"lang="vi-VN">Ti&#7871;ng Vi&#7879;t</a>"#) && text.contains("</nav>ไทย"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -248,11 +253,11 @@ async fn an_overlong_run_passes_untranslated_and_translation_resumes() {
         )
         .await;
         let out = String::from_utf8(out).unwrap();
-        let body = &out[out.find("<body>").unwrap()..];
+        let body = &out[out.find("</nav>").unwrap() + "</nav>".len()..];
         assert_eq!(
             body,
             format!(
-                "<body><p>Kapasitas</p><p>{long}<b>Capacity</b> tail</p><h1>Panduan membeli ketel</h1></body></html>"
+                "<p>Kapasitas</p><p>{long}<b>Capacity</b> tail</p><h1>Panduan membeli ketel</h1></body></html>"
             ),
             "replay with EDGESEO_SEED={seed}"
         );

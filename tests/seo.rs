@@ -293,6 +293,34 @@ async fn every_demo_page_is_localized_in_every_locale() {
                 let href = link.value().attr("href").unwrap_or_default();
                 assert_eq!(digits(href), digits(&text), "{url_path}: {href}");
             }
+            // A crawlable language switcher: a link to each version of the page, named in its
+            // own language, pointing where the hreflang links point.
+            let links = select(&doc, "body > nav.edgeseo-lang a[href][hreflang][lang]");
+            let names: Vec<String> = links.iter().map(|a| a.text().collect()).collect();
+            assert_eq!(
+                names,
+                ["English", "Bahasa Indonesia", "Tiếng Việt", "ไทย"],
+                "{url_path}"
+            );
+            let hrefs: Vec<&str> = links
+                .iter()
+                .filter_map(|a| a.value().attr("href"))
+                .collect();
+            let alternates = attr(
+                &doc,
+                r#"link[rel="alternate"][hreflang]:not([hreflang="x-default"])"#,
+                "href",
+            );
+            assert_eq!(hrefs, alternates, "{url_path}");
+            assert_eq!(
+                attr(
+                    &doc,
+                    r#"nav.edgeseo-lang a[aria-current="page"]"#,
+                    "hreflang"
+                ),
+                [locale.tag()],
+                "{url_path}"
+            );
             let title: String = select(&doc, "head title")[0].text().collect();
             let graphemes =
                 unicode_segmentation::UnicodeSegmentation::graphemes(title.as_str(), true).count();
@@ -633,6 +661,94 @@ async fn redirects_keep_the_locale_and_head_requests_get_headers_only() {
     assert!(!headers.contains_key("content-length"));
 }
 
+/// The language switcher is real links, placed at the top of the body, inside the element the
+/// site names, or nowhere; it follows the coverage guard, as hreflang does.
+#[tokio::test]
+async fn the_switcher_links_the_versions_where_the_site_places_it() {
+    let origin = Origin::start().await;
+    let html = "<!DOCTYPE html><html><head><title>x</title></head><body><header><a href=\"/\">Logo</a>\
+        <div class=\"menu\"><a href=\"/about\">About</a></div></header><main><p>About us</p></main></body></html>";
+    origin.serve("/about", CannedPage::html(html));
+    let hrefs = |doc: &Html, css: &str| {
+        attr(doc, css, "href")
+            .into_iter()
+            .map(|h| {
+                h.split_once("://").map_or(h.clone(), |(_, rest)| {
+                    rest[rest.find('/').unwrap()..].to_string()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let app = start_proxy(&fixture_rules_for(origin.addr)).await;
+    let (_, _, doc, _) = page(&app, "/vi/about").await;
+    assert_eq!(
+        hrefs(&doc, "body > nav.edgeseo-lang:first-child a"),
+        ["/about", "/id/about", "/vi/about", "/th/about"]
+    );
+    assert_eq!(
+        attr(&doc, "body > nav.edgeseo-lang", "aria-label"),
+        ["Ngôn ngữ"]
+    );
+    // The origin's own links are localized; the switcher's are not touched.
+    assert_eq!(hrefs(&doc, "header .menu > a"), ["/vi/about"]);
+
+    let placed = fixture_rules_with(
+        origin.addr,
+        "suggest = \"banner\"\nswitcher_at = \"header .menu\"",
+    );
+    let app = start_proxy(&placed).await;
+    let (_, _, doc, _) = page(&app, "/th/about").await;
+    assert!(select(&doc, "body > nav.edgeseo-lang").is_empty());
+    assert_eq!(
+        hrefs(&doc, "header .menu > nav.edgeseo-lang:last-child a"),
+        ["/about", "/id/about", "/vi/about", "/th/about"]
+    );
+    // A page without the element gets the links before </body>.
+    origin.serve(
+        "/plain",
+        CannedPage::html("<html><body><p>Plain</p></body></html>"),
+    );
+    let (_, _, doc, _) = page(&app, "/th/plain").await;
+    assert_eq!(
+        hrefs(&doc, "body > p + nav.edgeseo-lang:last-of-type a"),
+        ["/plain", "/id/plain", "/vi/plain", "/th/plain"]
+    );
+
+    let off = fixture_rules_with(origin.addr, "suggest = \"banner\"\nswitcher = false");
+    let app = start_proxy(&off).await;
+    let (_, _, doc, text) = page(&app, "/id/about").await;
+    assert!(select(&doc, "nav.edgeseo-lang").is_empty() && !text.contains(".edgeseo-lang"));
+
+    // A page the coverage guard keeps out of the hreflang cluster links English only, and a
+    // page with one version has no switcher.
+    let guarded = fixture_site(origin.addr, |site| {
+        site.replace("min_coverage = 0", "min_coverage = 1")
+    });
+    let app = start_proxy(&guarded).await;
+    origin.serve(
+        "/untranslated",
+        CannedPage::html("<html><body><p>Nothing the memory knows</p></body></html>"),
+    );
+    let (_, _, doc, _) = page(&app, "/id/untranslated").await;
+    assert!(select(&doc, "nav.edgeseo-lang").is_empty());
+    // ... nor is it offered by the suggestion banner.
+    let (_, _, body) = fetch(
+        &http1_client(),
+        Request::get(format!(
+            "http://{}/__edgeseo/suggest?path=%2Funtranslated",
+            app.http_addr
+        ))
+        .header("host", "shop.test")
+        .header("accept-language", "id-ID")
+        .body(edgeseo::body::empty())
+        .unwrap(),
+    )
+    .await;
+    let offer: Value = serde_json::from_slice(&body).unwrap();
+    assert!(offer["locale"].is_null(), "{offer}");
+}
+
 async fn suggest_json(app: &edgeseo::app::App, headers: &[(&str, &str)]) -> Value {
     let mut req = Request::get(format!(
         "http://{}/__edgeseo/suggest?path=%2Fabout",
@@ -920,7 +1036,14 @@ fn skeleton(doc: &Html, locale: Locale) -> Vec<String> {
                     || (attr("rel").split_whitespace().any(|r| r == "alternate")
                         && v.attr("hreflang").is_some())))
             || (name == "script" && attr("type").trim() == "application/ld+json")
-            || (name == "script" && attr("src").starts_with("/__edgeseo/"));
+            || (name == "script" && attr("src").starts_with("/__edgeseo/"))
+            || (name == "style" && el.text().any(|t| t.starts_with(".edgeseo-lang{")))
+            || el.ancestors().chain(std::iter::once(*el)).any(|a| {
+                a.value().as_element().is_some_and(|e| {
+                    e.name() == "nav"
+                        && e.has_class("edgeseo-lang", scraper::CaseSensitivity::CaseSensitive)
+                })
+            });
         // A stray `</p>` (an end tag without its element, which a browser turns into an empty
         // paragraph) inside a link that starts a run of text held for translation comes out
         // before that link: the empty paragraph moves by one place. Nothing else may change.

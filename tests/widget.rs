@@ -109,6 +109,10 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
         launcher["height"].as_f64().unwrap() >= 44.0,
         "touch target: {seen}"
     );
+    // The language switcher's link leads to the Vietnamese page and the choice is remembered.
+    assert_eq!(seen["switchedPath"], "/vi/products", "{seen}");
+    assert_eq!(seen["switchedLang"], "vi-VN", "{seen}");
+    assert_eq!(seen["localeCookie"], "vi", "{seen}");
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
     Field, Keyword, Keywords, Localized, Organization, PageKind, PageRule, Pages, Part,
-    PathPattern, Product, Products, RewriteSettings, SiteSeo, SuggestMode, Template,
+    PathPattern, Product, Products, RewriteSettings, SiteSeo, SuggestMode, Switcher, Template,
 };
 
 /// Everything loaded from one rules directory.

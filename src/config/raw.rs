@@ -148,6 +148,8 @@ pub struct RawLocales {
     pub geoip: Option<Spanned<String>>,
     pub verify_crawlers: Option<bool>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub switcher: Option<bool>,
+    pub switcher_at: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

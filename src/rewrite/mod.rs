@@ -25,6 +25,7 @@ use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink, Selector};
 
 use crate::body::{Body, BoxError, Transform};
 use crate::codec::{Coding, Decoder, Encoder};
+use crate::config::Switcher;
 use crate::locale::Locale;
 use crate::seo::{HeadPlan, Needs};
 use crate::translate::Memory;
@@ -185,6 +186,8 @@ struct PageState {
     /// Past the head: an element that belongs in <body> has been seen.
     in_body: bool,
     body_end_done: bool,
+    /// The language switcher has been placed.
+    switcher_done: bool,
     origin_canonical: Option<String>,
     injected: bool,
     /// The page's encoding cannot carry every character: injected JSON is escaped to ASCII.
@@ -412,6 +415,9 @@ fn settings(
             Ok(())
         }));
     }
+    if let Some(nav) = plan.switcher_html() {
+        settings = place_switcher(settings, plan.switcher(), nav, &state);
+    }
     if let Some(extra) = opts.body_end.clone() {
         let state = state.clone();
         settings = settings.append_element_content_handler(on_element(&s.body, move |el| {
@@ -504,6 +510,63 @@ fn note_charset(state: &State, encoding: &'static Encoding) {
 }
 
 /// The head tags, the first time this is asked for; `None` afterwards.
+/// The language switcher at the top of `<body>`, or inside the first element the site's
+/// selector matches (before `</body>` when the page has no such element).
+fn place_switcher(
+    mut settings: Settings<'static, 'static>,
+    at: &Switcher,
+    nav: String,
+    state: &State,
+) -> Settings<'static, 'static> {
+    let nav: Arc<str> = nav.into();
+    if let Switcher::Inside(selector) = at {
+        let (nav, state) = (nav.clone(), state.clone());
+        settings = settings.append_element_content_handler((
+            Cow::Owned(selector.clone()),
+            ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                let mut st = lock(&state);
+                if st.in_body && !st.switcher_done && el.can_have_content() {
+                    st.switcher_done = true;
+                    el.append(&nav, ContentType::Html);
+                }
+                Ok(())
+            }),
+        ));
+    }
+    {
+        // A page without a `<body>` tag, or without an end tag for it, still gets its links.
+        let (nav, state) = (nav.clone(), state.clone());
+        settings = settings.append_document_content_handler(
+            lol_html::send::DocumentContentHandlers::default().end(
+                move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+                    let mut st = lock(&state);
+                    if st.in_body && !std::mem::replace(&mut st.switcher_done, true) {
+                        end.append(&nav, ContentType::Html);
+                    }
+                    Ok(())
+                },
+            ),
+        );
+    }
+    let bar = matches!(at, Switcher::Bar);
+    let state = state.clone();
+    settings.append_element_content_handler(on_element(&SELECTORS.body, move |el| {
+        if bar {
+            lock(&state).switcher_done = true;
+            el.prepend(&nav, ContentType::Html);
+            return Ok(());
+        }
+        let (nav, state) = (nav.clone(), state.clone());
+        let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+            if !std::mem::replace(&mut lock(&state).switcher_done, true) {
+                end.before(&nav, ContentType::Html);
+            }
+            Ok(())
+        }));
+        Ok(())
+    }))
+}
+
 fn take_head_html(plan: &HeadPlan, state: &State) -> Option<String> {
     let mut st = lock(state);
     if st.injected {

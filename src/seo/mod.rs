@@ -10,7 +10,7 @@ pub mod vocabulary;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::config::{Field, Keyword, PageKind, Part, Product, SiteSeo, Template};
+use crate::config::{Field, Keyword, PageKind, Part, Product, SiteSeo, Switcher, Template};
 use crate::locale::Locale;
 
 pub use text::{escape_attr, escape_text, format_price};
@@ -24,6 +24,13 @@ pub struct PageRequest<'a> {
     /// `https://www.example.com`: the site's public origin or the request's scheme and host.
     pub base: &'a str,
 }
+
+/// The switcher's looks, kept low so that a site's own CSS wins: a bar that pushes the page down
+/// rather than floating over it, or links that fit into the site's navigation.
+const SWITCHER_CSS: &str = "<style>.edgeseo-lang{display:flex;flex-wrap:wrap;gap:4px 14px;\
+font:14px/1.5 system-ui,sans-serif}.edgeseo-lang a{color:#0b5394}\
+.edgeseo-lang a[aria-current]{color:#1f2937;font-weight:600;text-decoration:none}\
+.edgeseo-lang-bar{justify-content:flex-end;padding:6px 16px;background:#f3f4f6}</style>";
 
 /// Everything the rewriter needs to localize one page.
 #[derive(Debug, Clone)]
@@ -132,6 +139,50 @@ impl HeadPlan {
         format!("{}{}", self.base, locale.localize_path(path))
     }
 
+    /// The crawlable language switcher: a link to each advertised version of this page, named in
+    /// its own language (`None` when the site turns it off or the page has one version only).
+    /// `translate="no"` keeps the names out of the page's translation. (In a page whose encoding
+    /// lacks their letters, the rewriter's encoder writes them as character references.)
+    pub fn switcher_html(&self) -> Option<String> {
+        if matches!(self.seo.switcher, Switcher::Off) || self.locales.len() < 2 {
+            return None;
+        }
+        let label = match self.locale {
+            Locale::En => "Language",
+            Locale::Id => "Bahasa",
+            Locale::Vi => "Ngôn ngữ",
+            Locale::Th => "ภาษา",
+        };
+        let class = match self.seo.switcher {
+            Switcher::Bar => "edgeseo-lang edgeseo-lang-bar",
+            _ => "edgeseo-lang",
+        };
+        let mut html = format!(r#"<nav class="{class}" translate="no" aria-label="{label}">"#);
+        for &locale in &self.locales {
+            let current = if locale == self.locale {
+                r#" aria-current="page""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                html,
+                r#"<a href="{}" hreflang="{}" lang="{}"{current}>{}</a> "#,
+                escape_attr(&self.url(locale, &self.origin_path)),
+                locale.tag(),
+                locale.tag(),
+                locale.name()
+            );
+        }
+        html.truncate(html.len() - 1);
+        html.push_str("</nav>");
+        Some(html)
+    }
+
+    /// Where the switcher goes.
+    pub fn switcher(&self) -> &Switcher {
+        &self.seo.switcher
+    }
+
     /// What replaces an origin JSON-LD block's text (see `jsonld::Graph::adopt_origin`): `None`
     /// keeps it, an empty string drops the block.
     pub fn adopt_origin_jsonld(
@@ -233,6 +284,9 @@ impl HeadPlan {
                 r#"<link rel="alternate" hreflang="x-default" href="{}">"#,
                 escape_attr(&self.url(Locale::En, &self.origin_path))
             );
+        }
+        if !matches!(self.seo.switcher, Switcher::Off) && self.locales.len() >= 2 {
+            html.push_str(SWITCHER_CSS);
         }
         html.push_str(r#"<script type="application/ld+json">"#);
         let graph = self

@@ -51,6 +51,17 @@ try {
   await launcher.click();
   seen.mobilePanel = await page.locator("#edgeseo-chat .p").boundingBox();
   seen.mobileLauncher = await launcher.boundingBox();
+
+  // The language switcher is a real link; following it remembers the choice.
+  const vietnamese = page.locator('nav.edgeseo-lang a[hreflang="vi-VN"]');
+  if ((await vietnamese.count()) > 0) {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await Promise.all([page.waitForURL(/\/vi\//), vietnamese.click()]);
+    seen.switchedPath = new URL(page.url()).pathname;
+    seen.switchedLang = await page.getAttribute("html", "lang");
+    const cookie = (await page.context().cookies()).find((c) => c.name === "edgeseo_locale");
+    seen.localeCookie = cookie ? cookie.value : null;
+  }
 } finally {
   await browser.close();
 }

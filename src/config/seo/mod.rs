@@ -44,6 +44,7 @@ pub struct SiteSeo {
     /// Enabled locales, English (the root and `x-default`) first.
     pub locales: Vec<Locale>,
     pub suggest: SuggestMode,
+    pub switcher: Switcher,
     /// A GeoIP database file; `None` uses the database compiled into the binary.
     pub geoip: Option<PathBuf>,
     pub verify_crawlers: bool,
@@ -140,6 +141,18 @@ pub enum SuggestMode {
     Banner,
     /// A 302 to the locale URL (not cached, `Vary` set).
     Redirect,
+    Off,
+}
+
+/// Where a localized page gets its crawlable links to its other languages (`[locales] switcher`
+/// and `switcher_at`).
+#[derive(Debug, Clone)]
+pub enum Switcher {
+    /// A bar at the top of `<body>`.
+    Bar,
+    /// At the end of the first element the selector matches; before `</body>` on a page where
+    /// it matches nothing.
+    Inside(lol_html::Selector),
     Off,
 }
 
@@ -430,6 +443,17 @@ pub(super) fn load(
             SuggestMode::Off
         }
     };
+    let switcher = match (raw.locales.switcher, &raw.locales.switcher_at) {
+        (Some(false), _) => Switcher::Off,
+        (_, None) => Switcher::Bar,
+        (_, Some(at)) => match at.get_ref().parse::<lol_html::Selector>() {
+            Ok(selector) => Switcher::Inside(selector),
+            Err(e) => {
+                v.error(at.span(), format!("invalid CSS selector: {e}"));
+                Switcher::Bar
+            }
+        },
+    };
     let geoip = raw.locales.geoip.as_ref().and_then(|g| {
         let path = site_dir.join(g.get_ref());
         if !path.is_file() {
@@ -503,6 +527,7 @@ pub(super) fn load(
         public_origin,
         locales,
         suggest,
+        switcher,
         geoip,
         verify_crawlers: raw.locales.verify_crawlers.unwrap_or(false),
         trusted_proxies,
