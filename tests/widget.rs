@@ -109,6 +109,20 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
         launcher["height"].as_f64().unwrap() >= 44.0,
         "touch target: {seen}"
     );
+    // On phones the launcher sits in the switcher's bar, not over the page: no price or form
+    // field under it.
+    let phones = seen["phones"].as_array().expect("phone widths measured");
+    assert_eq!(phones.len(), 3, "{seen}");
+    for phone in phones {
+        assert_eq!(phone["inSwitcher"], true, "{phone}");
+        assert_eq!(phone["fixed"], "static", "{phone}");
+        assert!(phone["guarded"].as_u64().unwrap() > 0, "{phone}");
+        assert_eq!(phone["covered"], serde_json::json!([]), "{phone}");
+        assert!(
+            phone["launcher"]["height"].as_f64().unwrap() >= 44.0,
+            "{phone}"
+        );
+    }
     // The language switcher's link leads to the Vietnamese page and the choice is remembered.
     assert_eq!(seen["switchedPath"], "/vi/products", "{seen}");
     assert_eq!(seen["switchedLang"], "vi-VN", "{seen}");

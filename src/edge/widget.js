@@ -56,6 +56,7 @@
     ":focus-visible{outline:3px solid #111;outline-offset:2px;box-shadow:0 0 0 2px #fff}" +
     ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     "@media (max-width:480px){.p{inset:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}}" +
+    ":host(.docked){display:flex;justify-content:flex-end}:host(.docked) .l{position:static;box-shadow:none}" +
     "</style>" +
     '<button class="l" type="button" aria-haspopup="dialog" aria-expanded="false" aria-controls="p"></button>' +
     '<div class="p" id="p" role="dialog" aria-labelledby="h" hidden>' +
@@ -175,5 +176,25 @@
       log.scrollTop = log.scrollHeight;
     });
   });
-  document.body.appendChild(host);
+  // On a phone a floating button would sit over the page's prices and forms: there the launcher
+  // docks at the top, in the language switcher's bar (or a strip of its own), in one corner
+  // with it; the open panel still fills the screen.
+  var phone = window.matchMedia ? window.matchMedia("(max-width: 480px)") : null;
+  function place() {
+    var docked = !!(phone && phone.matches);
+    var bar = document.querySelector(".edgeseo-lang");
+    host.className = docked ? "docked" : "";
+    if (docked && bar) {
+      if (host.parentNode !== bar) bar.appendChild(host);
+    } else if (docked) {
+      if (document.body.firstChild !== host) document.body.insertBefore(host, document.body.firstChild);
+    } else if (host.parentNode !== document.body || host.nextSibling) {
+      document.body.appendChild(host);
+    }
+  }
+  place();
+  if (phone) {
+    if (phone.addEventListener) phone.addEventListener("change", place);
+    else phone.addListener(place);
+  }
 })();

@@ -27,8 +27,8 @@ pub struct PageRequest<'a> {
 
 /// The switcher's looks, kept low so that a site's own CSS wins: a bar that pushes the page down
 /// rather than floating over it, or links that fit into the site's navigation.
-const SWITCHER_CSS: &str = "<style>.edgeseo-lang{display:flex;flex-wrap:wrap;gap:4px 14px;\
-font:14px/1.5 system-ui,sans-serif}.edgeseo-lang a{color:#0b5394}\
+const SWITCHER_CSS: &str = "<style>.edgeseo-lang{display:flex;flex-wrap:wrap;align-items:center;\
+gap:4px 14px;font:14px/1.5 system-ui,sans-serif}.edgeseo-lang a{color:#0b5394}\
 .edgeseo-lang a[aria-current]{color:#1f2937;font-weight:600;text-decoration:none}\
 .edgeseo-lang-bar{justify-content:flex-end;padding:6px 16px;background:#f3f4f6}</style>";
 

@@ -52,6 +52,34 @@ try {
   seen.mobilePanel = await page.locator("#edgeseo-chat .p").boundingBox();
   seen.mobileLauncher = await launcher.boundingBox();
 
+  // Phones: the launcher docks with the language switcher at the top and covers no price or
+  // form field of the page wherever the page is scrolled (boxes in page coordinates).
+  seen.phones = [];
+  for (const width of [360, 390, 414]) {
+    await page.setViewportSize({ width, height: 740 });
+    await page.reload();
+    seen.phones.push(await page.evaluate(() => {
+      const box = (el) => {
+        const r = el.getBoundingClientRect();
+        return { x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height };
+      };
+      const host = document.getElementById("edgeseo-chat");
+      const launcher = box(host.shadowRoot.querySelector(".l"));
+      const overlaps = (b) => !(b.x >= launcher.x + launcher.width || launcher.x >= b.x + b.width ||
+        b.y >= launcher.y + launcher.height || launcher.y >= b.y + b.height);
+      const guarded = [...document.querySelectorAll("span[data-sku], form input, form select, form textarea, form button")]
+        .filter((el) => !host.contains(el));
+      return {
+        width: innerWidth,
+        inSwitcher: !!host.closest("nav.edgeseo-lang"),
+        launcher,
+        guarded: guarded.length,
+        covered: guarded.filter((el) => overlaps(box(el))).map((el) => el.outerHTML.slice(0, 80)),
+        fixed: getComputedStyle(host.shadowRoot.querySelector(".l")).position,
+      };
+    }));
+  }
+
   // The language switcher is a real link; following it remembers the choice.
   const vietnamese = page.locator('nav.edgeseo-lang a[hreflang="vi-VN"]');
   if ((await vietnamese.count()) > 0) {
