@@ -123,6 +123,25 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
             "{phone}"
         );
     }
+    // The suggestion banner on the English page sits above the page, not over it, in the
+    // buyer's language, and "no thanks" is remembered.
+    let banner = &seen["banner"];
+    assert_eq!(banner["position"], "static", "{seen}");
+    assert_eq!(banner["firstInBody"], true, "{seen}");
+    assert_eq!(banner["lang"], "id", "{seen}");
+    assert!(
+        banner["nextTop"].as_f64().unwrap() >= banner["bottom"].as_f64().unwrap() - 0.5,
+        "{seen}"
+    );
+    assert!(
+        banner["offer"]
+            .as_str()
+            .unwrap()
+            .contains("next=%2Fid%2Fproducts"),
+        "{seen}"
+    );
+    assert_eq!(seen["bannerAfterDismiss"], 0, "{seen}");
+    assert_eq!(seen["dismissCookie"], "en", "{seen}");
     // The language switcher's link leads to the Vietnamese page and the choice is remembered.
     assert_eq!(seen["switchedPath"], "/vi/products", "{seen}");
     assert_eq!(seen["switchedLang"], "vi-VN", "{seen}");

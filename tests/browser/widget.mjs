@@ -90,6 +90,38 @@ try {
     const cookie = (await page.context().cookies()).find((c) => c.name === "edgeseo_locale");
     seen.localeCookie = cookie ? cookie.value : null;
   }
+
+  // A buyer whose browser prefers Indonesian, on an English page: the banner offers the
+  // Indonesian version above the page (pushing it down, covering nothing) and "no thanks" is
+  // remembered.
+  if (path.startsWith("/id/")) {
+    const context = await browser.newContext({ locale: "id-ID", viewport: { width: 390, height: 740 } });
+    const english = await context.newPage();
+    english.setDefaultTimeout(10000);
+    await english.goto(base + path.slice(3));
+    const banner = english.locator(".edgeseo-banner");
+    await banner.waitFor();
+    seen.banner = await english.evaluate(() => {
+      const bar = document.querySelector(".edgeseo-banner");
+      const r = bar.getBoundingClientRect();
+      const next = bar.nextElementSibling.getBoundingClientRect();
+      return {
+        position: getComputedStyle(bar).position,
+        firstInBody: document.body.firstElementChild === bar,
+        lang: bar.getAttribute("lang"),
+        bottom: r.bottom,
+        nextTop: next.top,
+        offer: bar.querySelector("a").getAttribute("href"),
+      };
+    });
+    await banner.locator("button").click();
+    await english.reload();
+    await english.waitForLoadState("networkidle");
+    seen.bannerAfterDismiss = await banner.count();
+    const choice = (await context.cookies()).find((c) => c.name === "edgeseo_locale");
+    seen.dismissCookie = choice ? choice.value : null;
+    await context.close();
+  }
 } finally {
   await browser.close();
 }
