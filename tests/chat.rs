@@ -494,7 +494,7 @@ async fn a_site_without_chat_files_answers_from_the_base() {
         "fasteners",
         &site_for(
             origin.addr,
-            "[organization]\nname = \"Ningbo Haixin Fastener Co., Ltd.\"\nemail = \"export@haixin-fastener.example\"\nwhatsapp = \"+86 139 0000 1111\"\n[chat]\npath = \"/api/chat\"\n",
+            "[organization]\nname = \"Ningbo Haixin Fastener Co., Ltd.\"\nemail = \"export@haixin-fastener.example\"\nwhatsapp = \"+86 139 0000 1111\"\nzalo = \"+84 912 000 111\"\nline = \"@haixin\"\n[chat]\npath = \"/api/chat\"\n",
         ),
     );
     let app = start_proxy(&rules).await;
@@ -528,6 +528,22 @@ async fn a_site_without_chat_files_answers_from_the_base() {
         "{text}"
     );
     assert!(!text.contains('{'), "{text}");
+    // Vietnamese buyers are offered Zalo first, Thai buyers LINE; others neither.
+    assert!(!text.contains("Zalo") && !text.contains("LINE"), "{text}");
+    let a = ask("cho em gặp nhân viên kinh doanh với ạ").await;
+    assert_eq!(a["intent"], "contact_human", "{a}");
+    let text = a["answer"].as_str().unwrap();
+    assert!(
+        text.contains("Zalo +84 912 000 111, WhatsApp +86 139 0000 1111") && !text.contains("LINE"),
+        "{text}"
+    );
+    let a = ask("ขอคุยกับเซลส์หน่อยค่ะ").await;
+    assert_eq!(a["intent"], "contact_human", "{a}");
+    let text = a["answer"].as_str().unwrap();
+    assert!(
+        text.contains("LINE @haixin, WhatsApp +86 139 0000 1111") && !text.contains("Zalo"),
+        "{text}"
+    );
     let a = ask("who won the football match last night").await;
     assert_eq!(a["intent"], "unknown", "{a}");
     assert!(

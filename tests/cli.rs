@@ -341,27 +341,40 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
 }
 
 #[test]
-fn check_rejects_a_switcher_selector_that_does_not_parse() {
+fn check_rejects_a_bad_switcher_selector_and_messenger_ids_with_their_position() {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
     let mut site_toml = String::new();
     let rules = copy_site(&shop, "shop", |site| {
-        site_toml = site.replace(
-            "suggest = \"banner\"",
-            "suggest = \"banner\"\nswitcher_at = \"ul[\"",
-        );
+        site_toml = site
+            .replace(
+                "suggest = \"banner\"",
+                "suggest = \"banner\"\nswitcher_at = \"ul[\"",
+            )
+            .replace(
+                "[organization]",
+                "[organization]\nzalo = \"call me\"\nline = \"@not a line id\"",
+            );
         site_toml.clone()
     });
     let stdout = check_fails(rules.path());
-    let line = 1 + site_toml
-        .lines()
-        .position(|l| l.starts_with("switcher_at"))
-        .unwrap();
+    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
+    let root = rules.path().display();
     assert_reported(
         &stdout,
-        &[format!(
-            "{}/shop/site.toml:{line}:15: invalid CSS selector",
-            rules.path().display()
-        )],
+        &[
+            format!(
+                "{root}/shop/site.toml:{}:15: invalid CSS selector",
+                line("switcher_at")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:8: zalo is the account's phone number",
+                line("zalo")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:8: line is a LINE ID",
+                line("line ")
+            ),
+        ],
     );
 }
 

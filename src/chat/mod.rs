@@ -321,7 +321,14 @@ fn fill_answer(texts: &[String; 4], org: Option<&Organization>, url: &str) -> [S
             Locale::Th => ("บริษัทของเรา", "อีเมล", "โทร", "เว็บไซต์นี้"),
         };
         let url = if url.is_empty() { this_site } else { url };
+        // The messenger the buyer's market uses comes first: Zalo in Vietnam, LINE in Thailand.
+        let messenger = match locale {
+            Locale::Vi => org.zalo.as_deref().map(|z| format!("Zalo {z}")),
+            Locale::Th => org.line.as_deref().map(|l| format!("LINE {l}")),
+            _ => None,
+        };
         let channels: Vec<String> = [
+            messenger,
             org.whatsapp.as_deref().map(|w| format!("WhatsApp {w}")),
             org.email.as_deref().map(|e| format!("{email} {e}")),
             org.telephone.as_deref().map(|t| format!("{phone} {t}")),
@@ -345,6 +352,8 @@ fn fill_answer(texts: &[String; 4], org: Option<&Organization>, url: &str) -> [S
             .replace("{email}", org.email.as_deref().unwrap_or(""))
             .replace("{telephone}", org.telephone.as_deref().unwrap_or(""))
             .replace("{whatsapp}", org.whatsapp.as_deref().unwrap_or(""))
+            .replace("{zalo}", org.zalo.as_deref().unwrap_or(""))
+            .replace("{line}", org.line.as_deref().unwrap_or(""))
             .replace("{url}", url)
     })
 }

@@ -161,6 +161,8 @@ pub struct RawOrganization {
     pub email: Option<String>,
     pub telephone: Option<String>,
     pub whatsapp: Option<String>,
+    pub zalo: Option<Spanned<String>>,
+    pub line: Option<Spanned<String>>,
     pub street_address: Option<String>,
     pub address_locality: Option<String>,
     pub address_region: Option<String>,

@@ -165,6 +165,10 @@ pub struct Organization {
     pub email: Option<String>,
     pub telephone: Option<String>,
     pub whatsapp: Option<String>,
+    /// Zalo phone number, offered to Vietnamese buyers (the chat's handover).
+    pub zalo: Option<String>,
+    /// LINE ID (`@shop` for an official account), offered to Thai buyers.
+    pub line: Option<String>,
     pub street_address: Option<String>,
     pub address_locality: Option<String>,
     pub address_region: Option<String>,
@@ -698,6 +702,39 @@ impl Validator<'_> {
             })
             .map(|u| u.get_ref().clone())
             .collect();
+        let zalo = raw.zalo.as_ref().and_then(|z| {
+            let digits = z.get_ref().chars().filter(char::is_ascii_digit).count();
+            let phone_like = z
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'));
+            if phone_like && (8..=15).contains(&digits) {
+                Some(z.get_ref().trim().to_owned())
+            } else {
+                self.error(
+                    z.span(),
+                    "zalo is the account's phone number, e.g. \"+84 912 345 678\"",
+                );
+                None
+            }
+        });
+        let line = raw.line.as_ref().and_then(|l| {
+            let id = l.get_ref().trim();
+            let name = id.strip_prefix('@').unwrap_or(id);
+            let valid = (1..=20).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if valid {
+                Some(id.to_owned())
+            } else {
+                self.error(
+                    l.span(),
+                    "line is a LINE ID (letters, digits, . _ -; @ for an official account)",
+                );
+                None
+            }
+        });
         let rules_win = match raw
             .prefer
             .as_ref()
@@ -720,6 +757,8 @@ impl Validator<'_> {
             email: raw.email.clone(),
             telephone: raw.telephone.clone(),
             whatsapp: raw.whatsapp.clone(),
+            zalo,
+            line,
             street_address: raw.street_address.clone(),
             address_locality: raw.address_locality.clone(),
             address_region: raw.address_region.clone(),
