@@ -166,6 +166,20 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(moq["minValue"].to_string(), product["moq"]);
             let unit = Some(product["moq_unit"].as_str()).filter(|u| !u.is_empty());
             assert_eq!(moq["unitCode"], unit.unwrap_or("H87"));
+            // The rating is the one the page shows its buyers, not one made up.
+            let summary = select(&doc, ".review-summary");
+            let shown_value: String = select(&doc, ".review-summary strong")[0].text().collect();
+            let shown_count: String = summary[0]
+                .text()
+                .collect::<String>()
+                .split_whitespace()
+                .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or_default()
+                .to_string();
+            let rating = &product_node["aggregateRating"];
+            assert_eq!(rating["@type"], "AggregateRating", "{url_path}");
+            assert_eq!(rating["ratingValue"], shown_value.as_str(), "{url_path}");
+            assert_eq!(rating["reviewCount"].to_string(), shown_count, "{url_path}");
             // The structured description is whole, even where the meta description is cut.
             let description = product_node["description"].as_str().unwrap();
             assert!(!description.ends_with('…'), "{url_path}: {description}");

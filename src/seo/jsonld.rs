@@ -354,6 +354,15 @@ fn product_node(facts: &PageFacts<'_>, product: &Product, org_id: &str) -> Value
     if let Some(until) = &product.price_valid_until {
         node["offers"]["priceValidUntil"] = Value::String(until.clone());
     }
+    if let Some((value, count)) = &product.rating {
+        node["aggregateRating"] = json!({
+            "@type": "AggregateRating",
+            "ratingValue": value,
+            "reviewCount": count,
+            "bestRating": "5",
+            "worstRating": "1",
+        });
+    }
     if let Some((moq, unit)) = &product.moq {
         node["offers"]["eligibleQuantity"] =
             json!({"@type": "QuantitativeValue", "minValue": moq, "unitCode": unit});

@@ -357,6 +357,36 @@ pub(super) fn load_products(
             "must be a date like 2027-06-30",
             diags,
         );
+        let rating = optional(
+            "rating",
+            |v| is_decimal(v) && v.parse::<f64>().is_ok_and(|r| (1.0..=5.0).contains(&r)),
+            "must be an average rating from 1 to 5, like 4.7",
+            diags,
+        );
+        let reviews = optional(
+            "review_count",
+            |v| v.parse::<u64>().is_ok_and(|n| n > 0),
+            "must be a whole number of reviews above 0",
+            diags,
+        )
+        .and_then(|v| v.parse::<u64>().ok());
+        let rating = match (rating, reviews) {
+            (Some(value), Some(count)) => Some((value, count)),
+            (None, None) => None,
+            (value, _) => {
+                let missing = if value.is_some() {
+                    "review_count"
+                } else {
+                    "rating"
+                };
+                diags.push(csv.at(
+                    *offset,
+                    csv.column(missing).unwrap_or_else(|| col("sku")),
+                    format!("rating and review_count go together: {missing} is missing"),
+                ));
+                None
+            }
+        };
         let product = Arc::new(Product {
             sku: sku.clone(),
             path: page.trim_end_matches('/').to_string(),
@@ -371,6 +401,7 @@ pub(super) fn load_products(
             gtin,
             moq,
             price_valid_until,
+            rating,
         });
         products.by_sku.insert(sku, product.clone());
         products

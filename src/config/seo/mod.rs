@@ -382,6 +382,9 @@ pub struct Product {
     /// `YYYY-MM-DD` until which the feed's prices hold (`price_valid_until`, optional): the
     /// converted prices of a B2B feed are quotes, not list prices.
     pub price_valid_until: Option<String>,
+    /// The average rating the product page shows (`rating`, 1 to 5) and the number of reviews
+    /// it is the average of (`review_count`): both or neither, as the page states them.
+    pub rating: Option<(String, u64)>,
 }
 
 /// Marketplace search keywords per locale and category, highest volume first.
