@@ -166,6 +166,21 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(moq["minValue"].to_string(), product["moq"]);
             let unit = Some(product["moq_unit"].as_str()).filter(|u| !u.is_empty());
             assert_eq!(moq["unitCode"], unit.unwrap_or("H87"));
+            // A raster image, as merchant listings require (the page itself shows the SVG).
+            let image = product_node["image"].as_str().unwrap();
+            assert!(image.ends_with(".png"), "{url_path}: {image}");
+            if locale == Locale::En {
+                let image_path = &image[image.find("/assets/").expect("own asset")..];
+                let host = format!("localhost:{}", app.http_addr.port());
+                let (status, headers, bytes) =
+                    fetch(&http1_client(), get(app.http_addr, &host, image_path)).await;
+                assert_eq!(status, StatusCode::OK, "{image}");
+                assert_eq!(headers["content-type"], "image/png", "{image}");
+                assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{image}");
+                // IHDR: width and height, big-endian, at bytes 16..24.
+                let side = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+                assert!(side(16) >= 400 && side(20) >= 400, "{image}: too small");
+            }
             // The rating is the one the page shows its buyers, not one made up.
             let summary = select(&doc, ".review-summary");
             let shown_value: String = select(&doc, ".review-summary strong")[0].text().collect();
