@@ -378,6 +378,44 @@ fn check_rejects_a_bad_switcher_selector_and_messenger_ids_with_their_position()
     );
 }
 
+#[test]
+fn check_rejects_bad_merchant_terms_with_their_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let mut site_toml = String::new();
+    let rules = copy_site(&shop, "shop", |site| {
+        site_toml = format!(
+            "{site}\n[merchant]\nreturns = \"sometimes\"\nreturn_fees = \"half\"\n\
+             [merchant.shipping.ID]\ntransit_days = \"7 to 10\"\n\
+             [merchant.shipping.MY]\ntransit_days = \"3-5\"\n"
+        );
+        site_toml.clone()
+    });
+    let stdout = check_fails(rules.path());
+    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
+    let root = rules.path().display();
+    assert_reported(
+        &stdout,
+        &[
+            format!(
+                "{root}/shop/site.toml:{}:11: returns must be",
+                line("returns")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:15: return_fees must be",
+                line("return_fees")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:16: transit_days is a range of days",
+                line("transit_days = \"7")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:1: [merchant.shipping.MY]: markets are ID, VN and TH",
+                line("[merchant.shipping.MY]")
+            ),
+        ],
+    );
+}
+
 /// `translate extract` crawls the origin (home, sitemap, links; robots.txt obeyed), merges what it
 /// finds into the PO files (translations kept, vanished ones obsolete), and what it writes is
 /// valid for gettext's own checker.

@@ -166,6 +166,80 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(moq["minValue"].to_string(), product["moq"]);
             let unit = Some(product["moq_unit"].as_str()).filter(|u| !u.is_empty());
             assert_eq!(moq["unitCode"], unit.unwrap_or("H87"));
+            // Google's product-snippet and merchant-listing properties, required and
+            // recommended (all but `review`: single reviews are not read from the page yet).
+            for key in [
+                "name",
+                "image",
+                "description",
+                "sku",
+                "mpn",
+                "brand",
+                "offers",
+                "aggregateRating",
+            ] {
+                assert!(
+                    !product_node[key].is_null(),
+                    "{url_path}: Product without {key}"
+                );
+            }
+            for key in [
+                "price",
+                "priceCurrency",
+                "availability",
+                "itemCondition",
+                "priceValidUntil",
+                "url",
+                "shippingDetails",
+                "hasMerchantReturnPolicy",
+            ] {
+                assert!(!offer[key].is_null(), "{url_path}: Offer without {key}");
+            }
+            // Returns and delivery as the site's [merchant] rules state them, for this page's
+            // market (every market on the English page).
+            let policy = &offer["hasMerchantReturnPolicy"];
+            assert_eq!(policy["@type"], "MerchantReturnPolicy");
+            assert_eq!(
+                policy["returnPolicyCategory"],
+                "https://schema.org/MerchantReturnNotPermitted"
+            );
+            let markets: Vec<Value> = match locale.country() {
+                Some(_) => vec![offer["shippingDetails"].clone()],
+                None => offer["shippingDetails"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let countries: Vec<&str> = markets
+                .iter()
+                .map(|m| m["shippingDestination"]["addressCountry"].as_str().unwrap())
+                .collect();
+            match locale.country() {
+                Some(country) => {
+                    assert_eq!(countries, [country], "{url_path}");
+                    assert_eq!(policy["applicableCountry"], country, "{url_path}");
+                }
+                None => {
+                    assert_eq!(countries, ["ID", "TH", "VN"], "{url_path}");
+                    assert_eq!(
+                        policy["applicableCountry"],
+                        serde_json::json!(["ID", "VN", "TH"])
+                    );
+                }
+            }
+            for market in &markets {
+                let time = &market["deliveryTime"];
+                assert_eq!(time["handlingTime"]["minValue"], 25, "{url_path}");
+                assert_eq!(time["handlingTime"]["maxValue"], 35, "{url_path}");
+                assert_eq!(time["transitTime"]["unitCode"], "DAY", "{url_path}");
+            }
+            if locale == Locale::Id {
+                let transit = &markets[0]["deliveryTime"]["transitTime"];
+                assert_eq!(
+                    (transit["minValue"].as_u64(), transit["maxValue"].as_u64()),
+                    (Some(7), Some(14))
+                );
+            }
             // A raster image, as merchant listings require (the page itself shows the SVG).
             let image = product_node["image"].as_str().unwrap();
             assert!(image.ends_with(".png"), "{url_path}: {image}");

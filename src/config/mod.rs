@@ -35,8 +35,9 @@ use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
-    Field, Keyword, Keywords, Localized, Organization, PageKind, PageRule, Pages, Part,
-    PathPattern, Product, Products, RewriteSettings, SiteSeo, SuggestMode, Switcher, Template,
+    Field, Keyword, Keywords, Localized, Merchant, Organization, PageKind, PageRule, Pages, Part,
+    PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, RewriteSettings,
+    Shipping, SiteSeo, SuggestMode, Switcher, Template,
 };
 
 /// Everything loaded from one rules directory.

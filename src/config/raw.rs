@@ -65,6 +65,8 @@ pub struct RawSite {
     #[serde(default)]
     pub translate: RawTranslate,
     #[serde(default)]
+    pub merchant: RawMerchant,
+    #[serde(default)]
     pub cache: RawSiteCache,
     #[serde(default)]
     pub compress: RawCompress,
@@ -178,6 +180,25 @@ pub struct RawOrganization {
 pub struct RawRewrite {
     pub max_memory: Option<Spanned<String>>,
     pub price_selector: Option<Spanned<String>>,
+}
+
+/// `[merchant]`: what merchant listings show about returns and shipping, per buyer market.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMerchant {
+    pub returns: Option<Spanned<String>>,
+    pub return_days: Option<Spanned<i64>>,
+    pub return_fees: Option<Spanned<String>>,
+    /// Keyed by the market's country code (`ID`, `VN`, `TH`).
+    #[serde(default)]
+    pub shipping: std::collections::BTreeMap<String, Spanned<RawShipping>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShipping {
+    pub handling_days: Option<Spanned<String>>,
+    pub transit_days: Spanned<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

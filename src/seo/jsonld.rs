@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{Product, SiteSeo};
+use crate::config::{Product, ReturnCategory, ReturnFees, SiteSeo};
 use crate::locale::Locale;
 
 /// An origin node of one of these types is the site's organization and is merged into ours.
@@ -367,7 +367,81 @@ fn product_node(facts: &PageFacts<'_>, product: &Product, org_id: &str) -> Value
         node["offers"]["eligibleQuantity"] =
             json!({"@type": "QuantitativeValue", "minValue": moq, "unitCode": unit});
     }
+    merchant_terms(&mut node["offers"], facts);
     node
+}
+
+/// Shipping and returns as the site's `[merchant]` states them, for the page's market (every
+/// market on the English pages).
+fn merchant_terms(offer: &mut Value, facts: &PageFacts<'_>) {
+    let merchant = &facts.seo.merchant;
+    let market = facts.locale.country();
+    let days = |(min, max): (u32, u32)| json!({"@type": "QuantitativeValue", "minValue": min, "maxValue": max, "unitCode": "DAY"});
+    let shipping: Vec<Value> = merchant
+        .shipping
+        .iter()
+        .filter(|s| market.is_none_or(|m| m == s.country))
+        .map(|s| {
+            let mut delivery =
+                json!({"@type": "ShippingDeliveryTime", "transitTime": days(s.transit_days)});
+            if let Some(handling) = s.handling_days {
+                delivery["handlingTime"] = days(handling);
+            }
+            json!({
+                "@type": "OfferShippingDetails",
+                "shippingDestination": {"@type": "DefinedRegion", "addressCountry": s.country},
+                "deliveryTime": delivery,
+            })
+        })
+        .collect();
+    if let Some(details) = one_or_many(shipping) {
+        offer["shippingDetails"] = details;
+    }
+    let Some(policy) = &merchant.returns else {
+        return;
+    };
+    let countries: Vec<Value> = match market {
+        Some(country) => vec![json!(country)],
+        None => facts
+            .seo
+            .locales
+            .iter()
+            .filter_map(|l| l.country())
+            .map(|c| json!(c))
+            .collect(),
+    };
+    let category = match policy.category {
+        ReturnCategory::NotPermitted => "MerchantReturnNotPermitted",
+        ReturnCategory::FiniteWindow { .. } => "MerchantReturnFiniteReturnWindow",
+        ReturnCategory::Unlimited => "MerchantReturnUnlimitedWindow",
+    };
+    let mut node = json!({
+        "@type": "MerchantReturnPolicy",
+        "returnPolicyCategory": format!("https://schema.org/{category}"),
+    });
+    if let Some(countries) = one_or_many(countries) {
+        node["applicableCountry"] = countries;
+    }
+    if let ReturnCategory::FiniteWindow { days } = policy.category {
+        node["merchantReturnDays"] = json!(days);
+    }
+    if let Some(fees) = policy.fees {
+        let fees = match fees {
+            ReturnFees::Free => "FreeReturn",
+            ReturnFees::Customer => "ReturnFeesCustomerResponsibility",
+        };
+        node["returnFees"] = json!(format!("https://schema.org/{fees}"));
+    }
+    offer["hasMerchantReturnPolicy"] = node;
+}
+
+/// One value as itself, several as an array, none as nothing.
+fn one_or_many(mut values: Vec<Value>) -> Option<Value> {
+    match values.len() {
+        0 => None,
+        1 => values.pop(),
+        _ => Some(Value::Array(values)),
+    }
 }
 
 fn breadcrumb_list(trail: &[(String, String)]) -> Value {

@@ -16,7 +16,7 @@ mod pages;
 
 use super::Validator;
 use super::diag::Diagnostic;
-use super::raw::{RawOrganization, RawSite, RawTranslate};
+use super::raw::{RawMerchant, RawOrganization, RawSite, RawTranslate};
 use crate::locale::Locale;
 use crate::translate::{CoverageSummary, Memory};
 use feeds::{load_keywords, load_products};
@@ -58,6 +58,45 @@ pub struct SiteSeo {
     /// Translation memories (`translations/<locale>.po`) of the locales that have one.
     pub translations: HashMap<Locale, Arc<Memory>>,
     pub translate: TranslateSettings,
+    pub merchant: Merchant,
+}
+
+/// `[merchant]`: the return policy and the shipping per buyer market that a Product's offer
+/// states (merchant listings ask for both); nothing is stated that the site did not give.
+#[derive(Debug, Clone, Default)]
+pub struct Merchant {
+    pub returns: Option<ReturnPolicy>,
+    /// Ordered by country code.
+    pub shipping: Vec<Shipping>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnPolicy {
+    pub category: ReturnCategory,
+    /// Who pays for a return (`None`: not stated).
+    pub fees: Option<ReturnFees>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReturnCategory {
+    NotPermitted,
+    FiniteWindow { days: u32 },
+    Unlimited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReturnFees {
+    Free,
+    Customer,
+}
+
+/// Delivery to one market: days of handling (production) and of transit, as ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipping {
+    /// ISO 3166-1 alpha-2 of a market a locale serves (`ID`, `VN`, `TH`).
+    pub country: String,
+    pub handling_days: Option<(u32, u32)>,
+    pub transit_days: (u32, u32),
 }
 
 /// `[translate]`: how the page text is translated and when a translation is good enough to
@@ -461,6 +500,7 @@ pub(super) fn load(
             }
         },
     };
+    let merchant = merchant(&raw.merchant, v);
     let geoip = raw.locales.geoip.as_ref().and_then(|g| {
         let path = site_dir.join(g.get_ref());
         if !path.is_file() {
@@ -545,6 +585,7 @@ pub(super) fn load(
         keywords: keywords?,
         translations,
         translate,
+        merchant,
     })
 }
 
@@ -585,6 +626,104 @@ fn translate_settings(raw: &RawTranslate, v: &mut Validator<'_>) -> TranslateSet
         exclude,
         glossary,
     }
+}
+
+fn merchant(raw: &RawMerchant, v: &mut Validator<'_>) -> Merchant {
+    let category = raw
+        .returns
+        .as_ref()
+        .and_then(|r| match r.get_ref().as_str() {
+            "not_permitted" => Some(ReturnCategory::NotPermitted),
+            "unlimited" => Some(ReturnCategory::Unlimited),
+            "finite" => match &raw.return_days {
+                Some(d) if (1..=365).contains(d.get_ref()) => Some(ReturnCategory::FiniteWindow {
+                    days: *d.get_ref() as u32,
+                }),
+                Some(d) => {
+                    v.error(d.span(), "return_days is a number of days from 1 to 365");
+                    None
+                }
+                None => {
+                    v.error(r.span(), "returns = \"finite\" needs return_days");
+                    None
+                }
+            },
+            other => {
+                v.error(
+                r.span(),
+                format!(
+                    "returns must be \"not_permitted\", \"finite\" or \"unlimited\", not `{other}`"
+                ),
+            );
+                None
+            }
+        });
+    let fees = raw
+        .return_fees
+        .as_ref()
+        .and_then(|f| match f.get_ref().as_str() {
+            "free" => Some(ReturnFees::Free),
+            "customer" => Some(ReturnFees::Customer),
+            other => {
+                v.error(
+                    f.span(),
+                    format!("return_fees must be \"free\" or \"customer\", not `{other}`"),
+                );
+                None
+            }
+        });
+    let shipping = raw
+        .shipping
+        .iter()
+        .filter_map(|(country, rule)| {
+            let served = Locale::ALL
+                .iter()
+                .any(|l| l.country() == Some(country.as_str()));
+            if !served {
+                v.error(
+                    rule.span(),
+                    format!("[merchant.shipping.{country}]: markets are ID, VN and TH"),
+                );
+                return None;
+            }
+            let rule = rule.get_ref();
+            let mut days = |text: &Spanned<String>, what: &str| {
+                let range = day_range(text.get_ref());
+                if range.is_none() {
+                    v.error(
+                        text.span(),
+                        format!("{what} is a range of days like \"7-12\""),
+                    );
+                }
+                range
+            };
+            let handling_days = match &rule.handling_days {
+                Some(h) => Some(days(h, "handling_days")?),
+                None => None,
+            };
+            Some(Shipping {
+                country: country.clone(),
+                handling_days,
+                transit_days: days(&rule.transit_days, "transit_days")?,
+            })
+        })
+        .collect();
+    Merchant {
+        returns: category.map(|category| ReturnPolicy { category, fees }),
+        shipping,
+    }
+}
+
+/// `"7-12"` or `"7"` days, at most a year.
+fn day_range(text: &str) -> Option<(u32, u32)> {
+    let (min, max) = match text.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let n = text.trim().parse().ok()?;
+            (n, n)
+        }
+    };
+    (min <= max && max <= 365).then_some((min, max))
 }
 
 /// `translations/<locale>.po` of every enabled locale but English, where present.
