@@ -384,7 +384,7 @@ fn check_rejects_bad_merchant_terms_with_their_position() {
     let mut site_toml = String::new();
     let rules = copy_site(&shop, "shop", |site| {
         site_toml = format!(
-            "{site}\n[merchant]\nreturns = \"sometimes\"\nreturn_fees = \"half\"\n\
+            "{site}\n[merchant]\nreturns = \"sometimes\"\nreturn_days = 30\nreturn_fees = \"half\"\n\
              [merchant.shipping.ID]\ntransit_days = \"7 to 10\"\n\
              [merchant.shipping.MY]\ntransit_days = \"3-5\"\n"
         );
@@ -399,6 +399,10 @@ fn check_rejects_bad_merchant_terms_with_their_position() {
             format!(
                 "{root}/shop/site.toml:{}:11: returns must be",
                 line("returns")
+            ),
+            format!(
+                "{root}/shop/site.toml:{}:15: return_days goes with returns = \"finite\"",
+                line("return_days")
             ),
             format!(
                 "{root}/shop/site.toml:{}:15: return_fees must be",

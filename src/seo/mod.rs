@@ -144,7 +144,7 @@ impl HeadPlan {
     /// `translate="no"` keeps the names out of the page's translation. (In a page whose encoding
     /// lacks their letters, the rewriter's encoder writes them as character references.)
     pub fn switcher_html(&self) -> Option<String> {
-        if matches!(self.seo.switcher, Switcher::Off) || self.locales.len() < 2 {
+        if !self.has_switcher() {
             return None;
         }
         let label = match self.locale {
@@ -176,6 +176,10 @@ impl HeadPlan {
         html.truncate(html.len() - 1);
         html.push_str("</nav>");
         Some(html)
+    }
+
+    fn has_switcher(&self) -> bool {
+        !matches!(self.seo.switcher, Switcher::Off) && self.locales.len() >= 2
     }
 
     /// Where the switcher goes.
@@ -285,7 +289,7 @@ impl HeadPlan {
                 escape_attr(&self.url(Locale::En, &self.origin_path))
             );
         }
-        if !matches!(self.seo.switcher, Switcher::Off) && self.locales.len() >= 2 {
+        if self.has_switcher() {
             html.push_str(SWITCHER_CSS);
         }
         html.push_str(r#"<script type="application/ld+json">"#);

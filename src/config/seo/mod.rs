@@ -658,6 +658,11 @@ fn merchant(raw: &RawMerchant, v: &mut Validator<'_>) -> Merchant {
                 None
             }
         });
+    if let Some(d) = &raw.return_days
+        && raw.returns.as_ref().is_none_or(|r| r.get_ref() != "finite")
+    {
+        v.error(d.span(), "return_days goes with returns = \"finite\"");
+    }
     let fees = raw
         .return_fees
         .as_ref()
