@@ -177,12 +177,13 @@
     });
   });
   // On a phone a floating button would sit over the page's prices and forms: there the launcher
-  // docks at the top, in the language switcher's bar (or a strip of its own), in one corner
-  // with it; the open panel still fills the screen.
+  // docks at the top, in the language switcher's bar (or a strip of its own: a switcher placed in
+  // the site's navigation may sit in a collapsed menu), in one corner with it; the open panel
+  // still fills the screen.
   var phone = window.matchMedia ? window.matchMedia("(max-width: 480px)") : null;
   function place() {
     var docked = !!(phone && phone.matches);
-    var bar = document.querySelector(".edgeseo-lang");
+    var bar = document.querySelector(".edgeseo-lang-bar");
     host.className = docked ? "docked" : "";
     if (docked && bar) {
       if (host.parentNode !== bar) bar.appendChild(host);
