@@ -294,6 +294,41 @@ fn chat_eval_prints_the_figures_of_a_labelled_set() {
     );
 }
 
+/// `site.toml`'s errors in `stdout`, each given as (the start of its line in `site_toml`,
+/// column, the start of its message).
+fn assert_site_errors(
+    stdout: &str,
+    root: &Path,
+    site_toml: &str,
+    expected: &[(&str, usize, &str)],
+) {
+    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(key, col, message)| {
+            format!(
+                "{}/shop/site.toml:{}:{col}: {message}",
+                root.display(),
+                line(key)
+            )
+        })
+        .collect();
+    assert_reported(stdout, &expected);
+}
+
+/// `check` of the fixture shop with its site.toml edited fails with exactly these positions (see
+/// `assert_site_errors`).
+fn check_site_toml(edit: impl FnOnce(String) -> String, expected: &[(&str, usize, &str)]) {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let mut site_toml = String::new();
+    let rules = copy_site(&shop, "shop", |site| {
+        site_toml = edit(site);
+        site_toml.clone()
+    });
+    let stdout = check_fails(rules.path());
+    assert_site_errors(&stdout, rules.path(), &site_toml, expected);
+}
+
 #[test]
 fn check_rejects_a_broken_translation_file_with_its_position() {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
@@ -319,102 +354,66 @@ fn check_rejects_a_broken_translation_file_with_its_position() {
         stdout.lines().any(|l| l == expected),
         "missing `{expected}` in:\n{stdout}"
     );
-    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
-    let root = rules.path().display();
-    assert_reported(
+    assert_site_errors(
         &stdout,
+        rules.path(),
+        &site_toml,
         &[
-            format!(
-                "{root}/shop/site.toml:{}:16: min_coverage is a share between 0 and 1",
-                line("min_coverage")
+            (
+                "min_coverage",
+                16,
+                "min_coverage is a share between 0 and 1",
             ),
-            format!(
-                "{root}/shop/site.toml:{}:24: invalid CSS selector",
-                line("exclude")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:23: a glossary term cannot be empty",
-                line("glossary")
-            ),
+            ("exclude", 24, "invalid CSS selector"),
+            ("glossary", 23, "a glossary term cannot be empty"),
         ],
     );
 }
 
 #[test]
 fn check_rejects_a_bad_switcher_selector_and_messenger_ids_with_their_position() {
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let mut site_toml = String::new();
-    let rules = copy_site(&shop, "shop", |site| {
-        site_toml = site
-            .replace(
+    check_site_toml(
+        |site| {
+            site.replace(
                 "suggest = \"banner\"",
                 "suggest = \"banner\"\nswitcher_at = \"ul[\"",
             )
             .replace(
                 "[organization]",
                 "[organization]\nzalo = \"call me\"\nline = \"@not a line id\"",
-            );
-        site_toml.clone()
-    });
-    let stdout = check_fails(rules.path());
-    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
-    let root = rules.path().display();
-    assert_reported(
-        &stdout,
+            )
+        },
         &[
-            format!(
-                "{root}/shop/site.toml:{}:15: invalid CSS selector",
-                line("switcher_at")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:8: zalo is the account's phone number",
-                line("zalo")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:8: line is a LINE ID",
-                line("line ")
-            ),
+            ("switcher_at", 15, "invalid CSS selector"),
+            ("zalo", 8, "zalo is the account's phone number"),
+            ("line ", 8, "line is a LINE ID"),
         ],
     );
 }
 
 #[test]
 fn check_rejects_bad_merchant_terms_with_their_position() {
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let mut site_toml = String::new();
-    let rules = copy_site(&shop, "shop", |site| {
-        site_toml = format!(
-            "{site}\n[merchant]\nreturns = \"sometimes\"\nreturn_days = 30\nreturn_fees = \"half\"\n\
-             [merchant.shipping.ID]\ntransit_days = \"7 to 10\"\n\
-             [merchant.shipping.MY]\ntransit_days = \"3-5\"\n"
-        );
-        site_toml.clone()
-    });
-    let stdout = check_fails(rules.path());
-    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
-    let root = rules.path().display();
-    assert_reported(
-        &stdout,
+    check_site_toml(
+        |site| {
+            format!(
+                "{site}\n[merchant]\nreturns = \"sometimes\"\nreturn_days = 30\nreturn_fees = \"half\"\n\
+                 [merchant.shipping.ID]\ntransit_days = \"7 to 10\"\n\
+                 [merchant.shipping.MY]\ntransit_days = \"3-5\"\n"
+            )
+        },
         &[
-            format!(
-                "{root}/shop/site.toml:{}:11: returns must be",
-                line("returns")
+            ("returns", 11, "returns must be"),
+            (
+                "return_days",
+                15,
+                "return_days goes with returns = \"finite\"",
             ),
-            format!(
-                "{root}/shop/site.toml:{}:15: return_days goes with returns = \"finite\"",
-                line("return_days")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:15: return_fees must be",
-                line("return_fees")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:16: transit_days is a range of days",
-                line("transit_days = \"7")
-            ),
-            format!(
-                "{root}/shop/site.toml:{}:1: [merchant.shipping.MY]: markets are ID, VN and TH",
-                line("[merchant.shipping.MY]")
+            ("return_fees", 15, "return_fees must be"),
+            ("transit_days = \"7", 16, "transit_days is a range of days"),
+            (
+                "[merchant.shipping.MY]",
+                1,
+                "[merchant.shipping.MY]: markets are ID, VN and TH",
             ),
         ],
     );

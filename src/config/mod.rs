@@ -495,6 +495,22 @@ impl<'a> Validator<'a> {
         self.diags.push(self.src.diagnostic(span, message));
     }
 
+    /// An optional text that must pass `ok`: the text, or an error at its position.
+    fn checked<'v>(
+        &mut self,
+        value: Option<&'v toml::Spanned<String>>,
+        ok: impl Fn(&str) -> bool,
+        message: &str,
+    ) -> Option<&'v str> {
+        let value = value?;
+        if ok(value.get_ref()) {
+            Some(value.get_ref())
+        } else {
+            self.error(value.span(), message);
+            None
+        }
+    }
+
     fn https(&mut self, raw: &raw::RawHttps) -> Https {
         let port = raw
             .port

@@ -824,18 +824,13 @@ impl Validator<'_> {
         if raw.name.get_ref().trim().is_empty() {
             self.error(raw.name.span(), "organization name must not be empty");
         }
-        let address_country = raw.address_country.as_ref().and_then(|c| {
-            let code = c.get_ref();
-            if code.len() == 2 && code.chars().all(|ch| ch.is_ascii_uppercase()) {
-                Some(code.clone())
-            } else {
-                self.error(
-                    c.span(),
-                    "address_country must be an ISO 3166-1 code like \"CN\"",
-                );
-                None
-            }
-        });
+        let address_country = self
+            .checked(
+                raw.address_country.as_ref(),
+                |code| code.len() == 2 && code.chars().all(|ch| ch.is_ascii_uppercase()),
+                "address_country must be an ISO 3166-1 code like \"CN\"",
+            )
+            .map(str::to_owned);
         let same_as = raw
             .same_as
             .iter()
@@ -849,39 +844,33 @@ impl Validator<'_> {
             })
             .map(|u| u.get_ref().clone())
             .collect();
-        let zalo = raw.zalo.as_ref().and_then(|z| {
-            let digits = z.get_ref().chars().filter(char::is_ascii_digit).count();
-            let phone_like = z
-                .get_ref()
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'));
-            if phone_like && (8..=15).contains(&digits) {
-                Some(z.get_ref().trim().to_owned())
-            } else {
-                self.error(
-                    z.span(),
-                    "zalo is the account's phone number, e.g. \"+84 912 345 678\"",
-                );
-                None
-            }
-        });
-        let line = raw.line.as_ref().and_then(|l| {
-            let id = l.get_ref().trim();
-            let name = id.strip_prefix('@').unwrap_or(id);
-            let valid = (1..=20).contains(&name.len())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if valid {
-                Some(id.to_owned())
-            } else {
-                self.error(
-                    l.span(),
-                    "line is a LINE ID (letters, digits, . _ -; @ for an official account)",
-                );
-                None
-            }
-        });
+        let zalo = self
+            .checked(
+                raw.zalo.as_ref(),
+                |z| {
+                    let digits = z.chars().filter(char::is_ascii_digit).count();
+                    (8..=15).contains(&digits)
+                        && z.chars().all(|c| {
+                            c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')')
+                        })
+                },
+                "zalo is the account's phone number, e.g. \"+84 912 345 678\"",
+            )
+            .map(|z| z.trim().to_owned());
+        let line = self
+            .checked(
+                raw.line.as_ref(),
+                |l| {
+                    let id = l.trim();
+                    let name = id.strip_prefix('@').unwrap_or(id);
+                    (1..=20).contains(&name.len())
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                },
+                "line is a LINE ID (letters, digits, . _ -; @ for an official account)",
+            )
+            .map(|l| l.trim().to_owned());
         let rules_win = match raw
             .prefer
             .as_ref()
