@@ -704,6 +704,7 @@ fn judge_page(
     // Structured data.
     let mut types = Vec::new();
     let mut product_prices = Vec::new();
+    let mut all_nodes = Vec::new();
     for block in &facts.jsonld {
         let Ok(value) = serde_json::from_str::<Value>(block) else {
             problems.push("JSON-LD that does not parse".into());
@@ -715,49 +716,50 @@ fn judge_page(
                 .into_iter()
                 .map(|p| format!("JSON-LD: {p}")),
         );
-        for node in nodes(&value) {
-            let Some(ty) = node["@type"].as_str() else {
-                continue;
-            };
-            types.push(ty.to_owned());
-            let missing: Vec<&str> = match ty {
-                "Product" => {
-                    let offer = if node["offers"].is_array() {
-                        &node["offers"][0]
-                    } else {
-                        &node["offers"]
-                    };
-                    if let Some(p) = json_text(&offer["price"]) {
-                        product_prices.push(p);
-                    }
-                    [("name", &node["name"]), ("image", &node["image"])]
-                        .into_iter()
-                        .chain([
-                            ("offers.price", &offer["price"]),
-                            ("offers.priceCurrency", &offer["priceCurrency"]),
-                            ("offers.availability", &offer["availability"]),
-                        ])
-                        .filter(|(_, v)| json_text(v).is_none_or(|s| s.is_empty()))
-                        .map(|(k, _)| k)
-                        .collect()
+        all_nodes.extend(nodes(&value).into_iter().cloned());
+    }
+    for node in &crate::seo::join_by_id(all_nodes) {
+        let Some(ty) = node["@type"].as_str() else {
+            continue;
+        };
+        types.push(ty.to_owned());
+        let missing: Vec<&str> = match ty {
+            "Product" => {
+                let offer = if node["offers"].is_array() {
+                    &node["offers"][0]
+                } else {
+                    &node["offers"]
+                };
+                if let Some(p) = json_text(&offer["price"]) {
+                    product_prices.push(p);
                 }
-                "Organization" => [("name", &node["name"]), ("url", &node["url"])]
+                [("name", &node["name"]), ("image", &node["image"])]
                     .into_iter()
-                    .filter(|(_, v)| json_text(v).is_none())
+                    .chain([
+                        ("offers.price", &offer["price"]),
+                        ("offers.priceCurrency", &offer["priceCurrency"]),
+                        ("offers.availability", &offer["availability"]),
+                    ])
+                    .filter(|(_, v)| json_text(v).is_none_or(|s| s.is_empty()))
                     .map(|(k, _)| k)
-                    .collect(),
-                "BreadcrumbList" => {
-                    if node["itemListElement"].as_array().is_none_or(Vec::is_empty) {
-                        vec!["itemListElement"]
-                    } else {
-                        Vec::new()
-                    }
-                }
-                _ => Vec::new(),
-            };
-            if !missing.is_empty() {
-                problems.push(format!("{ty} without {}", missing.join(", ")));
+                    .collect()
             }
+            "Organization" => [("name", &node["name"]), ("url", &node["url"])]
+                .into_iter()
+                .filter(|(_, v)| json_text(v).is_none())
+                .map(|(k, _)| k)
+                .collect(),
+            "BreadcrumbList" => {
+                if node["itemListElement"].as_array().is_none_or(Vec::is_empty) {
+                    vec!["itemListElement"]
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        };
+        if !missing.is_empty() {
+            problems.push(format!("{ty} without {}", missing.join(", ")));
         }
     }
     for (shown, listed) in facts.prices.iter().zip(&product_prices) {
@@ -1032,6 +1034,26 @@ mod tests {
         assert_eq!(hosts.path_of("https://elsewhere.example/x"), None);
         assert_eq!(hosts.path_of("//cdn.example/x.js"), None);
         assert_eq!(hosts.path_of("mailto:sales@example.com"), None);
+    }
+
+    #[test]
+    fn nodes_with_one_id_are_read_as_one() {
+        let head = serde_json::json!({"@graph": [
+            {"@type": "Product", "@id": "u#product", "name": "Kettle"},
+            {"@type": "Organization", "name": "O"},
+        ]});
+        let later = serde_json::json!({"@graph": [
+            {"@type": "Product", "@id": "u#product", "name": "Other", "review": []},
+        ]});
+        let all: Vec<Value> = nodes(&head)
+            .into_iter()
+            .chain(nodes(&later))
+            .cloned()
+            .collect();
+        let joined = crate::seo::join_by_id(all);
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined[0]["name"], "Kettle");
+        assert!(joined[0]["review"].is_array());
     }
 
     #[test]

@@ -392,6 +392,29 @@ fn check_rejects_a_bad_switcher_selector_and_messenger_ids_with_their_position()
 }
 
 #[test]
+fn check_rejects_bad_review_rules_with_their_position() {
+    check_site_toml(
+        |site| {
+            format!(
+                "{site}\n[reviews]\nitem = \"li.review, div.rv\"\nauthor = \"p[\"\nrating = \".stars\"\n\
+                 date = \"time[\"\nbest = 1\nmax = 0\n"
+            )
+        },
+        &[
+            ("item", 8, "one selector here, not a list"),
+            ("author", 10, "invalid CSS selector"),
+            ("date", 8, "invalid CSS selector"),
+            (
+                "best",
+                8,
+                "best is the top of the rating scale, from 2 to 100",
+            ),
+            ("max", 7, "max is a number of reviews from 1 to 100"),
+        ],
+    );
+}
+
+#[test]
 fn check_rejects_bad_merchant_terms_with_their_position() {
     check_site_toml(
         |site| {

@@ -32,6 +32,17 @@ fn jsonld(doc: &Html) -> Vec<Value> {
         .collect()
 }
 
+/// The nodes of every block as search engines read them: those with one `@id` joined into one
+/// (a product page states its reviews in a later block).
+fn joined_nodes(ld: &[Value]) -> Vec<Value> {
+    edgeseo::seo::join_by_id(
+        ld.iter()
+            .filter_map(|b| b["@graph"].as_array())
+            .flatten()
+            .cloned(),
+    )
+}
+
 fn graph_node<'a>(ld: &'a [Value], ty: &str) -> Option<&'a Value> {
     ld.iter()
         .filter_map(|block| block["@graph"].as_array())
@@ -82,6 +93,8 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
     let products = demo_csv("products.csv");
     let mut hreflang_sets = Vec::new();
     for product in &products {
+        // Review authors as the origin (the English page) writes them.
+        let mut origin_authors = Vec::new();
         for locale in Locale::ALL {
             let url_path = locale.localize_path(&product["path"]);
             let (status, headers, doc, _) = page(&app, &url_path).await;
@@ -167,7 +180,7 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             let unit = Some(product["moq_unit"].as_str()).filter(|u| !u.is_empty());
             assert_eq!(moq["unitCode"], unit.unwrap_or("H87"));
             // Google's product-snippet and merchant-listing properties, required and
-            // recommended (all but `review`: single reviews are not read from the page yet).
+            // recommended (`review` is checked below, with the page's reviews).
             for key in [
                 "name",
                 "image",
@@ -269,6 +282,53 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(rating["@type"], "AggregateRating", "{url_path}");
             assert_eq!(rating["ratingValue"], shown_value.as_str(), "{url_path}");
             assert_eq!(rating["reviewCount"].to_string(), shown_count, "{url_path}");
+            // Single reviews as the page shows them (its first ten, in the page's language),
+            // stated after them in a block that joins the head's Product by @id.
+            let id = &product_node["@id"];
+            let reviews: Vec<&Value> = ld
+                .iter()
+                .filter_map(|block| block["@graph"].as_array())
+                .flatten()
+                .filter(|node| node["@type"] == "Product" && &node["@id"] == id)
+                .filter_map(|node| node["review"].as_array())
+                .flatten()
+                .collect();
+            let shown = select(&doc, "li.review");
+            assert!(!shown.is_empty(), "{url_path}: the demo shows reviews");
+            assert_eq!(reviews.len(), shown.len().min(10), "{url_path}");
+            for (i, (review, item)) in reviews.iter().zip(&shown).enumerate() {
+                let part = |css: &str| item.select(&Selector::parse(css).unwrap()).next().unwrap();
+                let text = |css: &str| {
+                    let words: Vec<String> = part(css)
+                        .text()
+                        .flat_map(|t| t.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                        .collect();
+                    words.join(" ")
+                };
+                assert_eq!(review["@type"], "Review");
+                // A name translated only as part of a longer segment (the demo's Thai pages
+                // spell buyers' names in Thai) is stated as the origin writes it.
+                let author = review["author"]["name"].as_str().unwrap();
+                if locale == Locale::En {
+                    origin_authors.push(author.to_string());
+                }
+                assert!(
+                    author == text(".who") || origin_authors.get(i).is_some_and(|a| a == author),
+                    "{url_path}: {author} is not shown"
+                );
+                assert_eq!(review["reviewBody"], text("p").as_str(), "{url_path}");
+                let date = part("time").value().attr("datetime").unwrap();
+                assert_eq!(review["datePublished"], date, "{url_path}");
+                let stars = part(".stars").value().attr("aria-label").unwrap();
+                let shown_rating: u64 = stars.split(' ').next().unwrap().parse().unwrap();
+                let rating = &review["reviewRating"];
+                assert_eq!(
+                    rating["ratingValue"].as_u64(),
+                    Some(shown_rating),
+                    "{url_path}"
+                );
+                assert_eq!(rating["bestRating"], 5);
+            }
             // The structured description is whole, even where the meta description is cut.
             let description = product_node["description"].as_str().unwrap();
             assert!(!description.ends_with('…'), "{url_path}: {description}");
@@ -512,8 +572,9 @@ async fn injected_jsonld_uses_only_schema_org_terms_with_googles_required_proper
         "/products/stand-mixer-1200w",
     ] {
         let (_, _, doc, _) = page(&app, path).await;
-        for block in jsonld(&doc) {
-            walk(&block, &mut |ty, prop| {
+        let blocks = jsonld(&doc);
+        for block in &blocks {
+            walk(block, &mut |ty, prop| {
                 assert!(
                     classes.contains_key(ty),
                     "{path}: type {ty} is not in schema.org"
@@ -528,25 +589,32 @@ async fn injected_jsonld_uses_only_schema_org_terms_with_googles_required_proper
                 );
                 checked += 1;
             });
-            for node in block["@graph"].as_array().unwrap() {
-                match node["@type"].as_str().unwrap() {
-                    "Product" => {
-                        for key in ["name", "image", "offers"] {
-                            assert!(!node[key].is_null(), "Product.{key}");
-                        }
-                        for key in ["price", "priceCurrency", "availability"] {
-                            assert!(!node["offers"][key].is_null(), "Offer.{key}");
-                        }
+        }
+        for node in &joined_nodes(&blocks) {
+            match node["@type"].as_str().unwrap() {
+                "Product" => {
+                    for key in ["name", "image", "offers", "review"] {
+                        assert!(!node[key].is_null(), "{path}: Product.{key}");
                     }
-                    "BreadcrumbList" => {
-                        for item in node["itemListElement"].as_array().unwrap() {
-                            for key in ["position", "name", "item"] {
-                                assert!(!item[key].is_null(), "ListItem.{key}");
-                            }
-                        }
+                    for key in ["price", "priceCurrency", "availability"] {
+                        assert!(!node["offers"][key].is_null(), "Offer.{key}");
                     }
-                    _ => {}
+                    for review in node["review"].as_array().unwrap() {
+                        assert!(review["author"]["name"].is_string(), "Review.author");
+                        assert!(
+                            review["reviewRating"]["ratingValue"].is_number(),
+                            "Review.reviewRating"
+                        );
+                    }
                 }
+                "BreadcrumbList" => {
+                    for item in node["itemListElement"].as_array().unwrap() {
+                        for key in ["position", "name", "item"] {
+                            assert!(!item[key].is_null(), "ListItem.{key}");
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -762,6 +830,120 @@ async fn redirects_keep_the_locale_and_head_requests_get_headers_only() {
     assert!(body.is_empty());
     assert_eq!(headers["content-language"], "th-TH");
     assert!(!headers.contains_key("content-length"));
+}
+
+/// Single reviews are read from the page's own markup (`[reviews]`) as it streams by, cut
+/// anywhere, and stated after them; a review the page does not fully show is left out.
+#[tokio::test]
+async fn reviews_are_read_from_the_page_and_never_invented() {
+    let origin = Origin::start().await;
+    let item = |who: &str, stars: &str, body: &str, date: &str| {
+        format!("<div class=\"rv\"><b class=\"a\">{who}</b> {stars}<p>{body}</p>{date}</div>\n")
+    };
+    let items = [
+        item(
+            "Budi",
+            r#"<span class="r" aria-label="4 out of 5 stars">★★★★☆</span>"#,
+            "Boils  fast,\n <b>quiet</b> too.",
+            r#"<time datetime="2024-09-03T08:00">3 Sept</time>"#,
+        ),
+        item("No Rating", "", "Nice.", ""),
+        item(
+            "Nguy&#7877;n An",
+            r#"<span class="r">★★★☆☆</span>"#,
+            "OK &amp; cheap",
+            "<time>2024-01-05</time>",
+        ),
+        item("Too Many Stars", r#"<span class="r">9/5</span>"#, "?", ""),
+        item(
+            "Dewi",
+            r#"<span class="r" content="5"></span>"#,
+            "Great",
+            "",
+        ),
+        item(
+            "Beyond Max",
+            r#"<span class="r">5</span>"#,
+            "Also great",
+            "",
+        ),
+    ]
+    .concat();
+    let html = format!(
+        "<!DOCTYPE html><html><head><title>Kettle</title></head><body><h1>Kettle</h1>{items}<footer>Shop</footer></body></html>"
+    );
+    origin.serve("/products/kettle", CannedPage::html(html.clone()));
+    origin.serve("/about", CannedPage::html(html.clone()));
+    let rules = fixture_site(origin.addr, |site| {
+        site + "\n[reviews]\nitem = \"div.rv\"\nauthor = \".a\"\nrating = \".r\"\nbody = \"p\"\ndate = \"time\"\nmax = 3\n"
+    });
+    let app = start_proxy(&rules).await;
+    let (_, _, doc, text) = page(&app, "/id/products/kettle").await;
+    let ld = jsonld(&doc);
+    let product = graph_node(&ld, "Product").unwrap();
+    let blocks: Vec<&Value> = ld
+        .iter()
+        .filter_map(|b| b["@graph"].as_array())
+        .flatten()
+        .filter(|n| n["@id"] == product["@id"] && !n["review"].is_null())
+        .collect();
+    assert_eq!(blocks.len(), 1, "one block of reviews");
+    let reviews = blocks[0]["review"].as_array().unwrap();
+    let stated: Vec<(&str, u64, &str, Option<&str>)> = reviews
+        .iter()
+        .map(|r| {
+            assert_eq!(r["reviewRating"]["bestRating"], 5);
+            (
+                r["author"]["name"].as_str().unwrap(),
+                r["reviewRating"]["ratingValue"].as_u64().unwrap(),
+                r["reviewBody"].as_str().unwrap(),
+                r["datePublished"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stated,
+        [
+            ("Budi", 4, "Boils fast, quiet too.", Some("2024-09-03")),
+            ("Nguyễn An", 3, "OK & cheap", Some("2024-01-05")),
+            ("Dewi", 5, "Great", None),
+        ]
+    );
+    // After the reviews, before </body>; the page itself is unchanged around them.
+    let block_at = text.rfind("application/ld+json").unwrap();
+    assert!(
+        block_at > text.find("Beyond Max").unwrap() && block_at < text.find("</body>").unwrap()
+    );
+    assert_eq!(select(&doc, "div.rv").len(), 6);
+
+    // No product on the page: nothing to state reviews of.
+    let (_, _, doc, _) = page(&app, "/id/about").await;
+    assert!(
+        jsonld(&doc)
+            .iter()
+            .all(|b| !b.to_string().contains("\"review\""))
+    );
+
+    // The same reviews whatever the chunking, with and without a </body>.
+    let seo = edgeseo::config::Rules::load(rules.path()).unwrap().sites[0]
+        .seo
+        .clone()
+        .unwrap();
+    let options = || site_options(seo.clone(), Locale::Vi, "/products/kettle", None);
+    for html in [html.clone(), html.replace("</body></html>", "")] {
+        let whole = rewrite_whole(html.as_bytes(), options()).await;
+        assert!(String::from_utf8_lossy(&whole).contains("\"Nguyễn An\""));
+        let (mut rng, seed) = Rng::from_env(7);
+        for _ in 0..20 {
+            let pieces = rng.split(html.len(), 9);
+            let cut = rewrite_in_pieces(html.as_bytes(), &pieces, options()).await;
+            assert_eq!(
+                String::from_utf8_lossy(&cut),
+                String::from_utf8_lossy(&whole),
+                "seed {seed}"
+            );
+        }
+    }
 }
 
 /// The language switcher is real links, placed at the top of the body, inside the element the
@@ -1195,11 +1377,16 @@ async fn a_real_extractor_reads_the_product_jsonld_in_every_locale() {
 import json, sys, extruct
 html = sys.stdin.read()
 data = extruct.extract(html, base_url=sys.argv[1], syntaxes=["json-ld"], uniform=True)
-out = []
+# Nodes with one @id are one node, as search engines join them (the reviews come in a later block).
+products = {}
 for block in data["json-ld"]:
     for node in block.get("@graph", [block]):
         if node.get("@type") == "Product":
-            out.append({"name": node["name"], "price": node["offers"]["price"], "currency": node["offers"]["priceCurrency"]})
+            joined = products.setdefault(node.get("@id") or str(len(products)), {})
+            for key, value in node.items():
+                joined.setdefault(key, value)
+out = [{"name": p["name"], "price": p["offers"]["price"], "currency": p["offers"]["priceCurrency"],
+        "reviews": len(p.get("review", []))} for p in products.values()]
 print(json.dumps(out))
 "#;
     let has_extruct = std::process::Command::new("python3")
@@ -1244,5 +1431,9 @@ print(json.dumps(out))
         );
         assert_eq!(found[0]["price"], air_fryer[&price_col].as_str());
         assert_eq!(found[0]["currency"], locale.currency());
+        assert_eq!(
+            found[0]["reviews"], 10,
+            "{path}: the first ten of 26 reviews"
+        );
     }
 }

@@ -36,8 +36,8 @@ pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
     Field, Keyword, Keywords, Localized, Merchant, Organization, PageKind, PageRule, Pages, Part,
-    PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, RewriteSettings,
-    Shipping, SiteSeo, SuggestMode, Switcher, Template,
+    PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, ReviewRules,
+    RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template,
 };
 
 /// Everything loaded from one rules directory.
@@ -508,6 +508,17 @@ impl<'a> Validator<'a> {
         } else {
             self.error(value.span(), message);
             None
+        }
+    }
+
+    /// A CSS selector as lol_html reads it, or an error at its position.
+    fn selector(&mut self, value: &toml::Spanned<String>) -> Option<lol_html::Selector> {
+        match value.get_ref().parse::<lol_html::Selector>() {
+            Ok(selector) => Some(selector),
+            Err(e) => {
+                self.error(value.span(), format!("invalid CSS selector: {e}"));
+                None
+            }
         }
     }
 

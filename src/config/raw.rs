@@ -66,6 +66,7 @@ pub struct RawSite {
     pub translate: RawTranslate,
     #[serde(default)]
     pub merchant: RawMerchant,
+    pub reviews: Option<RawReviews>,
     #[serde(default)]
     pub cache: RawSiteCache,
     #[serde(default)]
@@ -180,6 +181,19 @@ pub struct RawOrganization {
 pub struct RawRewrite {
     pub max_memory: Option<Spanned<String>>,
     pub price_selector: Option<Spanned<String>>,
+}
+
+/// `[reviews]`: CSS selectors of the buyer reviews the origin's pages show.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReviews {
+    pub item: Spanned<String>,
+    pub author: Spanned<String>,
+    pub rating: Spanned<String>,
+    pub body: Option<Spanned<String>>,
+    pub date: Option<Spanned<String>>,
+    pub best: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
 }
 
 /// `[merchant]`: what merchant listings show about returns and shipping, per buyer market.

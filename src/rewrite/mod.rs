@@ -14,6 +14,7 @@
 //!   over the rewriter's output (`translate::replace`).
 
 pub mod links;
+mod reviews;
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -117,15 +118,15 @@ impl Machine {
         let (coding, output) = (opts.coding, opts.output);
         // lol_html starts in UTF-8 when neither the header nor a <meta> names a charset.
         let charset = replace::charset(opts.charset.unwrap_or(encoding_rs::UTF_8));
-        let replacer = opts.translations.take().map(|memory| {
-            let page = PageMemory::new(memory, opts.plan.origin_path());
-            Replacer::new(Arc::new(page), charset.clone())
-        });
-        let marked = replacer
-            .is_some()
-            .then(|| opts.plan.untranslated_selectors());
+        let memory: Option<Arc<dyn replace::Lookup>> = opts
+            .translations
+            .take()
+            .map(|memory| Arc::new(PageMemory::new(memory, opts.plan.origin_path())) as _);
+        let replacer = memory
+            .clone()
+            .map(|memory| Replacer::new(memory, charset.clone()));
         let meta_charset = opts.charset.is_none().then_some(charset);
-        let rewriter = HtmlRewriter::new(settings(opts, meta_charset, marked), sink.clone());
+        let rewriter = HtmlRewriter::new(settings(opts, meta_charset, memory), sink.clone());
         Machine {
             decoder: Decoder::new(coding),
             rewriter,
@@ -259,12 +260,12 @@ fn on_element(
     )
 }
 
-/// The rewriter's handlers. `marked` are the selectors of elements the translating pass must
-/// leave alone, when there is one.
+/// The rewriter's handlers; `memory` is the page's translation memory when its text is
+/// translated (by a second pass, whose no-go elements these handlers mark).
 fn settings(
     opts: RewriteOptions,
     meta_charset: Option<Charset>,
-    marked: Option<Vec<Selector>>,
+    memory: Option<Arc<dyn replace::Lookup>>,
 ) -> Settings<'static, 'static> {
     let s = &*SELECTORS;
     let plan = opts.plan;
@@ -482,10 +483,104 @@ fn settings(
             }),
         ));
     }
-    if let Some(selectors) = marked {
-        settings = replace::mark_untranslated(settings, selectors);
+    if let Some((rules, product_id)) = plan.reviews() {
+        let collected = reviews::Reviews::new(rules, memory.clone());
+        settings = review_handlers(settings, rules, product_id, collected, &state);
+    }
+    if memory.is_some() {
+        settings = replace::mark_untranslated(settings, plan.untranslated_selectors());
     }
     settings
+}
+
+/// Reads the reviews the page shows (`[reviews]`) and states them at the end of its body, or
+/// at the document's end when it has no `</body>`.
+fn review_handlers(
+    mut settings: Settings<'static, 'static>,
+    rules: &crate::config::ReviewRules,
+    product_id: &str,
+    collected: reviews::Shared,
+    state: &State,
+) -> Settings<'static, 'static> {
+    use reviews::{Part, lock as reviews};
+    {
+        let collected = collected.clone();
+        settings = settings.append_element_content_handler((
+            Cow::Owned(rules.item.clone()),
+            ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                reviews(&collected).start_item();
+                let collected = collected.clone();
+                let _ = el.on_end_tag(Box::new(move |_| {
+                    reviews(&collected).end_item();
+                    Ok(())
+                }));
+                Ok(())
+            }),
+        ));
+    }
+    let parts = [
+        (Some(&rules.author), Part::Author, &[][..]),
+        (
+            Some(&rules.rating),
+            Part::Rating,
+            &["aria-label", "content"][..],
+        ),
+        (rules.body.as_ref(), Part::Body, &[][..]),
+        (rules.date.as_ref(), Part::Date, &["datetime"][..]),
+    ];
+    for (selector, part, attributes) in parts {
+        let Some(selector) = selector else { continue };
+        let (element, text) = (collected.clone(), collected.clone());
+        settings = settings.append_element_content_handler((
+            Cow::Owned(selector.clone()),
+            ElementContentHandlers::default()
+                .element(move |el: &mut Element<'_, '_>| {
+                    let value = attributes.iter().find_map(|a| el.get_attribute(a));
+                    if reviews(&element).start_part(part, value) && el.can_have_content() {
+                        let element = element.clone();
+                        let _ = el.on_end_tag(Box::new(move |_| {
+                            reviews(&element).end_part(part);
+                            Ok(())
+                        }));
+                    }
+                    Ok(())
+                })
+                .text(move |chunk: &mut TextChunk<'_>| {
+                    reviews(&text).text(part, chunk.as_str());
+                    Ok(())
+                }),
+        ));
+    }
+    let product_id: Arc<str> = product_id.into();
+    let script = Arc::new(move |state: &State| {
+        let ascii_only = lock(state).ascii_only;
+        reviews(&collected).take_script(&product_id, ascii_only)
+    });
+    {
+        let (script, state) = (script.clone(), state.clone());
+        settings =
+            settings.append_element_content_handler(on_element(&SELECTORS.body, move |el| {
+                let (script, state) = (script.clone(), state.clone());
+                let _ = el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+                    if let Some(html) = script(&state) {
+                        end.before(&html, ContentType::Html);
+                    }
+                    Ok(())
+                }));
+                Ok(())
+            }));
+    }
+    let state = state.clone();
+    settings.append_document_content_handler(
+        lol_html::send::DocumentContentHandlers::default().end(
+            move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+                if let Some(html) = script(&state) {
+                    end.append(&html, ContentType::Html);
+                }
+                Ok(())
+            },
+        ),
+    )
 }
 
 /// The charset a `<meta charset>` or `<meta http-equiv="content-type">` names.

@@ -73,6 +73,14 @@ impl Graph {
         &self.types
     }
 
+    /// The `@id` of the page's Product, when the page is a product's.
+    pub fn product_id(&self) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n["@type"] == "Product")
+            .and_then(|n| n["@id"].as_str())
+    }
+
     /// What to write in place of an origin JSON-LD block: `None` keeps it as it came (it is not
     /// JSON, or holds nothing the graph describes), `Some("")` drops it. The origin's
     /// organization is handed to `held` while the head is still to be written (`head_written`
@@ -369,6 +377,57 @@ fn product_node(facts: &PageFacts<'_>, product: &Product, org_id: &str) -> Value
     }
     merchant_terms(&mut node["offers"], facts);
     node
+}
+
+/// One buyer review as the page shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Review {
+    pub author: String,
+    pub rating: f32,
+    pub body: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub date: Option<String>,
+}
+
+/// A JSON-LD document stating `reviews` of the product `product_id` on a scale of 1 to `best`:
+/// written after the reviews have streamed by, it joins the head's Product by `@id`.
+pub fn reviews_document(product_id: &str, reviews: &[Review], best: u8) -> String {
+    let reviews: Vec<Value> = reviews
+        .iter()
+        .map(|r| {
+            let mut review = json!({
+                "@type": "Review",
+                "author": {"@type": "Person", "name": r.author},
+                "reviewRating": {
+                    "@type": "Rating",
+                    "ratingValue": rating_value(r.rating),
+                    "bestRating": best,
+                    "worstRating": 1,
+                },
+            });
+            if let Some(body) = &r.body {
+                review["reviewBody"] = Value::String(body.clone());
+            }
+            if let Some(date) = &r.date {
+                review["datePublished"] = Value::String(date.clone());
+            }
+            review
+        })
+        .collect();
+    json!({
+        "@context": "https://schema.org",
+        "@graph": [{"@type": "Product", "@id": product_id, "review": reviews}],
+    })
+    .to_string()
+}
+
+/// `5` rather than `5.0`, as the page shows it; `4.5` stays.
+fn rating_value(rating: f32) -> Value {
+    if rating.fract() == 0.0 {
+        json!(rating as u32)
+    } else {
+        json!(rating)
+    }
 }
 
 /// Shipping and returns as the site's `[merchant]` states them, for the page's market (every

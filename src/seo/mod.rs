@@ -7,6 +7,8 @@ mod jsonld;
 mod text;
 pub mod vocabulary;
 
+pub use jsonld::Review;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -52,6 +54,40 @@ pub struct HeadPlan {
     jsonld: jsonld::Graph,
     /// The site's rules, for prices looked up as price elements stream by.
     seo: Arc<SiteSeo>,
+}
+
+/// Nodes with one `@id` joined into one, as search engines read them (a page may state a
+/// product in its head and its reviews in a later block); the first value of a property wins.
+pub fn join_by_id(nodes: impl IntoIterator<Item = serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for node in nodes {
+        let same = node["@id"]
+            .as_str()
+            .and_then(|id| out.iter().position(|n| n["@id"].as_str() == Some(id)));
+        match (same, node) {
+            (Some(at), serde_json::Value::Object(fields)) => {
+                if let serde_json::Value::Object(first) = &mut out[at] {
+                    for (key, value) in fields {
+                        first.entry(key).or_insert(value);
+                    }
+                }
+            }
+            (_, node) => out.push(node),
+        }
+    }
+    out
+}
+
+const LD_OPEN: &str = r#"<script type="application/ld+json">"#;
+
+/// A JSON-LD block stating `reviews` of the product `product_id` (see
+/// `jsonld::reviews_document`); `ascii_only` escapes what the page's encoding lacks.
+pub fn reviews_script(product_id: &str, reviews: &[Review], best: u8, ascii_only: bool) -> String {
+    let json = jsonld::reviews_document(product_id, reviews, best);
+    format!(
+        "{LD_OPEN}{}</script>",
+        jsonld::script_safe(&json, ascii_only)
+    )
 }
 
 impl HeadPlan {
@@ -187,6 +223,11 @@ impl HeadPlan {
         &self.seo.switcher
     }
 
+    /// Where the page's reviews are, when it is a product's and the site says.
+    pub fn reviews(&self) -> Option<(&crate::config::ReviewRules, &str)> {
+        Some((self.seo.reviews.as_ref()?, self.jsonld.product_id()?))
+    }
+
     /// What replaces an origin JSON-LD block's text (see `jsonld::Graph::adopt_origin`): `None`
     /// keeps it, an empty string drops the block.
     pub fn adopt_origin_jsonld(
@@ -292,7 +333,7 @@ impl HeadPlan {
         if self.has_switcher() {
             html.push_str(SWITCHER_CSS);
         }
-        html.push_str(r#"<script type="application/ld+json">"#);
+        html.push_str(LD_OPEN);
         let graph = self
             .jsonld
             .serialize(origin_org, self.seo.organization.rules_win);

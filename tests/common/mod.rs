@@ -528,7 +528,16 @@ pub fn fixture_options(
     path: &str,
     charset: Option<&'static encoding_rs::Encoding>,
 ) -> edgeseo::rewrite::RewriteOptions {
-    let seo = fixture_seo();
+    site_options(fixture_seo(), locale, path, charset)
+}
+
+/// Rewrite options for a page of a site served as `https://shop.example`.
+pub fn site_options(
+    seo: Arc<edgeseo::config::SiteSeo>,
+    locale: edgeseo::locale::Locale,
+    path: &str,
+    charset: Option<&'static encoding_rs::Encoding>,
+) -> edgeseo::rewrite::RewriteOptions {
     let plan = edgeseo::seo::HeadPlan::build(
         &seo,
         edgeseo::seo::PageRequest {

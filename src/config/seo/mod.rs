@@ -13,6 +13,7 @@ use toml::Spanned;
 
 mod feeds;
 mod pages;
+mod reviews;
 
 use super::Validator;
 use super::diag::Diagnostic;
@@ -21,6 +22,8 @@ use crate::locale::Locale;
 use crate::translate::{CoverageSummary, Memory};
 use feeds::{load_keywords, load_products};
 use pages::load_pages;
+pub use reviews::ReviewRules;
+use reviews::review_rules;
 
 /// One value per locale, indexed by [`Locale`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct SiteSeo {
     pub translations: HashMap<Locale, Arc<Memory>>,
     pub translate: TranslateSettings,
     pub merchant: Merchant,
+    /// Where the origin's pages show buyer reviews (`None`: no `[reviews]`).
+    pub reviews: Option<ReviewRules>,
 }
 
 /// `[merchant]`: the return policy and the shipping per buyer market that a Product's offer
@@ -492,15 +497,10 @@ pub(super) fn load(
     let switcher = match (raw.locales.switcher, &raw.locales.switcher_at) {
         (Some(false), _) => Switcher::Off,
         (_, None) => Switcher::Bar,
-        (_, Some(at)) => match at.get_ref().parse::<lol_html::Selector>() {
-            Ok(selector) => Switcher::Inside(selector),
-            Err(e) => {
-                v.error(at.span(), format!("invalid CSS selector: {e}"));
-                Switcher::Bar
-            }
-        },
+        (_, Some(at)) => v.selector(at).map_or(Switcher::Bar, Switcher::Inside),
     };
     let merchant = merchant(&raw.merchant, v);
+    let reviews = raw.reviews.as_ref().and_then(|r| review_rules(r, v));
     let geoip = raw.locales.geoip.as_ref().and_then(|g| {
         let path = site_dir.join(g.get_ref());
         if !path.is_file() {
@@ -537,22 +537,17 @@ pub(super) fn load(
         }
     };
     const DEFAULT_PRICE: &str = "span[data-sku][data-currency]";
-    let (price_selector, price_selector_css) = match &raw.rewrite.price_selector {
-        Some(s) => match s.get_ref().parse::<lol_html::Selector>() {
-            Ok(selector) => (selector, s.get_ref().clone()),
-            Err(e) => {
-                v.error(s.span(), format!("invalid CSS selector: {e}"));
-                (
-                    DEFAULT_PRICE.parse().expect("valid selector"),
-                    DEFAULT_PRICE.to_owned(),
-                )
-            }
-        },
-        None => (
-            DEFAULT_PRICE.parse().expect("valid selector"),
-            DEFAULT_PRICE.to_owned(),
-        ),
-    };
+    let (price_selector, price_selector_css) = raw
+        .rewrite
+        .price_selector
+        .as_ref()
+        .and_then(|s| Some((v.selector(s)?, s.get_ref().clone())))
+        .unwrap_or_else(|| {
+            (
+                DEFAULT_PRICE.parse().expect("valid selector"),
+                DEFAULT_PRICE.to_owned(),
+            )
+        });
     let rewrite = RewriteSettings {
         max_memory: v.size(&raw.rewrite.max_memory, 4 << 20, 64 << 10..=1 << 30) as usize,
         price_selector,
@@ -586,6 +581,7 @@ pub(super) fn load(
         translations,
         translate,
         merchant,
+        reviews,
     })
 }
 
