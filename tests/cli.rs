@@ -415,6 +415,52 @@ fn check_rejects_bad_review_rules_with_their_position() {
 }
 
 #[test]
+fn check_rejects_bad_leads_with_their_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let pages = std::fs::read_to_string(shop.join("pages.toml"))
+        .unwrap()
+        .replace(
+            "kind = \"product\"\n",
+            "kind = \"product\"\nlead_after = \"h2\"\n",
+        )
+        .replace(
+            "category = \"general\"\n[page.name]",
+            "category = \"general\"\nlead_after = \"h1[\"\n[page.lead]\n\
+             en = \"MOQ {product.moq}\"\nid = \"Grosir {kw1}\"\nth = \"ขายส่ง {kw1}\"\n[page.name]",
+        );
+    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let stdout = check_fails(rules.path());
+    let at = |key: &str, col: usize, message: &str| {
+        let line = 1 + pages.lines().position(|l| l.starts_with(key)).unwrap();
+        format!(
+            "{}/shop/pages.toml:{line}:{col}: {message}",
+            rules.path().display()
+        )
+    };
+    assert_reported(
+        &stdout,
+        &[
+            at(
+                "lead_after = \"h2",
+                14,
+                "lead_after goes with a [page.lead]",
+            ),
+            at("lead_after = \"h1[", 14, "invalid CSS selector"),
+            at(
+                "en = \"MOQ",
+                6,
+                "`{product.moq}` needs `kind = \"product\"` on this page rule",
+            ),
+            at(
+                "[page.lead]",
+                1,
+                "lead has no `vi` text, and locale vi is enabled",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn check_rejects_bad_merchant_terms_with_their_position() {
     check_site_toml(
         |site| {

@@ -71,12 +71,18 @@ fn demo_csv(rel: &str) -> Vec<HashMap<String, String>> {
 }
 
 fn top_keyword(locale: Locale, category: &str) -> String {
-    demo_csv(&format!("keywords/{}.csv", locale.code()))
+    top_keywords(locale, category, 1).remove(0)
+}
+
+/// The `n` keywords of a category with the highest search volume, highest first.
+fn top_keywords(locale: Locale, category: &str, n: usize) -> Vec<String> {
+    let mut rows: Vec<(u64, String)> = demo_csv(&format!("keywords/{}.csv", locale.code()))
         .into_iter()
         .filter(|k| k["category"] == category)
-        .max_by_key(|k| k["volume"].parse::<u64>().unwrap())
-        .map(|k| k["keyword"].clone())
-        .unwrap()
+        .map(|k| (k["volume"].parse().unwrap(), k["keyword"].clone()))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.into_iter().take(n).map(|(_, k)| k).collect()
 }
 
 async fn page(app: &edgeseo::app::App, path: &str) -> (StatusCode, http::HeaderMap, Html, String) {
@@ -113,6 +119,36 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
                 "{url_path}: title {:?} names {name}",
                 titles[0]
             );
+            // A visible lead under the H1 carries the MOQ and, in the buyer's language, the
+            // category's two most searched keywords: on the page, not only in its head.
+            let leads = select(&doc, "h1 + p.edgeseo-lead[translate=no]");
+            assert_eq!(leads.len(), 1, "{url_path}: one lead after the h1");
+            let lead: String = leads[0].text().collect();
+            let moq: u64 = product["moq"].parse().unwrap();
+            let grouped = moq.to_string();
+            let grouped = match (grouped.len() > 3, locale) {
+                (false, _) => grouped,
+                (true, Locale::Id | Locale::Vi) => format!(
+                    "{}.{}",
+                    &grouped[..grouped.len() - 3],
+                    &grouped[grouped.len() - 3..]
+                ),
+                (true, _) => format!(
+                    "{},{}",
+                    &grouped[..grouped.len() - 3],
+                    &grouped[grouped.len() - 3..]
+                ),
+            };
+            assert!(
+                lead.contains(&format!("MOQ {grouped} "))
+                    || lead.contains(&format!("ขั้นต่ำ {grouped} ")),
+                "{url_path}: {lead}"
+            );
+            if locale != Locale::En {
+                for kw in top_keywords(locale, &product["category"], 2) {
+                    assert!(lead.contains(&kw), "{url_path}: lead {lead:?} lacks {kw:?}");
+                }
+            }
             let descriptions = attr(&doc, r#"meta[name="description"]"#, "content");
             assert_eq!(descriptions.len(), 1, "{url_path}: one description");
             if locale != Locale::En {

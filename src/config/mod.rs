@@ -35,8 +35,8 @@ use diag::file_diagnostic;
 pub use diag::{Diagnostic, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
-    Field, Keyword, Keywords, Localized, Merchant, Organization, PageKind, PageRule, Pages, Part,
-    PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, ReviewRules,
+    Field, Keyword, Keywords, Lead, Localized, Merchant, Organization, PageKind, PageRule, Pages,
+    Part, PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, ReviewRules,
     RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template,
 };
 

@@ -253,6 +253,8 @@ pub struct RawPage {
     pub name: Option<Spanned<RawLocalized>>,
     pub title: Spanned<RawLocalized>,
     pub description: Spanned<RawLocalized>,
+    pub lead: Option<Spanned<RawLocalized>>,
+    pub lead_after: Option<Spanned<String>>,
     pub cache_ttl: Option<Spanned<String>>,
 }
 

@@ -189,6 +189,8 @@ struct PageState {
     body_end_done: bool,
     /// The language switcher has been placed.
     switcher_done: bool,
+    /// The page rule's lead has been placed.
+    lead_done: bool,
     origin_canonical: Option<String>,
     injected: bool,
     /// The page's encoding cannot carry every character: injected JSON is escaped to ASCII.
@@ -478,6 +480,19 @@ fn settings(
                     if el.has_attribute("data-currency") {
                         el.set_attribute("data-currency", plan.locale.currency())?;
                     }
+                }
+                Ok(())
+            }),
+        ));
+    }
+    if let Some((html, after)) = plan.lead_html() {
+        let state = state.clone();
+        settings = settings.append_element_content_handler((
+            Cow::Owned(after.clone()),
+            ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
+                let mut st = lock(&state);
+                if st.in_body && !std::mem::replace(&mut st.lead_done, true) {
+                    el.after(&html, ContentType::Html);
                 }
                 Ok(())
             }),

@@ -52,6 +52,8 @@ pub struct HeadPlan {
     /// The page's JSON-LD graph, serialized when the head is written (the origin's
     /// organization, if its head has one, is merged in then).
     jsonld: jsonld::Graph,
+    /// The page rule's lead in this locale, and the element it goes after.
+    lead: Option<(String, lol_html::Selector)>,
     /// The site's rules, for prices looked up as price elements stream by.
     seo: Arc<SiteSeo>,
 }
@@ -115,6 +117,9 @@ impl HeadPlan {
         let title = rule
             .and_then(|r| render(r.title.get(locale)))
             .map(|t| text::clamp(&t, limits.title));
+        let lead = rule
+            .and_then(|r| r.lead.as_ref())
+            .and_then(|l| Some((render(l.text.get(locale))?, l.after.clone())));
         let whole_description = rule.and_then(|r| render(r.description.get(locale)));
         let description = whole_description
             .as_deref()
@@ -145,8 +150,22 @@ impl HeadPlan {
             locales: seo.advertised_locales(&path),
             origin_path: path,
             jsonld: graph,
+            lead,
             seo: seo.clone(),
         }
+    }
+
+    /// The page rule's lead as HTML (`translate="no"`: it is already in the page's language),
+    /// and the element it goes after.
+    pub fn lead_html(&self) -> Option<(String, &lol_html::Selector)> {
+        let (text, after) = self.lead.as_ref()?;
+        Some((
+            format!(
+                r#"<p class="edgeseo-lead" translate="no">{}</p>"#,
+                html_escape::encode_text(text)
+            ),
+            after,
+        ))
     }
 
     /// The page's origin path, normalised (`/products`, never `/products/`).
@@ -402,6 +421,11 @@ impl TemplateCtx<'_> {
                         out.push_str(self.product.map_or("", |p| p.name.get(self.locale)))
                     }
                     Field::ProductSku => out.push_str(self.product.map_or("", |p| &p.sku)),
+                    Field::ProductMoq => {
+                        if let Some((n, unit)) = self.product.and_then(|p| p.moq.as_ref()) {
+                            out.push_str(&text::format_quantity(self.locale, *n, unit));
+                        }
+                    }
                     Field::ProductPrice => {
                         if let Some(p) = self.product {
                             out.push_str(&format_price(self.locale, p.price.get(self.locale)));

@@ -77,17 +77,11 @@ fn escape(s: &str, attr: bool) -> String {
 /// `USD 24.90`, `Rp 408.400`, `645.000 ₫`, `฿1,419.60`.
 pub fn format_price(locale: Locale, amount: &str) -> String {
     let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
-    let (group, decimal) = match locale {
-        Locale::Id | Locale::Vi => ('.', ','),
-        Locale::En | Locale::Th => (',', '.'),
+    let decimal = match locale {
+        Locale::Id | Locale::Vi => ',',
+        Locale::En | Locale::Th => '.',
     };
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(group);
-        }
-        grouped.push(c);
-    }
+    let mut grouped = group_digits(locale, int);
     // Rupiah and dong have no minor unit in use: `.00` is dropped, other fractions are kept.
     let drop_frac = frac.is_empty()
         || frac.chars().all(|c| c == '0') && matches!(locale, Locale::Id | Locale::Vi);
@@ -103,9 +97,46 @@ pub fn format_price(locale: Locale, amount: &str) -> String {
     }
 }
 
+/// Digits in groups of three, with the locale's separator (`1,000`, `1.000`).
+fn group_digits(locale: Locale, int: &str) -> String {
+    let group = match locale {
+        Locale::Id | Locale::Vi => '.',
+        Locale::En | Locale::Th => ',',
+    };
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(group);
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
+/// A quantity in a UN/CEFACT unit, as a buyer in `locale` writes it (`1.000 pcs`, `300 bộ`).
+pub fn format_quantity(locale: Locale, n: u64, unit: &str) -> String {
+    let words: Option<[&str; 4]> = match unit {
+        "H87" => Some(["pcs", "pcs", "chiếc", "ชิ้น"]),
+        "SET" => Some(["sets", "set", "bộ", "ชุด"]),
+        "CT" => Some(["cartons", "karton", "thùng", "กล่อง"]),
+        _ => None,
+    };
+    let unit = words.map_or(unit, |w| w[locale as usize]);
+    format!("{} {unit}", group_digits(locale, &n.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_in_the_buyers_notation() {
+        assert_eq!(format_quantity(Locale::En, 1000, "H87"), "1,000 pcs");
+        assert_eq!(format_quantity(Locale::Id, 1000, "SET"), "1.000 set");
+        assert_eq!(format_quantity(Locale::Vi, 300, "SET"), "300 bộ");
+        assert_eq!(format_quantity(Locale::Th, 3000, "H87"), "3,000 ชิ้น");
+        assert_eq!(format_quantity(Locale::En, 5, "KGM"), "5 KGM");
+    }
 
     #[test]
     fn prices_in_local_notation() {

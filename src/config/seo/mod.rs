@@ -255,8 +255,18 @@ pub struct PageRule {
     pub name: Option<Localized<String>>,
     pub title: Localized<Template>,
     pub description: Localized<Template>,
+    /// A short visible line in the page's language (its keywords and MOQ where a searcher sees
+    /// them), placed after the first element of `Lead::after`.
+    pub lead: Option<Lead>,
     /// Freshness of these pages in the cache, overriding what the origin says.
     pub cache_ttl: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lead {
+    pub text: Localized<Template>,
+    /// Default `h1`.
+    pub after: lol_html::Selector,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +332,8 @@ pub enum Field {
     ProductName,
     ProductPrice,
     ProductSku,
+    /// The minimum order quantity with its unit in the page's language (`500 pcs`, `1000 bộ`).
+    ProductMoq,
     OrgName,
     PageName,
     /// `{kw1}`…`{kw5}`: the category's keywords by search volume, 0-based here.
@@ -342,6 +354,7 @@ impl Template {
                 "product.name" => Field::ProductName,
                 "product.price" => Field::ProductPrice,
                 "product.sku" => Field::ProductSku,
+                "product.moq" => Field::ProductMoq,
                 "org.name" => Field::OrgName,
                 "page.name" => Field::PageName,
                 kw if kw.starts_with("kw") => match kw[2..].parse::<usize>() {
@@ -354,14 +367,17 @@ impl Template {
                 },
                 _ => {
                     return Err(format!(
-                        "unknown placeholder `{{{name}}}`; known: product.name, product.price, product.sku, org.name, page.name, kw1…kw5"
+                        "unknown placeholder `{{{name}}}`; known: product.name, product.price, product.sku, product.moq, org.name, page.name, kw1…kw5"
                     ));
                 }
             };
             if kind != PageKind::Product
                 && matches!(
                     field,
-                    Field::ProductName | Field::ProductPrice | Field::ProductSku
+                    Field::ProductName
+                        | Field::ProductPrice
+                        | Field::ProductSku
+                        | Field::ProductMoq
                 )
             {
                 return Err(format!(

@@ -8,7 +8,9 @@ use toml::Spanned;
 use super::super::diag::Diagnostic;
 use super::super::raw::{RawLocalized, RawPage, RawPages};
 use super::super::{Validator, parse_toml, read_source};
-use super::{Keywords, Localized, PageKind, PageRule, Pages, PathPattern, Products, Template};
+use super::{
+    Keywords, Lead, Localized, PageKind, PageRule, Pages, PathPattern, Products, Template,
+};
 use crate::locale::Locale;
 
 pub(super) fn load_pages(
@@ -108,6 +110,18 @@ impl Validator<'_> {
         };
         let title = self.templates(&raw.title, locales, kind, "title");
         let description = self.templates(&raw.description, locales, kind, "description");
+        let lead_text = raw
+            .lead
+            .as_ref()
+            .map(|l| self.templates(l, locales, kind, "lead"));
+        let lead_after = match (&raw.lead_after, &raw.lead) {
+            (Some(after), Some(_)) => self.selector(after),
+            (Some(after), None) => {
+                self.error(after.span(), "lead_after goes with a [page.lead]");
+                None
+            }
+            (None, _) => Some("h1".parse().expect("valid selector")),
+        };
         let name = raw
             .name
             .as_ref()
@@ -124,7 +138,13 @@ impl Validator<'_> {
                 .collect(),
         };
         for &locale in locales {
-            if !(title.get(locale).uses_keywords() || description.get(locale).uses_keywords()) {
+            let lead_uses = lead_text
+                .as_ref()
+                .is_some_and(|l| l.get(locale).uses_keywords());
+            if !(title.get(locale).uses_keywords()
+                || description.get(locale).uses_keywords()
+                || lead_uses)
+            {
                 continue;
             }
             if kind == PageKind::Page && raw.category.is_none() {
@@ -156,6 +176,13 @@ impl Validator<'_> {
             name,
             title,
             description,
+            lead: match lead_text {
+                Some(text) => Some(Lead {
+                    text,
+                    after: lead_after?,
+                }),
+                None => None,
+            },
         })
     }
 
