@@ -153,8 +153,9 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(descriptions.len(), 1, "{url_path}: one description");
             if locale != Locale::En {
                 let kw = top_keyword(locale, &product["category"]);
+                // Said by the keyword itself, or by the product's name when that contains it.
                 assert!(
-                    descriptions[0].contains(&kw),
+                    descriptions[0].to_lowercase().contains(&kw.to_lowercase()),
                     "{url_path}: description {:?} uses the top {} keyword {kw:?}",
                     descriptions[0],
                     locale
@@ -444,6 +445,45 @@ async fn the_origins_organization_is_merged_not_replaced() {
         assert_eq!(org["contactPoint"]["telephone"], "+86 138 2765 4410");
         let website = graph_node(&ld, "WebSite").unwrap();
         assert_eq!(website["publisher"]["@id"], org["@id"]);
+    }
+}
+
+/// Titles and descriptions as a results page draws them: within its width (measured with the
+/// fonts' advances), never ending in an ellipsis edgeseo added, the brand after ` | ` kept.
+#[tokio::test]
+async fn titles_and_descriptions_fit_the_results_page_uncut() {
+    use edgeseo::seo::{DESCRIPTION, TITLE, width_px};
+    let app = start_demo().await;
+    let pages = ["/", "/products", "/about", "/contact", "/faq"]
+        .map(String::from)
+        .into_iter()
+        .chain(
+            demo_csv("products.csv")
+                .into_iter()
+                .map(|p| p["path"].clone()),
+        );
+    for path in pages {
+        for locale in Locale::ALL {
+            let url_path = locale.localize_path(&path);
+            let (_, _, doc, _) = page(&app, &url_path).await;
+            let title: String = select(&doc, "head title")[0].text().collect();
+            let description = attr(&doc, r#"meta[name="description"]"#, "content").remove(0);
+            let title_px = width_px(&title, TITLE.size_px);
+            assert!(
+                title_px <= TITLE.max_px,
+                "{url_path}: {title:?} is {title_px} px"
+            );
+            let description_px = width_px(&description, DESCRIPTION.size_px);
+            assert!(
+                description_px <= DESCRIPTION.max_px,
+                "{url_path}: {description:?} is {description_px} px"
+            );
+            assert!(!title.contains('…'), "{url_path}: {title:?}");
+            assert!(!description.ends_with('…'), "{url_path}: {description:?}");
+            if title.contains(" | ") {
+                assert!(title.ends_with(" | LIANHE"), "{url_path}: {title:?}");
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod text;
 pub mod vocabulary;
 
 pub use jsonld::Review;
+pub use text::{Budget, DESCRIPTION, TITLE, width_px};
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -103,27 +104,50 @@ impl HeadPlan {
         let category = product
             .map(|p| p.category.as_str())
             .or_else(|| rule.and_then(|r| r.category.as_deref()));
-        let keywords = category.map_or(&[][..], |c| seo.keywords.top(locale, c));
+        let all_keywords = category.map_or(&[][..], |c| seo.keywords.top(locale, c));
+        // In a title or description, a keyword the product's name already says (with or without
+        // its accents) is not said twice ("Nồi chiên không dầu 4.5L – nồi chiên không dầu"): the
+        // next one takes its place. The lead, under the name, says the top keywords as they are.
+        let fold = |s: &str| crate::chat::features::fold_latin_diacritics(&s.to_lowercase());
+        let said = product.map(|p| fold(p.name.get(locale)));
+        let all: Vec<&Keyword> = all_keywords.iter().collect();
+        let fresh: Vec<&Keyword> = all_keywords
+            .iter()
+            .filter(|k| said.as_ref().is_none_or(|n| !n.contains(&fold(&k.text))))
+            .collect();
         let page_name = page_name(seo, locale, &path);
-        let ctx = TemplateCtx {
+        let lead_ctx = TemplateCtx {
             seo,
             locale,
             product: product.map(|p| &**p),
             page_name: &page_name,
-            keywords,
+            keywords: &all,
         };
-        let limits = text::limits(locale);
+        let ctx = TemplateCtx {
+            keywords: if fresh.is_empty() { &all } else { &fresh },
+            ..lead_ctx
+        };
         let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
-        let title = rule
-            .and_then(|r| render(r.title.get(locale)))
-            .map(|t| text::clamp(&t, limits.title));
+        // Within the budget: without repeated keywords if that fits, else with them if that
+        // fits, else the first shortened (`text::fit`).
+        let fitted = |t: &Template, budget: text::Budget| {
+            let fresh = render(t)?;
+            if text::width_px(&fresh, budget.size_px) <= budget.max_px {
+                return Some(fresh);
+            }
+            let repeated = lead_ctx.render(t);
+            if text::width_px(&repeated, budget.size_px) <= budget.max_px {
+                return Some(repeated);
+            }
+            Some(text::fit(&fresh, budget))
+        };
+        let title = rule.and_then(|r| fitted(r.title.get(locale), text::TITLE));
         let lead = rule
             .and_then(|r| r.lead.as_ref())
-            .and_then(|l| Some((render(l.text.get(locale))?, l.after.clone())));
+            .map(|l| (lead_ctx.render(l.text.get(locale)), l.after.clone()))
+            .filter(|(text, _)| !text.trim().is_empty());
         let whole_description = rule.and_then(|r| render(r.description.get(locale)));
-        let description = whole_description
-            .as_deref()
-            .map(|d| text::clamp(d, limits.description));
+        let description = rule.and_then(|r| fitted(r.description.get(locale), text::DESCRIPTION));
 
         let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
         let graph = jsonld::graph(&jsonld::PageFacts {
@@ -407,7 +431,7 @@ struct TemplateCtx<'a> {
     locale: Locale,
     product: Option<&'a Product>,
     page_name: &'a str,
-    keywords: &'a [Keyword],
+    keywords: &'a [&'a Keyword],
 }
 
 impl TemplateCtx<'_> {
