@@ -302,12 +302,24 @@ fn assert_site_errors(
     site_toml: &str,
     expected: &[(&str, usize, &str)],
 ) {
-    let line = |key: &str| 1 + site_toml.lines().position(|l| l.starts_with(key)).unwrap();
+    assert_file_errors(stdout, root, "site.toml", site_toml, expected);
+}
+
+/// The errors of the fixture shop's file `name` (whose text is `text`) in `stdout`, as
+/// `assert_site_errors` gives them.
+fn assert_file_errors(
+    stdout: &str,
+    root: &Path,
+    name: &str,
+    text: &str,
+    expected: &[(&str, usize, &str)],
+) {
+    let line = |key: &str| 1 + text.lines().position(|l| l.starts_with(key)).unwrap();
     let expected: Vec<String> = expected
         .iter()
         .map(|(key, col, message)| {
             format!(
-                "{}/shop/site.toml:{}:{col}: {message}",
+                "{}/shop/{name}:{}:{col}: {message}",
                 root.display(),
                 line(key)
             )
@@ -430,28 +442,24 @@ fn check_rejects_bad_leads_with_their_position() {
         );
     let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
     let stdout = check_fails(rules.path());
-    let at = |key: &str, col: usize, message: &str| {
-        let line = 1 + pages.lines().position(|l| l.starts_with(key)).unwrap();
-        format!(
-            "{}/shop/pages.toml:{line}:{col}: {message}",
-            rules.path().display()
-        )
-    };
-    assert_reported(
+    assert_file_errors(
         &stdout,
+        rules.path(),
+        "pages.toml",
+        &pages,
         &[
-            at(
+            (
                 "lead_after = \"h2",
                 14,
                 "lead_after goes with a [page.lead]",
             ),
-            at("lead_after = \"h1[", 14, "invalid CSS selector"),
-            at(
+            ("lead_after = \"h1[", 14, "invalid CSS selector"),
+            (
                 "en = \"MOQ",
                 6,
                 "`{product.moq}` needs `kind = \"product\"` on this page rule",
             ),
-            at(
+            (
                 "[page.lead]",
                 1,
                 "lead has no `vi` text, and locale vi is enabled",

@@ -321,15 +321,13 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
             assert_eq!(rating["reviewCount"].to_string(), shown_count, "{url_path}");
             // Single reviews as the page shows them (its first ten, in the page's language),
             // stated after them in a block that joins the head's Product by @id.
-            let id = &product_node["@id"];
-            let reviews: Vec<&Value> = ld
+            let joined = joined_nodes(&ld);
+            let reviews = joined
                 .iter()
-                .filter_map(|block| block["@graph"].as_array())
-                .flatten()
-                .filter(|node| node["@type"] == "Product" && &node["@id"] == id)
-                .filter_map(|node| node["review"].as_array())
-                .flatten()
-                .collect();
+                .find(|node| node["@id"] == product_node["@id"])
+                .and_then(|node| node["review"].as_array())
+                .cloned()
+                .unwrap_or_default();
             let shown = select(&doc, "li.review");
             assert!(!shown.is_empty(), "{url_path}: the demo shows reviews");
             assert_eq!(reviews.len(), shown.len().min(10), "{url_path}");

@@ -37,7 +37,7 @@ use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
     Field, Keyword, Keywords, Lead, Localized, Merchant, Organization, PageKind, PageRule, Pages,
     Part, PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, ReviewRules,
-    RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template,
+    RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template, is_date,
 };
 
 /// Everything loaded from one rules directory.
@@ -626,19 +626,23 @@ impl<'a> Validator<'a> {
         default: i64,
         range: std::ops::RangeInclusive<i64>,
     ) -> i64 {
+        let message = format!("out of range {}..={}", range.start(), range.end());
+        self.count_or(value, default, range, |v| format!("{v} is {message}"))
+    }
+
+    /// `count` with its own words for a value out of range.
+    fn count_or(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+        message: impl FnOnce(i64) -> String,
+    ) -> i64 {
         let Some(value) = value else { return default };
         if range.contains(value.get_ref()) {
             *value.get_ref()
         } else {
-            self.error(
-                value.span(),
-                format!(
-                    "{} is out of range {}..={}",
-                    value.get_ref(),
-                    range.start(),
-                    range.end()
-                ),
-            );
+            self.error(value.span(), message(*value.get_ref()));
             default
         }
     }

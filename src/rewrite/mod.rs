@@ -212,7 +212,7 @@ const HEAD_ELEMENTS: &[&str] = &[
     "html", "head", "title", "meta", "link", "script", "style", "base", "noscript", "template",
 ];
 
-fn lock(state: &State) -> std::sync::MutexGuard<'_, PageState> {
+fn lock<T>(state: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking handler poisons nothing we cannot still read.
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -517,16 +517,16 @@ fn review_handlers(
     collected: reviews::Shared,
     state: &State,
 ) -> Settings<'static, 'static> {
-    use reviews::{Part, lock as reviews};
+    use reviews::Part;
     {
         let collected = collected.clone();
         settings = settings.append_element_content_handler((
             Cow::Owned(rules.item.clone()),
             ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
-                reviews(&collected).start_item();
+                lock(&collected).start_item();
                 let collected = collected.clone();
                 let _ = el.on_end_tag(Box::new(move |_| {
-                    reviews(&collected).end_item();
+                    lock(&collected).end_item();
                     Ok(())
                 }));
                 Ok(())
@@ -551,17 +551,17 @@ fn review_handlers(
             ElementContentHandlers::default()
                 .element(move |el: &mut Element<'_, '_>| {
                     let value = attributes.iter().find_map(|a| el.get_attribute(a));
-                    if reviews(&element).start_part(part, value) && el.can_have_content() {
+                    if lock(&element).start_part(part, value) && el.can_have_content() {
                         let element = element.clone();
                         let _ = el.on_end_tag(Box::new(move |_| {
-                            reviews(&element).end_part(part);
+                            lock(&element).end_part(part);
                             Ok(())
                         }));
                     }
                     Ok(())
                 })
                 .text(move |chunk: &mut TextChunk<'_>| {
-                    reviews(&text).text(part, chunk.as_str());
+                    lock(&text).text(part, chunk.as_str());
                     Ok(())
                 }),
         ));
@@ -569,7 +569,7 @@ fn review_handlers(
     let product_id: Arc<str> = product_id.into();
     let script = Arc::new(move |state: &State| {
         let ascii_only = lock(state).ascii_only;
-        reviews(&collected).take_script(&product_id, ascii_only)
+        lock(&collected).take_script(&product_id, ascii_only)
     });
     {
         let (script, state) = (script.clone(), state.clone());

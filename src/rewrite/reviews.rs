@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::ReviewRules;
+use crate::config::{ReviewRules, is_date};
 use crate::seo::{Review, reviews_script};
 use crate::translate::replace::Lookup;
 use crate::translate::segment::{decode_entities, normalize_space_into};
@@ -44,10 +44,6 @@ pub(super) struct Reviews {
 }
 
 pub(super) type Shared = Arc<Mutex<Reviews>>;
-
-pub(super) fn lock(reviews: &Shared) -> std::sync::MutexGuard<'_, Reviews> {
-    reviews.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl Reviews {
     pub(super) fn new(rules: &ReviewRules, lookup: Option<Arc<dyn Lookup>>) -> Shared {
@@ -205,17 +201,10 @@ fn rating_of(text: &str) -> Option<f32> {
 
 /// The date `YYYY-MM-DD` a `datetime` or a text starts with.
 fn date_of(text: &str) -> Option<String> {
-    let date = text.trim().get(..10)?;
-    let b = date.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let month = date.get(5..7)?.parse::<u8>().ok()?;
-    let day = date.get(8..10)?.parse::<u8>().ok()?;
-    (digits(0..4)
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && (1..=12).contains(&month)
-        && (1..=31).contains(&day))
-    .then(|| date.to_owned())
+    text.trim()
+        .get(..10)
+        .filter(|d| is_date(d))
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

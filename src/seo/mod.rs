@@ -128,26 +128,30 @@ impl HeadPlan {
             ..lead_ctx
         };
         let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
-        // Within the budget: without repeated keywords if that fits, else with them if that
-        // fits, else the first shortened (`text::fit`).
-        let fitted = |t: &Template, budget: text::Budget| {
-            let fresh = render(t)?;
+        // Within the budget: `fresh` (rendered without repeated keywords) if it fits, else the
+        // template with them if that fits, else `fresh` shortened (`text::fit`).
+        let fitted = |fresh: String, t: &Template, budget: text::Budget| {
             if text::width_px(&fresh, budget.size_px) <= budget.max_px {
-                return Some(fresh);
+                return fresh;
             }
             let repeated = lead_ctx.render(t);
             if text::width_px(&repeated, budget.size_px) <= budget.max_px {
-                return Some(repeated);
+                return repeated;
             }
-            Some(text::fit(&fresh, budget))
+            text::fit(&fresh, budget)
         };
-        let title = rule.and_then(|r| fitted(r.title.get(locale), text::TITLE));
+        let title = rule.and_then(|r| {
+            let t = r.title.get(locale);
+            Some(fitted(render(t)?, t, text::TITLE))
+        });
         let lead = rule
             .and_then(|r| r.lead.as_ref())
             .map(|l| (lead_ctx.render(l.text.get(locale)), l.after.clone()))
             .filter(|(text, _)| !text.trim().is_empty());
         let whole_description = rule.and_then(|r| render(r.description.get(locale)));
-        let description = rule.and_then(|r| fitted(r.description.get(locale), text::DESCRIPTION));
+        let description = rule
+            .zip(whole_description.clone())
+            .map(|(r, whole)| fitted(whole, r.description.get(locale), text::DESCRIPTION));
 
         let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
         let graph = jsonld::graph(&jsonld::PageFacts {

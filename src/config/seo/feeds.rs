@@ -429,7 +429,7 @@ pub(super) fn is_gtin(s: &str) -> bool {
 }
 
 /// `YYYY-MM-DD` with a month and a day that exist (ISO 8601 calendar date, as schema.org's Date).
-pub(super) fn is_date(s: &str) -> bool {
+pub fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let [y, m, d] = parts[..] else { return false };
     let num = |p: &str, len: usize| {

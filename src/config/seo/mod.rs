@@ -20,6 +20,7 @@ use super::diag::Diagnostic;
 use super::raw::{RawMerchant, RawOrganization, RawSite, RawTranslate};
 use crate::locale::Locale;
 use crate::translate::{CoverageSummary, Memory};
+pub use feeds::is_date;
 use feeds::{load_keywords, load_products};
 use pages::load_pages;
 pub use reviews::ReviewRules;

@@ -46,27 +46,12 @@ pub(super) fn review_rules(raw: &RawReviews, v: &mut Validator<'_>) -> Option<Re
     let rating = inside(&raw.rating);
     let body = raw.body.as_ref().map(&mut inside);
     let date = raw.date.as_ref().map(&mut inside);
-    let best = match &raw.best {
-        None => 5,
-        Some(b) => match u8::try_from(*b.get_ref()) {
-            Ok(best @ 2..=100) => best,
-            _ => {
-                v.error(
-                    b.span(),
-                    "best is the top of the rating scale, from 2 to 100",
-                );
-                5
-            }
-        },
-    };
-    let max = match &raw.max {
-        None => 20,
-        Some(m) if (1..=100).contains(m.get_ref()) => *m.get_ref() as usize,
-        Some(m) => {
-            v.error(m.span(), "max is a number of reviews from 1 to 100");
-            20
-        }
-    };
+    let best = v.count_or(&raw.best, 5, 2..=100, |_| {
+        "best is the top of the rating scale, from 2 to 100".into()
+    }) as u8;
+    let max = v.count_or(&raw.max, 20, 1..=100, |_| {
+        "max is a number of reviews from 1 to 100".into()
+    }) as usize;
     Some(ReviewRules {
         item: item?,
         author: author?,
