@@ -69,6 +69,71 @@ async fn answers_in_the_buyers_language_with_the_intent() {
 }
 
 #[tokio::test]
+async fn a_named_product_is_answered_with_its_facts() {
+    let app = start_demo().await;
+    // Names in each language, the marketplaces' search terms, misspellings, Thai without spaces.
+    for (message, intent, sku, facts) in [
+        (
+            "brp harga air fryer min?",
+            "price_quote",
+            "LH-AF-45",
+            &[
+                "Rp 408.400",
+                "500 pcs",
+                "/id/products/air-fryer-4-5l",
+                "31/12/2027",
+            ][..],
+        ),
+        (
+            "gia noi chien khong dau bao nhieu shop",
+            "price_quote",
+            "LH-AF-45",
+            &["645.000 ₫", "/vi/products/air-fryer-4-5l"],
+        ),
+        (
+            "what is the moq for the rice coker",
+            "moq",
+            "LH-RC-500",
+            &["500 pcs", "USD 18.50", "/products/digital-rice-cooker-5l"],
+        ),
+        (
+            "magic com produksinya berapa lama?",
+            "lead_time",
+            "LH-RC-500",
+            &["25–35 hari", "/id/products/digital-rice-cooker-5l"],
+        ),
+        (
+            "หม้อทอดไร้น้ำมันราคาเท่าไหร่คะ",
+            "price_quote",
+            "LH-AF-45",
+            &["฿841.62", "/th/products/air-fryer-4-5l"],
+        ),
+    ] {
+        let body = serde_json::json!({"message": message}).to_string();
+        let (status, _, answer) = chat(&app, &body, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{message}");
+        assert_eq!(answer["intent"], intent, "{message}: {answer}");
+        assert_eq!(answer["product"], sku, "{message}: {answer}");
+        let text = answer["answer"].as_str().unwrap();
+        for fact in facts {
+            assert!(text.contains(fact), "{message}: {fact} missing from {text}");
+        }
+    }
+    // A question that names no product, or a word every product's keywords share, gets the
+    // intent's answer alone.
+    for message in [
+        "brp harga min?",
+        "harga murah dong",
+        "what's your price list",
+    ] {
+        let body = serde_json::json!({"message": message}).to_string();
+        let (_, _, answer) = chat(&app, &body, &[]).await;
+        assert_eq!(answer["intent"], "price_quote", "{message}: {answer}");
+        assert!(answer.get("product").is_none(), "{message}: {answer}");
+    }
+}
+
+#[tokio::test]
 async fn bad_requests_get_json_errors() {
     let app = start_demo().await;
     let (status, _, body) = chat(&app, "{not json", &[]).await;

@@ -789,9 +789,9 @@ async fn translate_fill_prefills_from_a_machine_translation_service() {
 #[test]
 fn check_rejects_bad_optional_product_columns_with_their_position() {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let feed = "sku,path,name_en,name_id,name_vi,name_th,price_usd,price_idr,price_vnd,price_thb,availability,image,brand,category,gtin,moq,moq_unit,price_valid_until,rating,review_count\n\
-                K-1,/products/kettle,Electric Kettle,Teko Listrik,Ấm siêu tốc,กาต้มน้ำไฟฟ้า,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,4006381333932,0,pcs,2027-02-29,5.5,\n\
-                K-2,/products/kettle-red,Red Kettle,Teko Merah,Ấm đỏ,กาต้มน้ำสีแดง,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,,,,,4.5,\n";
+    let feed = "sku,path,name_en,name_id,name_vi,name_th,price_usd,price_idr,price_vnd,price_thb,availability,image,brand,category,gtin,moq,moq_unit,price_valid_until,rating,review_count,lead_time\n\
+                K-1,/products/kettle,Electric Kettle,Teko Listrik,Ấm siêu tốc,กาต้มน้ำไฟฟ้า,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,4006381333932,0,pcs,2027-02-29,5.5,,30-20\n\
+                K-2,/products/kettle-red,Red Kettle,Teko Merah,Ấm đỏ,กาต้มน้ำสีแดง,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,,,,,4.5,,\n";
     let rules = copy_site(&shop, "shop", |site| site.to_string()).file("shop/products.csv", feed);
     let stdout = check_fails(rules.path());
     let root = rules.path().display();
@@ -807,6 +807,10 @@ fn check_rejects_bad_optional_product_columns_with_their_position() {
                 "{root}/shop/products.csv:2:162: price_valid_until `2027-02-29` must be a date"
             ),
             format!("{root}/shop/products.csv:2:173: rating `5.5` must be an average rating"),
+            format!(
+                "{root}/shop/products.csv:2:{}: lead_time `30-20` must be days like 15 or 15-25",
+                "K-1,/products/kettle,Electric Kettle,Teko Listrik,Ấm siêu tốc,กาต้มน้ำไฟฟ้า,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,4006381333932,0,pcs,2027-02-29,5.5,,".chars().count() + 1
+            ),
             format!(
                 "{root}/shop/products.csv:3:{}: rating and review_count go together: review_count is missing",
                 "K-2,/products/kettle-red,Red Kettle,Teko Merah,Ấm đỏ,กาต้มน้ำสีแดง,7.80,127900,202000,263.64,InStock,/img/kettle.png,Example,kettle,,,,,4.5,".chars().count() + 1

@@ -289,6 +289,7 @@ mod tests {
             confidence: 0.97,
             answer: "MOQ 500".to_string(),
             source: "kb",
+            product: None,
         }
     }
 

@@ -373,6 +373,17 @@ impl FeatureExtractor {
     }
 }
 
+/// The words of `text` as product names are matched: normalized, Latin diacritics folded
+/// ("nồi chiên" and "noi chien" are the same words), Thai split at its word boundaries.
+pub fn folded_words(text: &str) -> Vec<String> {
+    let folded = fold_latin_diacritics(&normalize(text));
+    let spaced: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+    thai_words(&spaced)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Thai is written without spaces between words: a space-separated "word" of Thai text is a
 /// phrase. Those are split at the word boundaries of ICU's Thai dictionary; other words pass as
 /// they are.

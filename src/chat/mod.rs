@@ -8,9 +8,11 @@
 
 pub mod backend;
 pub mod eval;
+mod facts;
 pub mod features;
 pub mod intent;
 pub mod langid;
+pub mod products;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -34,6 +36,7 @@ use crate::locale::Locale;
 use backend::Backend;
 use intent::{Example, IntentModel, TrainParams};
 use langid::LanguageId;
+use products::ProductIndex;
 
 /// Language identification is the same for every site; its models load once.
 static LANGUAGE_ID: LazyLock<LanguageId> = LazyLock::new(LanguageId::new);
@@ -57,6 +60,16 @@ pub struct ChatService {
     global: DefaultDirectRateLimiter,
     in_flight: Semaphore,
     backend: Option<Backend>,
+    catalog: Option<Catalog>,
+}
+
+/// The site's products as the chat names them, with what links to their pages.
+struct Catalog {
+    index: ProductIndex,
+    /// Public origin of the links (empty: links relative to the site).
+    base: String,
+    /// The locales the site's pages have: a link goes to the buyer's, else to English.
+    locales: Vec<Locale>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +86,9 @@ pub struct ChatAnswer {
     pub confidence: f32,
     pub answer: String,
     pub source: &'static str,
+    /// SKU of the product the message names, whose facts lead the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
 }
 
 fn quota(n: u32, per_minute: bool) -> Quota {
@@ -95,7 +111,15 @@ impl ChatService {
             .as_ref()
             .and_then(|s| s.public_origin.clone())
             .unwrap_or_default();
-        Self::new(rules.clone(), site.organization.as_deref(), &url).map(Some)
+        let mut chat = Self::new(rules.clone(), site.organization.as_deref(), &url)?;
+        chat.catalog = site.seo.as_ref().and_then(|seo| {
+            Some(Catalog {
+                index: ProductIndex::new(seo)?,
+                base: url,
+                locales: seo.locales.clone(),
+            })
+        });
+        Ok(Some(chat))
     }
 
     pub fn new(
@@ -131,6 +155,7 @@ impl ChatService {
             rules,
             model,
             answers,
+            catalog: None,
         })
     }
 
@@ -267,18 +292,35 @@ impl ChatService {
             .accepted(self.rules.threshold)
             .filter(|i| self.answers.contains_key(*i))
             .unwrap_or("unknown");
-        let answer = self
+        let mut answer = self
             .answers
             .get(intent)
             .or_else(|| self.answers.get("unknown"))
             .map(|texts| texts[locale as usize].clone())
             .unwrap_or_default();
+        let mut product = None;
+        if let Some(catalog) = &self.catalog
+            && facts::INTENTS.contains(&intent)
+            && let Some(p) = catalog.index.recognize(message)
+        {
+            let page = if catalog.locales.contains(&locale) {
+                locale
+            } else {
+                Locale::En
+            };
+            let link = format!("{}{}", catalog.base, page.localize_path(&p.path));
+            if let Some(lead) = facts::lead(intent, p, locale, &link) {
+                answer = format!("{lead}\n\n{answer}");
+                product = Some(p.sku.clone());
+            }
+        }
         ChatAnswer {
             language: locale.code(),
             intent: intent.to_string(),
             confidence: (prediction.confidence * 1000.0).round() / 1000.0,
             answer,
             source: "kb",
+            product,
         }
     }
 }

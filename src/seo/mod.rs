@@ -4,7 +4,7 @@
 //! origin's own canonical is known. Nothing here depends on who is asking, only on the URL.
 
 mod jsonld;
-mod text;
+pub(crate) mod text;
 pub mod vocabulary;
 
 pub use jsonld::Review;

@@ -357,6 +357,13 @@ pub(super) fn load_products(
             "must be a date like 2027-06-30",
             diags,
         );
+        let lead_time = optional(
+            "lead_time",
+            |v| parse_days(v).is_some(),
+            "must be days like 15 or 15-25",
+            diags,
+        )
+        .and_then(|v| parse_days(&v));
         let rating = optional(
             "rating",
             |v| is_decimal(v) && v.parse::<f64>().is_ok_and(|r| (1.0..=5.0).contains(&r)),
@@ -401,6 +408,7 @@ pub(super) fn load_products(
             gtin,
             moq,
             price_valid_until,
+            lead_time,
             rating,
         });
         products.by_sku.insert(sku, product.clone());
@@ -410,6 +418,16 @@ pub(super) fn load_products(
         products.list.push(product);
     }
     (diags.len() == before).then_some(products)
+}
+
+/// `15` → (15, 15), `15-25` → (15, 25); days above 0, the range in order.
+fn parse_days(v: &str) -> Option<(u32, u32)> {
+    let (lo, hi) = v.split_once('-').unwrap_or((v, v));
+    let (lo, hi) = (
+        lo.trim().parse::<u32>().ok()?,
+        hi.trim().parse::<u32>().ok()?,
+    );
+    (lo > 0 && lo <= hi && hi <= 365).then_some((lo, hi))
 }
 
 /// GS1 check digit: weights 3 and 1 alternating from the digit before it, right to left.

@@ -443,6 +443,9 @@ pub struct Product {
     /// `YYYY-MM-DD` until which the feed's prices hold (`price_valid_until`, optional): the
     /// converted prices of a B2B feed are quotes, not list prices.
     pub price_valid_until: Option<String>,
+    /// Production time in days after the order is confirmed (`lead_time`, optional: `15` or
+    /// `15-25`), which the chat states for the product.
+    pub lead_time: Option<(u32, u32)>,
     /// The average rating the product page shows (`rating`, 1 to 5) and the number of reviews
     /// it is the average of (`review_count`): both or neither, as the page states them.
     pub rating: Option<(String, u64)>,
