@@ -159,8 +159,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let t0 = Instant::now();
         let mut reports: Vec<Report> = THRESHOLDS.iter().map(|_| Report::new(false)).collect();
+        let swap: Option<f32> = std::env::var("CHAT_TUNE_SWAP")
+            .ok()
+            .and_then(|v| v.parse().ok());
         for fold in &folds {
-            let train: Vec<Example> = fold.train.iter().map(|&i| example(&corpus[i])).collect();
+            let mut train: Vec<Example> = fold.train.iter().map(|&i| example(&corpus[i])).collect();
+            if let Some(share) = swap {
+                let rows: Vec<&edgeseo::config::ChatExample> =
+                    fold.train.iter().map(|&i| &corpus[i]).collect();
+                train = swap_product_words(&rows, share);
+            }
             let model = IntentModel::train(&train, &params)?;
             for &i in &fold.test {
                 let e = &corpus[i];
@@ -298,4 +306,95 @@ fn langid() -> Result<(), Box<dyn Error>> {
         );
     }
     Ok(())
+}
+
+/// Experiment: in `share` of the messages that have words of one trade, those words are replaced
+/// by words of another trade in the same language, so that trade words stop predicting intents.
+fn swap_product_words(rows: &[&edgeseo::config::ChatExample], share: f32) -> Vec<Example> {
+    use edgeseo::chat::features::{fold_latin_diacritics, folded_words, normalize};
+    use std::collections::{HashMap, HashSet};
+    // Per language, word -> industry -> messages.
+    let mut df: HashMap<(Locale, String), HashMap<&str, u32>> = HashMap::new();
+    for r in rows {
+        let Some(ind) = r.industry.as_deref().filter(|i| *i != "general") else {
+            continue;
+        };
+        let words: HashSet<String> = folded_words(&r.text).into_iter().collect();
+        for w in words {
+            *df.entry((r.lang, w)).or_default().entry(ind).or_default() += 1;
+        }
+    }
+    let mut trade: HashMap<(Locale, String), &str> = HashMap::new();
+    let mut pool: HashMap<Locale, Vec<(String, &str)>> = HashMap::new();
+    for ((lang, w), by) in &df {
+        let total: u32 = by.values().sum();
+        let (ind, top) = by.iter().max_by_key(|(_, n)| **n).unwrap();
+        if total >= 3
+            && *top as f32 >= 0.8 * total as f32
+            && w.chars().any(char::is_alphabetic)
+            && w.chars().count() > 2
+        {
+            trade.insert((*lang, w.clone()), ind);
+            pool.entry(*lang).or_default().push((w.clone(), ind));
+        }
+    }
+    for v in pool.values_mut() {
+        v.sort();
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    rows.iter()
+        .map(|r| {
+            let plain = example(r);
+            let Some(ind) = r.industry.as_deref().filter(|i| *i != "general") else {
+                return plain;
+            };
+            if (next() % 1000) as f32 >= share * 1000.0 {
+                return plain;
+            }
+            let words = folded_words(&r.text);
+            let own: Vec<&String> = words
+                .iter()
+                .filter(|w| trade.get(&(r.lang, (*w).clone())) == Some(&ind))
+                .collect();
+            if own.is_empty() {
+                return plain;
+            }
+            let Some(candidates) = pool.get(&r.lang) else {
+                return plain;
+            };
+            // One other trade for the whole message.
+            let other = loop {
+                let (_, t) = &candidates[(next() % candidates.len() as u64) as usize];
+                if *t != ind {
+                    break *t;
+                }
+            };
+            let theirs: Vec<&String> = candidates
+                .iter()
+                .filter(|(_, t)| *t == other)
+                .map(|(w, _)| w)
+                .collect();
+            let mut text = fold_latin_diacritics(&normalize(&r.text));
+            for w in own {
+                let new = theirs[(next() % theirs.len() as u64) as usize];
+                if w.chars().any(edgeseo::chat::features::is_thai) {
+                    text = text.replace(w.as_str(), new);
+                } else {
+                    text = text
+                        .split(' ')
+                        .map(|t| if t == w { new.as_str() } else { t })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                }
+            }
+            Example::new(text, r.intent.clone(), r.lang)
+        })
+        .collect()
 }

@@ -427,6 +427,34 @@ fn check_rejects_bad_review_rules_with_their_position() {
 }
 
 #[test]
+fn check_rejects_bad_title_alternatives_with_their_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let pages = std::fs::read_to_string(shop.join("pages.toml"))
+        .unwrap()
+        .replace(
+            "en = \"{product.name} | {org.name}\"",
+            "en = [\"{product.name} – {product.price} | {org.name}\", \"{product.nme} | {org.name}\"]",
+        )
+        .replace("en = \"About {org.name}\"", "en = []");
+    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let stdout = check_fails(rules.path());
+    assert_file_errors(
+        &stdout,
+        rules.path(),
+        "pages.toml",
+        &pages,
+        &[
+            (
+                "en = [\"{product.name}",
+                6,
+                "alternative 2: unknown placeholder `{product.nme}`",
+            ),
+            ("en = []", 6, "title lists no alternative"),
+        ],
+    );
+}
+
+#[test]
 fn check_rejects_bad_leads_with_their_position() {
     let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
     let pages = std::fs::read_to_string(shop.join("pages.toml"))

@@ -485,6 +485,42 @@ async fn titles_and_descriptions_fit_the_results_page_uncut() {
     }
 }
 
+/// A product title lists two alternatives in pages.toml, the longer saying "Wholesale": each
+/// English product page shows the longer where it fits, the shorter where only that fits, and a
+/// shortened text only where neither does.
+#[tokio::test]
+async fn the_widest_title_alternative_that_fits_is_chosen() {
+    use edgeseo::seo::{TITLE, width_px};
+    let app = start_demo().await;
+    let fits = |t: &str| width_px(t, TITLE.size_px) <= TITLE.max_px;
+    let mut chosen = [0; 3];
+    for product in demo_csv("products.csv") {
+        let (_, _, doc, _) = page(&app, &product["path"]).await;
+        let title: String = select(&doc, "head title")[0].text().collect();
+        let short = format!(
+            "{} – USD {} FOB | LIANHE",
+            product["name_en"], product["price_usd"]
+        );
+        let long = short.replace(" – USD ", " – Wholesale USD ");
+        if fits(&long) {
+            assert_eq!(title, long);
+            chosen[0] += 1;
+        } else if fits(&short) {
+            assert_eq!(title, short);
+            chosen[1] += 1;
+        } else {
+            assert!(fits(&title) && title != short, "{title:?}");
+            chosen[2] += 1;
+        }
+    }
+    // The demo's names are long and short enough to show the first two cases, and none needs
+    // shortening.
+    assert!(
+        chosen[0] > 0 && chosen[1] > 0 && chosen[2] == 0,
+        "{chosen:?}"
+    );
+}
+
 #[tokio::test]
 async fn every_demo_page_is_localized_in_every_locale() {
     let app = start_demo().await;

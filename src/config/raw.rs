@@ -251,8 +251,8 @@ pub struct RawPage {
     pub kind: Option<Spanned<String>>,
     pub category: Option<Spanned<String>>,
     pub name: Option<Spanned<RawLocalized>>,
-    pub title: Spanned<RawLocalized>,
-    pub description: Spanned<RawLocalized>,
+    pub title: Spanned<RawLocalized<Texts>>,
+    pub description: Spanned<RawLocalized<Texts>>,
     pub lead: Option<Spanned<RawLocalized>>,
     pub lead_after: Option<Spanned<String>>,
     pub cache_ttl: Option<Spanned<String>>,
@@ -261,11 +261,28 @@ pub struct RawPage {
 /// A text per locale code.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLocalized {
-    pub en: Option<Spanned<String>>,
-    pub id: Option<Spanned<String>>,
-    pub vi: Option<Spanned<String>>,
-    pub th: Option<Spanned<String>>,
+pub struct RawLocalized<T = String> {
+    pub en: Option<Spanned<T>>,
+    pub id: Option<Spanned<T>>,
+    pub vi: Option<Spanned<T>>,
+    pub th: Option<Spanned<T>>,
+}
+
+/// A title or description: one text, or alternatives from the longest to the shortest.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Texts {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Texts {
+    pub fn all(&self) -> &[String] {
+        match self {
+            Texts::One(t) => std::slice::from_ref(t),
+            Texts::Many(ts) => ts,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

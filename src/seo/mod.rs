@@ -128,30 +128,30 @@ impl HeadPlan {
             ..lead_ctx
         };
         let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
-        // Within the budget: `fresh` (rendered without repeated keywords) if it fits, else the
-        // template with them if that fits, else `fresh` shortened (`text::fit`).
-        let fitted = |fresh: String, t: &Template, budget: text::Budget| {
-            if text::width_px(&fresh, budget.size_px) <= budget.max_px {
-                return fresh;
-            }
-            let repeated = lead_ctx.render(t);
-            if text::width_px(&repeated, budget.size_px) <= budget.max_px {
-                return repeated;
-            }
-            text::fit(&fresh, budget)
+        // Of the alternatives, the widest within the budget, each rendered without repeated
+        // keywords first; else the widest with them (`lead_ctx`) within it; else the first,
+        // shortened (`text::fit`). An empty first alternative keeps the origin's own text.
+        let choose = |alternatives: &[Template], budget: text::Budget| {
+            let first = render(alternatives.first()?)?;
+            let width = |s: &String| text::width_px(s, budget.size_px);
+            let widest = |texts: Vec<String>| {
+                texts
+                    .into_iter()
+                    .filter(|s| !s.trim().is_empty() && width(s) <= budget.max_px)
+                    .max_by(|a, b| width(a).total_cmp(&width(b)))
+            };
+            widest(alternatives.iter().map(|t| ctx.render(t)).collect())
+                .or_else(|| widest(alternatives.iter().map(|t| lead_ctx.render(t)).collect()))
+                .or_else(|| Some(text::fit(&first, budget)))
         };
-        let title = rule.and_then(|r| {
-            let t = r.title.get(locale);
-            Some(fitted(render(t)?, t, text::TITLE))
-        });
+        let title = rule.and_then(|r| choose(r.title.get(locale), text::TITLE));
         let lead = rule
             .and_then(|r| r.lead.as_ref())
             .map(|l| (lead_ctx.render(l.text.get(locale)), l.after.clone()))
             .filter(|(text, _)| !text.trim().is_empty());
-        let whole_description = rule.and_then(|r| render(r.description.get(locale)));
-        let description = rule
-            .zip(whole_description.clone())
-            .map(|(r, whole)| fitted(whole, r.description.get(locale), text::DESCRIPTION));
+        // Structured data takes the first alternative whole: no budget applies there.
+        let whole_description = rule.and_then(|r| render(r.description.get(locale).first()?));
+        let description = rule.and_then(|r| choose(r.description.get(locale), text::DESCRIPTION));
 
         let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
         let graph = jsonld::graph(&jsonld::PageFacts {

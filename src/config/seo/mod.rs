@@ -254,8 +254,9 @@ pub struct PageRule {
     pub category: Option<String>,
     /// Name in breadcrumbs.
     pub name: Option<Localized<String>>,
-    pub title: Localized<Template>,
-    pub description: Localized<Template>,
+    /// Alternatives, longest first: the widest that fits its budget is used.
+    pub title: Localized<Vec<Template>>,
+    pub description: Localized<Vec<Template>>,
     /// A short visible line in the page's language (its keywords and MOQ where a searcher sees
     /// them), placed after the first element of `Lead::after`.
     pub lead: Option<Lead>,

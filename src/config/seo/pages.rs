@@ -6,7 +6,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::super::diag::Diagnostic;
-use super::super::raw::{RawLocalized, RawPage, RawPages};
+use super::super::raw::{RawLocalized, RawPage, RawPages, Texts};
 use super::super::{Validator, parse_toml, read_source};
 use super::{
     Keywords, Lead, Localized, PageKind, PageRule, Pages, PathPattern, Products, Template,
@@ -108,8 +108,8 @@ impl Validator<'_> {
                 PageKind::Page
             }
         };
-        let title = self.templates(&raw.title, locales, kind, "title");
-        let description = self.templates(&raw.description, locales, kind, "description");
+        let title = self.alternatives(&raw.title, locales, kind, "title");
+        let description = self.alternatives(&raw.description, locales, kind, "description");
         let lead_text = raw
             .lead
             .as_ref()
@@ -141,10 +141,8 @@ impl Validator<'_> {
             let lead_uses = lead_text
                 .as_ref()
                 .is_some_and(|l| l.get(locale).uses_keywords());
-            if !(title.get(locale).uses_keywords()
-                || description.get(locale).uses_keywords()
-                || lead_uses)
-            {
+            let uses = |ts: &Vec<Template>| ts.iter().any(Template::uses_keywords);
+            if !(uses(title.get(locale)) || uses(description.get(locale)) || lead_uses) {
                 continue;
             }
             if kind == PageKind::Page && raw.category.is_none() {
@@ -200,6 +198,36 @@ impl Validator<'_> {
         })
     }
 
+    /// A title or description: one template or a list of alternatives, each checked.
+    pub(super) fn alternatives(
+        &mut self,
+        raw: &Spanned<RawLocalized<Texts>>,
+        locales: &[Locale],
+        kind: PageKind,
+        what: &str,
+    ) -> Localized<Vec<Template>> {
+        self.localized(raw, locales, what, |v, texts| {
+            let all = texts.get_ref().all();
+            if all.is_empty() {
+                v.error(texts.span(), format!("{what} lists no alternative"));
+                return None;
+            }
+            let mut out = Vec::with_capacity(all.len());
+            for (i, text) in all.iter().enumerate() {
+                let which = if all.len() > 1 {
+                    format!("alternative {}: ", i + 1)
+                } else {
+                    String::new()
+                };
+                match Template::parse(text, kind) {
+                    Ok(t) => out.push(t),
+                    Err(e) => v.error(texts.span(), format!("{which}{e}")),
+                }
+            }
+            (out.len() == all.len()).then_some(out)
+        })
+    }
+
     pub(super) fn localized_text(
         &mut self,
         raw: &Spanned<RawLocalized>,
@@ -211,12 +239,12 @@ impl Validator<'_> {
 
     /// One value per enabled locale, each read from that locale's text by `read` (which reports
     /// its own errors); a missing text is an error.
-    pub(super) fn localized<T: Default>(
+    pub(super) fn localized<T: Default, R>(
         &mut self,
-        raw: &Spanned<RawLocalized>,
+        raw: &Spanned<RawLocalized<R>>,
         locales: &[Locale],
         what: &str,
-        mut read: impl FnMut(&mut Self, &Spanned<String>) -> Option<T>,
+        mut read: impl FnMut(&mut Self, &Spanned<R>) -> Option<T>,
     ) -> Localized<T> {
         let mut out = Localized::default();
         for &locale in locales {
@@ -239,7 +267,7 @@ impl Validator<'_> {
     }
 }
 
-pub(super) fn localized_field(raw: &RawLocalized, locale: Locale) -> Option<&Spanned<String>> {
+pub(super) fn localized_field<R>(raw: &RawLocalized<R>, locale: Locale) -> Option<&Spanned<R>> {
     match locale {
         Locale::En => raw.en.as_ref(),
         Locale::Id => raw.id.as_ref(),
