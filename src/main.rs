@@ -291,6 +291,9 @@ fn check(dir: &std::path::Path) -> ExitCode {
             );
             for site in &rules.sites {
                 let Some(seo) = &site.seo else { continue };
+                for warning in edgeseo::seo::unfit_templates(seo) {
+                    println!("{warning}");
+                }
                 for &locale in seo.locales.iter().filter(|&&l| l != Locale::En) {
                     let c = seo.coverage(locale);
                     println!(

@@ -55,6 +55,43 @@ fn check_accepts_the_shipped_rules() {
             "missing `{expected}` in:\n{stdout}"
         );
     }
+    // Every demo title and description has an alternative that fits each of its pages.
+    assert!(!stdout.contains("warning"), "{stdout}");
+}
+
+#[test]
+fn check_warns_of_titles_and_descriptions_that_fit_no_results_page() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let long = "About {org.name}: kettles, kitchen appliances and housewares made in our own factory since 2008";
+    let pages = std::fs::read_to_string(shop.join("pages.toml"))
+        .unwrap()
+        .replace(
+            "en = \"{product.name} | {org.name}\"",
+            "en = [\"{product.name} from our factory in Foshan, Guangdong, wholesale for Southeast Asian importers | {org.name}\", \"{product.name} wholesale | {org.name}\"]",
+        )
+        .replace("en = \"About {org.name}\"", &format!("en = \"{long}\""));
+    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let out = edgeseo()
+        .args(["check", "--rules"])
+        .arg(rules.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A warning, not an error: the rules load and serve.
+    assert!(out.status.success(), "{stdout}");
+    let line = 1 + pages
+        .lines()
+        .position(|l| l.contains("since 2008"))
+        .unwrap();
+    assert_reported(
+        &stdout,
+        &[format!(
+            "{}/shop/pages.toml:{line}:6: warning: no title alternative (en) fits 600 px on any of its 1 page(s); shortened, e.g. /about → \"About Example",
+            rules.path().display()
+        )],
+    );
+    // The product title's second alternative fits: no warning for it.
+    assert_eq!(stdout.matches("warning").count(), 1, "{stdout}");
 }
 
 #[test]

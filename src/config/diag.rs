@@ -29,6 +29,26 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Where a value is written in a rule file, kept for warnings found after loading (a title that
+/// fits no results page is known only once pages are rendered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Position {
+    pub fn diagnostic(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            path: self.path.clone(),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
+}
+
 /// All the problems found while loading a rules directory.
 #[derive(Debug, thiserror::Error)]
 pub struct RulesError {
@@ -58,6 +78,15 @@ impl SourceFile {
         Self {
             path: path.into(),
             text,
+        }
+    }
+
+    pub fn position(&self, span: Range<usize>) -> Position {
+        let (line, col) = line_col(&self.text, span.start);
+        Position {
+            path: self.path.clone(),
+            line,
+            col,
         }
     }
 

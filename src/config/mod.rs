@@ -32,12 +32,13 @@ pub use chat::{
     parse_examples,
 };
 use diag::file_diagnostic;
-pub use diag::{Diagnostic, RulesError, SourceFile};
+pub use diag::{Diagnostic, Position, RulesError, SourceFile};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
-    Field, Keyword, Keywords, Lead, Localized, Merchant, Organization, PageKind, PageRule, Pages,
-    Part, PathPattern, Product, Products, ReturnCategory, ReturnFees, ReturnPolicy, ReviewRules,
-    RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template, is_date,
+    Alternatives, Field, Keyword, Keywords, Lead, Localized, Merchant, Organization, PageKind,
+    PageRule, Pages, Part, PathPattern, Product, Products, ReturnCategory, ReturnFees,
+    ReturnPolicy, ReviewRules, RewriteSettings, Shipping, SiteSeo, SuggestMode, Switcher, Template,
+    is_date,
 };
 
 /// Everything loaded from one rules directory.

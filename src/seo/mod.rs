@@ -44,6 +44,9 @@ pub struct HeadPlan {
     /// Used when the origin page has no title and the template keeps the origin's.
     fallback_title: String,
     pub description: Option<String>,
+    /// No alternative fitted its budget, so the first was shortened.
+    pub title_shortened: bool,
+    pub description_shortened: bool,
     base: String,
     origin_path: String,
     /// Locales whose URL of this page is shown to search engines (hreflang).
@@ -57,6 +60,95 @@ pub struct HeadPlan {
     lead: Option<(String, lol_html::Selector)>,
     /// The site's rules, for prices looked up as price elements stream by.
     seo: Arc<SiteSeo>,
+}
+
+/// Titles and descriptions that fit no results page, as `check` warns of them: for every
+/// template, on how many of the pages it serves (sitemap paths and product pages, every locale)
+/// no alternative fits, with one such page and the text it was shortened to.
+pub fn unfit_templates(seo: &Arc<SiteSeo>) -> Vec<crate::config::Diagnostic> {
+    use std::collections::BTreeMap;
+    let base = seo.public_origin.as_deref().unwrap_or("");
+    let paths = seo
+        .pages
+        .sitemap_paths
+        .iter()
+        .map(String::as_str)
+        .chain(seo.products.list.iter().map(|p| p.path.as_str()));
+    /// One template in one locale: what it is, its budget, the pages it serves, those on
+    /// which it was shortened, and the first of them with its shortened text.
+    struct Tally<'a> {
+        what: &'a str,
+        max_px: f32,
+        pages: usize,
+        shortened: usize,
+        example: String,
+    }
+    let mut found: BTreeMap<(&crate::config::Position, Locale), Tally> = BTreeMap::new();
+    for origin_path in paths {
+        let Some(rule) = seo.page_rule(&normalize_path(origin_path)) else {
+            continue;
+        };
+        for &locale in &seo.locales {
+            let request = PageRequest {
+                locale,
+                origin_path,
+                base,
+            };
+            let plan = HeadPlan::build(seo, request);
+            for (what, at, shortened, text, budget) in [
+                (
+                    "title",
+                    &rule.title.get(locale).at,
+                    plan.title_shortened,
+                    &plan.title,
+                    text::TITLE,
+                ),
+                (
+                    "description",
+                    &rule.description.get(locale).at,
+                    plan.description_shortened,
+                    &plan.description,
+                    text::DESCRIPTION,
+                ),
+            ] {
+                let tally = found.entry((at, locale)).or_insert_with(|| Tally {
+                    what,
+                    max_px: budget.max_px,
+                    pages: 0,
+                    shortened: 0,
+                    example: String::new(),
+                });
+                tally.pages += 1;
+                if shortened {
+                    tally.shortened += 1;
+                    if tally.example.is_empty() {
+                        let shown = text.as_deref().unwrap_or_default();
+                        tally.example =
+                            format!("{} → \"{shown}\"", locale.localize_path(origin_path));
+                    }
+                }
+            }
+        }
+    }
+    found
+        .into_iter()
+        .filter(|(_, t)| t.shortened > 0)
+        .map(|((at, locale), t)| {
+            let scope = if t.shortened == t.pages {
+                "any of its".to_string()
+            } else {
+                format!("{} of its", t.shortened)
+            };
+            at.diagnostic(format!(
+                "warning: no {} alternative ({}) fits {} px on {scope} {} page(s); shortened, e.g. {}",
+                t.what,
+                locale.code(),
+                t.max_px,
+                t.pages,
+                t.example
+            ))
+        })
+        .collect()
 }
 
 /// Nodes with one `@id` joined into one, as search engines read them (a page may state a
@@ -130,7 +222,7 @@ impl HeadPlan {
         let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
         // Of the alternatives, the widest within the budget, each rendered without repeated
         // keywords first; else the widest with them (`lead_ctx`) within it; else the first,
-        // shortened (`text::fit`). An empty first alternative keeps the origin's own text.
+        // shortened (`text::fit`; `true`). An empty first alternative keeps the origin's text.
         let choose = |alternatives: &[Template], budget: text::Budget| {
             let first = render(alternatives.first()?)?;
             let width = |s: &String| text::width_px(s, budget.size_px);
@@ -142,16 +234,18 @@ impl HeadPlan {
             };
             widest(alternatives.iter().map(|t| ctx.render(t)).collect())
                 .or_else(|| widest(alternatives.iter().map(|t| lead_ctx.render(t)).collect()))
-                .or_else(|| Some(text::fit(&first, budget)))
+                .map(|fits| (fits, false))
+                .or_else(|| Some((text::fit(&first, budget), true)))
         };
-        let title = rule.and_then(|r| choose(r.title.get(locale), text::TITLE));
+        let title = rule.and_then(|r| choose(&r.title.get(locale).texts, text::TITLE));
         let lead = rule
             .and_then(|r| r.lead.as_ref())
             .map(|l| (lead_ctx.render(l.text.get(locale)), l.after.clone()))
             .filter(|(text, _)| !text.trim().is_empty());
         // Structured data takes the first alternative whole: no budget applies there.
-        let whole_description = rule.and_then(|r| render(r.description.get(locale).first()?));
-        let description = rule.and_then(|r| choose(r.description.get(locale), text::DESCRIPTION));
+        let whole_description = rule.and_then(|r| render(r.description.get(locale).texts.first()?));
+        let description =
+            rule.and_then(|r| choose(&r.description.get(locale).texts, text::DESCRIPTION));
 
         let breadcrumbs = breadcrumbs(seo, locale, &path, req.base);
         let graph = jsonld::graph(&jsonld::PageFacts {
@@ -170,9 +264,11 @@ impl HeadPlan {
         };
         HeadPlan {
             locale,
-            title,
+            title_shortened: title.as_ref().is_some_and(|t| t.1),
+            description_shortened: description.as_ref().is_some_and(|d| d.1),
+            title: title.map(|t| t.0),
             fallback_title,
-            description,
+            description: description.map(|d| d.0),
             base: req.base.to_string(),
             noindex: !seo.advertised(locale, &path),
             locales: seo.advertised_locales(&path),

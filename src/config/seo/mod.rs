@@ -254,14 +254,21 @@ pub struct PageRule {
     pub category: Option<String>,
     /// Name in breadcrumbs.
     pub name: Option<Localized<String>>,
-    /// Alternatives, longest first: the widest that fits its budget is used.
-    pub title: Localized<Vec<Template>>,
-    pub description: Localized<Vec<Template>>,
+    pub title: Localized<Alternatives>,
+    pub description: Localized<Alternatives>,
     /// A short visible line in the page's language (its keywords and MOQ where a searcher sees
     /// them), placed after the first element of `Lead::after`.
     pub lead: Option<Lead>,
     /// Freshness of these pages in the cache, overriding what the origin says.
     pub cache_ttl: Option<std::time::Duration>,
+}
+
+/// A title or description: templates from the longest to the shortest, of which a page gets the
+/// widest that fits its budget, and where they are written.
+#[derive(Debug, Clone, Default)]
+pub struct Alternatives {
+    pub texts: Vec<Template>,
+    pub at: super::Position,
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,8 @@ use super::super::diag::Diagnostic;
 use super::super::raw::{RawLocalized, RawPage, RawPages, Texts};
 use super::super::{Validator, parse_toml, read_source};
 use super::{
-    Keywords, Lead, Localized, PageKind, PageRule, Pages, PathPattern, Products, Template,
+    Alternatives, Keywords, Lead, Localized, PageKind, PageRule, Pages, PathPattern, Products,
+    Template,
 };
 use crate::locale::Locale;
 
@@ -141,7 +142,7 @@ impl Validator<'_> {
             let lead_uses = lead_text
                 .as_ref()
                 .is_some_and(|l| l.get(locale).uses_keywords());
-            let uses = |ts: &Vec<Template>| ts.iter().any(Template::uses_keywords);
+            let uses = |a: &Alternatives| a.texts.iter().any(Template::uses_keywords);
             if !(uses(title.get(locale)) || uses(description.get(locale)) || lead_uses) {
                 continue;
             }
@@ -205,7 +206,7 @@ impl Validator<'_> {
         locales: &[Locale],
         kind: PageKind,
         what: &str,
-    ) -> Localized<Vec<Template>> {
+    ) -> Localized<Alternatives> {
         self.localized(raw, locales, what, |v, texts| {
             let all = texts.get_ref().all();
             if all.is_empty() {
@@ -224,7 +225,10 @@ impl Validator<'_> {
                     Err(e) => v.error(texts.span(), format!("{which}{e}")),
                 }
             }
-            (out.len() == all.len()).then_some(out)
+            (out.len() == all.len()).then(|| Alternatives {
+                texts: out,
+                at: v.src.position(texts.span()),
+            })
         })
     }
 
