@@ -521,6 +521,29 @@ async fn the_widest_title_alternative_that_fits_is_chosen() {
     );
 }
 
+/// A product title does not say the product's name twice: a search keyword its name already
+/// says, or one that only extends such a keyword ("nồi cơm điện tử 5L … – nồi cơm điện giá rẻ"),
+/// gives way to the next keyword or to an alternative without one.
+#[tokio::test]
+async fn product_titles_do_not_repeat_what_the_name_says() {
+    let app = start_demo().await;
+    let fold = |s: &str| edgeseo::chat::features::fold_latin_diacritics(&s.to_lowercase());
+    for product in demo_csv("products.csv") {
+        for locale in [Locale::Id, Locale::Vi, Locale::Th] {
+            let url_path = locale.localize_path(&product["path"]);
+            let (_, _, doc, _) = page(&app, &url_path).await;
+            let title = fold(&select(&doc, "head title")[0].text().collect::<String>());
+            let name = fold(&product[format!("name_{}", locale.code()).as_str()]);
+            for keyword in top_keywords(locale, &product["category"], 100) {
+                let keyword = fold(&keyword);
+                if name.contains(&keyword) {
+                    assert_eq!(title.matches(&keyword).count(), 1, "{url_path}: {title}");
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_demo_page_is_localized_in_every_locale() {
     let app = start_demo().await;

@@ -198,15 +198,28 @@ impl HeadPlan {
             .or_else(|| rule.and_then(|r| r.category.as_deref()));
         let all_keywords = category.map_or(&[][..], |c| seo.keywords.top(locale, c));
         // In a title or description, a keyword the product's name already says (with or without
-        // its accents) is not said twice ("Nồi chiên không dầu 4.5L – nồi chiên không dầu"): the
-        // next one takes its place. The lead, under the name, says the top keywords as they are.
+        // its accents) is not said twice ("Nồi chiên không dầu 4.5L – nồi chiên không dầu"), nor,
+        // where others are left, one that only extends such a keyword ("… – nồi chiên không dầu
+        // giá rẻ"): the next one takes its place. The lead, under the name, says the top keywords
+        // as they are.
         let fold = |s: &str| crate::chat::features::fold_latin_diacritics(&s.to_lowercase());
-        let said = product.map(|p| fold(p.name.get(locale)));
-        let all: Vec<&Keyword> = all_keywords.iter().collect();
-        let fresh: Vec<&Keyword> = all_keywords
+        let name = product.map(|p| fold(p.name.get(locale)));
+        let folded: Vec<String> = all_keywords.iter().map(|k| fold(&k.text)).collect();
+        let said: Vec<&String> = folded
             .iter()
-            .filter(|k| said.as_ref().is_none_or(|n| !n.contains(&fold(&k.text))))
+            .filter(|k| name.as_ref().is_some_and(|n| n.contains(k.as_str())))
             .collect();
+        let keep = |unsaid: &dyn Fn(&str) -> bool| -> Vec<&Keyword> {
+            all_keywords
+                .iter()
+                .zip(&folded)
+                .filter(|(_, k)| unsaid(k))
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let strict = keep(&|k| !said.iter().any(|s| k.contains(s.as_str())));
+        let loose = keep(&|k| !said.iter().any(|s| s.as_str() == k));
+        let all: Vec<&Keyword> = all_keywords.iter().collect();
         let page_name = page_name(seo, locale, &path);
         let lead_ctx = TemplateCtx {
             seo,
@@ -215,25 +228,37 @@ impl HeadPlan {
             page_name: &page_name,
             keywords: &all,
         };
-        let ctx = TemplateCtx {
-            keywords: if fresh.is_empty() { &all } else { &fresh },
+        // From the least repetitive keyword list to the full one; the first that has keywords
+        // renders the text that stands for the template (structured data, the shortened text).
+        let passes = [&strict, &loose, &all].map(|keywords| TemplateCtx {
+            keywords,
             ..lead_ctx
-        };
+        });
+        let ctx = passes
+            .iter()
+            .find(|c| !c.keywords.is_empty())
+            .unwrap_or(&lead_ctx);
         let render = |t: &Template| Some(ctx.render(t)).filter(|s| !s.trim().is_empty());
-        // Of the alternatives, the widest within the budget, each rendered without repeated
-        // keywords first; else the widest with them (`lead_ctx`) within it; else the first,
-        // shortened (`text::fit`; `true`). An empty first alternative keeps the origin's text.
+        // Of the alternatives, the widest within the budget, in the least repetitive pass that
+        // has any within it; an alternative needing more keywords than a pass has would repeat
+        // one, so it waits for the last. Else the first, shortened (`text::fit`; `true`). An
+        // empty first alternative keeps the origin's text.
         let choose = |alternatives: &[Template], budget: text::Budget| {
             let first = render(alternatives.first()?)?;
             let width = |s: &String| text::width_px(s, budget.size_px);
-            let widest = |texts: Vec<String>| {
-                texts
-                    .into_iter()
-                    .filter(|s| !s.trim().is_empty() && width(s) <= budget.max_px)
-                    .max_by(|a, b| width(a).total_cmp(&width(b)))
-            };
-            widest(alternatives.iter().map(|t| ctx.render(t)).collect())
-                .or_else(|| widest(alternatives.iter().map(|t| lead_ctx.render(t)).collect()))
+            passes
+                .iter()
+                .enumerate()
+                .find_map(|(i, pass)| {
+                    alternatives
+                        .iter()
+                        .filter(|t| {
+                            i == passes.len() - 1 || t.keywords_needed() <= pass.keywords.len()
+                        })
+                        .map(|t| pass.render(t))
+                        .filter(|s| !s.trim().is_empty() && width(s) <= budget.max_px)
+                        .max_by(|a, b| width(a).total_cmp(&width(b)))
+                })
                 .map(|fits| (fits, false))
                 .or_else(|| Some((text::fit(&first, budget), true)))
         };

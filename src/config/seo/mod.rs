@@ -402,6 +402,18 @@ impl Template {
         Ok(Self { parts })
     }
 
+    /// How many keywords the template needs: one more than its highest `{kwN}`, 0 for none.
+    pub fn keywords_needed(&self) -> usize {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Field(Field::Keyword(i)) => Some(i + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn uses_keywords(&self) -> bool {
         self.parts
             .iter()
