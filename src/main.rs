@@ -806,8 +806,15 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                 }
             }
             let mut report = eval::Report::new(true);
+            let mut named: std::collections::BTreeMap<String, usize> = Default::default();
             for m in &messages {
                 let answer = service.answer(&m.text, fixed.unwrap_or(m.lang));
+                if let Some(sku) = &answer.product {
+                    *named.entry(sku.clone()).or_default() += 1;
+                    if errors {
+                        println!("product {sku}  {}  {}", answer.intent, m.text);
+                    }
+                }
                 let detected = Locale::from_code(answer.language).unwrap_or(Locale::En);
                 if errors && (detected != m.lang || answer.intent != m.intent) {
                     println!(
@@ -832,6 +839,18 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                     .join(", ")
             );
             print!("{report}");
+            // Answers led by a product's facts: on a set about other trades, each is a false hit.
+            let total: usize = named.values().sum();
+            let each: Vec<String> = named.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!(
+                "\nanswers led by a named product's facts: {total} of {} ({})",
+                messages.len(),
+                if each.is_empty() {
+                    "none".to_string()
+                } else {
+                    each.join(", ")
+                }
+            );
         }
         ChatCommand::CrossIndustry { threshold } => {
             let base = base_chat().map_err(|d| anyhow::anyhow!("{}", d[0]))?;

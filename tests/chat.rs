@@ -492,6 +492,7 @@ async fn blind_buyer_messages_are_understood() {
     let app = start_demo().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chat/blind");
     let mut report = Report::new(true);
+    let (mut messages, mut named) = (0, Vec::new());
     for lang in Locale::ALL {
         let path = dir.join(format!("{}.csv", lang.code()));
         let mut diags = Vec::new();
@@ -505,8 +506,16 @@ async fn blind_buyer_messages_are_understood() {
             assert_eq!(status, StatusCode::OK, "{}", m.text);
             let detected = answer["language"].as_str().and_then(Locale::from_code);
             report.add(m, detected.unwrap(), answer["intent"].as_str().unwrap());
+            messages += 1;
+            if let Some(sku) = answer["product"].as_str() {
+                named.push(format!("{sku}: {}", m.text));
+            }
         }
     }
+    // The set is about many trades and names none of the demo's products by name; an answer led
+    // by a kitchen appliance's facts there is a false hit (1 of 1,076 when added, and a right
+    // one: a question about a vacuum flask).
+    assert!(named.len() * 100 <= messages, "{named:#?}");
     let floors = [
         (
             "intent, all",

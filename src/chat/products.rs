@@ -1,13 +1,15 @@
 //! Which of the site's products a chat message names.
 //!
-//! A product is known by the words of its names in the four languages, its SKU and model
-//! number, and the marketplace search terms of its category (`keywords/<locale>.csv`), which
-//! carry the names buyers really type ("magic com", "nồi chiên không dầu"). Each word counts by
-//! how few products share it (BM25's idf), so "air fryer" picks the air fryer while "listrik"
-//! (electric), which several names carry, decides nothing on its own. Words buyers use in every
-//! trade ("harga", "giá", "price", "murah") are no product's: the base corpus, written about
-//! 96 industries, tells which those are. A misspelt word ("fryr", "coker") counts for the word
-//! it is one edit away from.
+//! A product is named by one of its phrases: its name in each of the four languages without
+//! sizes and counts ("nồi chiên không dầu", not "4.5L"), its SKU and model number, and the
+//! marketplace search terms of its category (`keywords/<locale>.csv`), which carry the names
+//! buyers really type ("magic com", "penggoreng tanpa minyak"). A message must contain a whole
+//! phrase, word for word, so "stainless steel hex bolt" names no "Stainless Steel Electric
+//! Kettle"; a Latin word one edit from a phrase's word stands for it ("air fryr", "rice coker"),
+//! and Thai is split into words first, so "หม้อทอดไร้น้ำมันราคาเท่าไหร่" names the air fryer. The
+//! longest phrase found decides; two products tied on it name none. A phrase of one word that
+//! buyers of every trade use (in more than 0.4 % of the base corpus's messages: "price",
+//! "giá", "sample") names nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
@@ -17,34 +19,19 @@ use crate::locale::Locale;
 
 use super::features::folded_words;
 
-/// A product's words: the score of a message is the sum of the weights of the product's
-/// words it contains.
 pub struct ProductIndex {
     products: Vec<Arc<Product>>,
-    words: HashMap<String, Entry>,
-    /// The weight a word of one product alone has: the scale of the acceptance threshold.
-    unique_weight: f32,
-}
-
-/// What one word says: its weight, and the products (indices) that have it with how strongly.
-struct Entry {
-    weight: f32,
-    owners: Vec<(usize, f32)>,
+    /// Phrases (folded words) by their first word, each with its product (index).
+    phrases: HashMap<String, Vec<(Vec<String>, usize)>>,
+    /// Every word of every phrase, for misspellings.
+    words: HashSet<String>,
 }
 
 /// Share of base-corpus messages above which a word is part of how buyers talk, not of what a
 /// product is called.
 const GENERIC_SHARE: f32 = 0.004;
-/// A word only the search terms of a product's category carry counts this much.
-const SEARCHED: f32 = 0.5;
-/// A misspelt word counts this much of the word it stands for.
-const FUZZY_WEIGHT: f32 = 0.8;
-/// A product is named when its score reaches this share of one unshared word's weight…
-const ACCEPT: f32 = 0.6;
-/// …and beats the next product's score by this factor.
-const MARGIN: f32 = 1.25;
 
-/// Words of the base corpus that occur in too many messages to name a product.
+/// Words of the base corpus that occur in too many messages to name a product alone.
 static GENERIC: LazyLock<HashSet<String>> = LazyLock::new(|| {
     let Ok(base) = crate::config::base_chat() else {
         return HashSet::new();
@@ -63,11 +50,6 @@ static GENERIC: LazyLock<HashSet<String>> = LazyLock::new(|| {
         .collect()
 });
 
-fn bm25_idf(n: usize, df: usize) -> f32 {
-    let (n, df) = (n as f32, df as f32);
-    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
-}
-
 impl ProductIndex {
     /// The index of the site's product feed and keyword database; `None` without products.
     pub fn new(seo: &SiteSeo) -> Option<ProductIndex> {
@@ -75,98 +57,79 @@ impl ProductIndex {
         if products.is_empty() {
             return None;
         }
-        // Per product, its words and whether each is in its own names (else only in its
-        // category's search terms, which speak for the product less).
-        let mut owners: HashMap<String, Vec<(usize, f32)>> = HashMap::new();
+        let mut phrases: HashMap<String, Vec<(Vec<String>, usize)>> = HashMap::new();
+        let mut words = HashSet::new();
         for (i, p) in products.iter().enumerate() {
-            let mut own: Vec<&str> = Locale::ALL
+            let names = Locale::ALL
                 .iter()
-                .map(|l| p.name.get(*l).as_str())
-                .collect();
-            own.push(&p.sku);
-            own.extend(p.mpn.as_deref());
+                .map(|l| without_sizes(folded_words(p.name.get(*l))));
+            let codes = std::iter::once(p.sku.as_str())
+                .chain(p.mpn.as_deref())
+                .map(folded_words);
             let searched = Locale::ALL
                 .iter()
                 .flat_map(|l| seo.keywords.top(*l, &p.category))
-                .map(|k| k.text.as_str());
-            let mut strength: HashMap<String, f32> = HashMap::new();
-            for (text, s) in own
-                .into_iter()
-                .map(|t| (t, 1.0))
-                .chain(searched.map(|t| (t, SEARCHED)))
-            {
-                for w in folded_words(text) {
-                    if is_name_word(&w) && !GENERIC.contains(&w) {
-                        let e = strength.entry(w).or_insert(s);
-                        *e = e.max(s);
-                    }
+                .map(|k| folded_words(&k.text));
+            let mut seen = HashSet::new();
+            for phrase in names.chain(codes).chain(searched) {
+                let generic = phrase.len() == 1 && GENERIC.contains(&phrase[0]);
+                if phrase.is_empty() || generic || !seen.insert(phrase.clone()) {
+                    continue;
                 }
-            }
-            for (w, s) in strength {
-                owners.entry(w).or_default().push((i, s));
+                words.extend(phrase.iter().cloned());
+                phrases
+                    .entry(phrase[0].clone())
+                    .or_default()
+                    .push((phrase, i));
             }
         }
-        let n = products.len();
-        let words = owners
-            .into_iter()
-            .map(|(w, owners)| {
-                let weight = bm25_idf(n, owners.len());
-                (w, Entry { weight, owners })
-            })
-            .collect();
         Some(ProductIndex {
             products,
+            phrases,
             words,
-            unique_weight: bm25_idf(n, 1),
         })
     }
 
     /// The product `message` names, if one stands out.
     pub fn recognize(&self, message: &str) -> Option<&Arc<Product>> {
-        let mut scores = vec![0.0f32; self.products.len()];
-        let mut seen: HashSet<&str> = HashSet::new();
-        for word in folded_words(message) {
-            let (found, factor) = match self.words.get_key_value(word.as_str()) {
-                Some(hit) => (Some(hit), 1.0),
-                None => (self.near(&word), FUZZY_WEIGHT),
-            };
-            let Some((key, entry)) = found else {
-                continue;
-            };
-            if !seen.insert(key.as_str()) {
-                continue;
-            }
-            for &(i, strength) in &entry.owners {
-                scores[i] += entry.weight * factor * strength;
-            }
-        }
-        let (mut best, mut second) = (None::<usize>, 0.0f32);
-        for (i, &s) in scores.iter().enumerate() {
-            match best {
-                Some(b) if s <= scores[b] => second = second.max(s),
-                _ => {
-                    if let Some(b) = best {
-                        second = second.max(scores[b]);
+        let words: Vec<String> = folded_words(message)
+            .into_iter()
+            .map(|w| match self.words.contains(&w) {
+                true => w,
+                false => self.near(&w).cloned().unwrap_or(w),
+            })
+            .collect();
+        // The longest phrase found (in characters), and whether another product has one as long.
+        let mut best: Option<(usize, usize)> = None;
+        let mut tied = false;
+        for start in 0..words.len() {
+            for (phrase, product) in self.phrases.get(&words[start]).into_iter().flatten() {
+                if !words[start..].starts_with(phrase) {
+                    continue;
+                }
+                let len: usize = phrase.iter().map(|w| w.chars().count()).sum();
+                match best {
+                    Some((l, p)) if len < l || (len == l && p == *product) => {}
+                    Some((l, _)) if len == l => tied = true,
+                    _ => {
+                        best = Some((len, *product));
+                        tied = false;
                     }
-                    best = Some(i);
                 }
             }
         }
-        let best = best?;
-        let score = scores[best];
-        (score >= ACCEPT * self.unique_weight && score >= MARGIN * second)
-            .then(|| &self.products[best])
+        best.filter(|_| !tied).map(|(_, p)| &self.products[p])
     }
 
-    /// The product word one edit away from a misspelt Latin `word` (same first letter, length
+    /// The phrase word one edit away from a misspelt Latin `word` (same first letter, length
     /// within one), if exactly one is.
-    fn near(&self, word: &str) -> Option<(&String, &Entry)> {
+    fn near(&self, word: &str) -> Option<&String> {
         if word.len() < 5 || !word.is_ascii() {
             return None;
         }
         let first = word.as_bytes()[0];
         let mut found = None;
-        for (key, entry) in &self.words {
+        for key in &self.words {
             if key.len().abs_diff(word.len()) > 1 || key.as_bytes().first() != Some(&first) {
                 continue;
             }
@@ -174,16 +137,26 @@ impl ProductIndex {
                 if found.is_some() {
                     return None;
                 }
-                found = Some((key, entry));
+                found = Some(key);
             }
         }
         found
     }
 }
 
-/// Words that can name a product: anything with a letter, except single Latin letters.
-fn is_name_word(w: &str) -> bool {
-    w.chars().any(char::is_alphabetic) && (w.chars().count() > 1 || !w.is_ascii())
+/// A name's words without its sizes and counts: a word with a digit, and the unit word after a
+/// number ("4.5 liter", "500 มล", "(10 pcs)").
+fn without_sizes(words: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(words.len());
+    let mut after_number = false;
+    for w in words {
+        let number = w.chars().any(|c| c.is_ascii_digit());
+        if !number && !after_number {
+            out.push(w);
+        }
+        after_number = number;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -223,6 +196,10 @@ mod tests {
             "harga murah dong",
             "giá bao nhiêu",
             "ราคาเท่าไหร่คะ",
+            // Words of a name, but not the name: other trades' goods.
+            "best price for 5000 pcs stainless steel hex bolt M8x30?",
+            "how fast u can finish 50 units mini rice harvester",
+            "gelas kaca ini tahan panas gak?",
         ] {
             assert_eq!(sku(&index, message), None, "{message}");
         }
