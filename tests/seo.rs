@@ -211,6 +211,8 @@ async fn demo_product_pages_carry_a_complete_localized_head() {
                 offer["priceValidUntil"],
                 product["price_valid_until"].as_str()
             );
+            // The demo's pages promise no pre-order or back-order: their offers are in stock.
+            assert_eq!(offer["availability"], "https://schema.org/InStock");
             let moq = &offer["eligibleQuantity"];
             assert_eq!(moq["@type"], "QuantitativeValue");
             assert_eq!(moq["minValue"].to_string(), product["moq"]);
