@@ -4,7 +4,7 @@
 
 use crate::config::Product;
 use crate::locale::Locale;
-use crate::seo::text::{format_price, format_quantity};
+use crate::seo::{format_price, format_quantity};
 
 /// `{product}`, `{price}`, `{unit}`, `{valid}`.
 const PRICE: [&str; 4] = [
@@ -18,7 +18,7 @@ const VALID: [&str; 4] = [
     " (valid until {date})",
     " (berlaku hingga {date})",
     " (áp dụng đến {date})",
-    " (ราคานี้ถึง {date})",
+    " (ราคานี้ใช้ได้ถึง {date})",
 ];
 const MOQ: [&str; 4] = [
     "Minimum order: {moq}.",

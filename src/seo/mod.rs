@@ -4,7 +4,7 @@
 //! origin's own canonical is known. Nothing here depends on who is asking, only on the URL.
 
 mod jsonld;
-pub(crate) mod text;
+mod text;
 pub mod vocabulary;
 
 pub use jsonld::Review;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::{Field, Keyword, PageKind, Part, Product, SiteSeo, Switcher, Template};
 use crate::locale::Locale;
 
-pub use text::{escape_attr, escape_text, format_price};
+pub use text::{escape_attr, escape_text, format_price, format_quantity};
 
 /// A page request as the SEO layer sees it.
 #[derive(Debug, Clone, Copy)]
