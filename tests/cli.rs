@@ -35,6 +35,14 @@ fn edgeseo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgeseo"))
 }
 
+/// The fixture shop with its pages.toml edited: the rules directory and the edited text.
+fn shop_with_pages(edit: impl FnOnce(String) -> String) -> (RulesDir, String) {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let pages = edit(std::fs::read_to_string(shop.join("pages.toml")).unwrap());
+    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    (rules, pages)
+}
+
 #[test]
 fn check_accepts_the_shipped_rules() {
     let out = edgeseo()
@@ -61,16 +69,15 @@ fn check_accepts_the_shipped_rules() {
 
 #[test]
 fn check_warns_of_titles_and_descriptions_that_fit_no_results_page() {
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
     let long = "About {org.name}: kettles, kitchen appliances and housewares made in our own factory since 2008";
-    let pages = std::fs::read_to_string(shop.join("pages.toml"))
-        .unwrap()
-        .replace(
-            "en = \"{product.name} | {org.name}\"",
-            "en = [\"{product.name} from our factory in Foshan, Guangdong, wholesale for Southeast Asian importers | {org.name}\", \"{product.name} wholesale | {org.name}\"]",
-        )
-        .replace("en = \"About {org.name}\"", &format!("en = \"{long}\""));
-    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let (rules, pages) = shop_with_pages(|pages| {
+        pages
+            .replace(
+                "en = \"{product.name} | {org.name}\"",
+                "en = [\"{product.name} from our factory in Foshan, Guangdong, wholesale for Southeast Asian importers | {org.name}\", \"{product.name} wholesale | {org.name}\"]",
+            )
+            .replace("en = \"About {org.name}\"", &format!("en = \"{long}\""))
+    });
     let out = edgeseo()
         .args(["check", "--rules"])
         .arg(rules.path())
@@ -465,15 +472,14 @@ fn check_rejects_bad_review_rules_with_their_position() {
 
 #[test]
 fn check_rejects_bad_title_alternatives_with_their_position() {
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let pages = std::fs::read_to_string(shop.join("pages.toml"))
-        .unwrap()
-        .replace(
-            "en = \"{product.name} | {org.name}\"",
-            "en = [\"{product.name} – {product.price} | {org.name}\", \"{product.nme} | {org.name}\"]",
-        )
-        .replace("en = \"About {org.name}\"", "en = []");
-    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let (rules, pages) = shop_with_pages(|pages| {
+        pages
+            .replace(
+                "en = \"{product.name} | {org.name}\"",
+                "en = [\"{product.name} – {product.price} | {org.name}\", \"{product.nme} | {org.name}\"]",
+            )
+            .replace("en = \"About {org.name}\"", "en = []")
+    });
     let stdout = check_fails(rules.path());
     assert_file_errors(
         &stdout,
@@ -493,19 +499,18 @@ fn check_rejects_bad_title_alternatives_with_their_position() {
 
 #[test]
 fn check_rejects_bad_leads_with_their_position() {
-    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
-    let pages = std::fs::read_to_string(shop.join("pages.toml"))
-        .unwrap()
-        .replace(
-            "kind = \"product\"\n",
-            "kind = \"product\"\nlead_after = \"h2\"\n",
-        )
-        .replace(
-            "category = \"general\"\n[page.name]",
-            "category = \"general\"\nlead_after = \"h1[\"\n[page.lead]\n\
-             en = \"MOQ {product.moq}\"\nid = \"Grosir {kw1}\"\nth = \"ขายส่ง {kw1}\"\n[page.name]",
-        );
-    let rules = copy_site(&shop, "shop", |site| site).file("shop/pages.toml", &pages);
+    let (rules, pages) = shop_with_pages(|pages| {
+        pages
+            .replace(
+                "kind = \"product\"\n",
+                "kind = \"product\"\nlead_after = \"h2\"\n",
+            )
+            .replace(
+                "category = \"general\"\n[page.name]",
+                "category = \"general\"\nlead_after = \"h1[\"\n[page.lead]\n\
+                 en = \"MOQ {product.moq}\"\nid = \"Grosir {kw1}\"\nth = \"ขายส่ง {kw1}\"\n[page.name]",
+            )
+    });
     let stdout = check_fails(rules.path());
     assert_file_errors(
         &stdout,

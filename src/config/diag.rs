@@ -91,13 +91,7 @@ impl SourceFile {
     }
 
     pub fn diagnostic(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
-        let (line, col) = line_col(&self.text, span.start);
-        Diagnostic {
-            path: self.path.clone(),
-            line,
-            col,
-            message: message.into(),
-        }
+        self.position(span).diagnostic(message)
     }
 }
 
