@@ -68,8 +68,9 @@ struct Catalog {
     index: ProductIndex,
     /// Public origin of the links (empty: links relative to the site).
     base: String,
-    /// The locales the site's pages have: a link goes to the buyer's, else to English.
-    locales: Vec<Locale>,
+    /// The site's rules: a link goes to the buyer's version of the page where it is published
+    /// (the coverage guard's `advertised`), else to English.
+    seo: Arc<crate::config::SiteSeo>,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +117,7 @@ impl ChatService {
             Some(Catalog {
                 index: ProductIndex::new(seo)?,
                 base: url,
-                locales: seo.locales.clone(),
+                seo: seo.clone(),
             })
         });
         Ok(Some(chat))
@@ -303,11 +304,9 @@ impl ChatService {
             && facts::INTENTS.contains(&intent)
             && let Some(p) = catalog.index.recognize(message)
         {
-            let page = if catalog.locales.contains(&locale) {
-                locale
-            } else {
-                Locale::En
-            };
+            let published =
+                catalog.seo.locales.contains(&locale) && catalog.seo.advertised(locale, &p.path);
+            let page = if published { locale } else { Locale::En };
             let link = format!("{}{}", catalog.base, page.localize_path(&p.path));
             if let Some(lead) = facts::lead(intent, p, locale, &link) {
                 answer = format!("{lead}\n\n{answer}");
