@@ -67,6 +67,34 @@ fn check_accepts_the_shipped_rules() {
     assert!(!stdout.contains("warning"), "{stdout}");
 }
 
+/// Kubernetes mounts a ConfigMap's files through hidden directories (`..data`, linking to a
+/// timestamped one, and each name a link through it); those are not sites, nor is `.git`.
+#[test]
+#[cfg(unix)]
+fn check_accepts_rules_laid_out_as_kubernetes_mounts_them() {
+    use std::os::unix::fs::symlink;
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let stamped = copy_site(&shop, "shop", |site| site);
+    let rules = RulesDir::new().file(".git/HEAD", "ref: refs/heads/main\n");
+    let stamp = rules.path().join("..2026_12_06_10_00_00.000000001");
+    std::fs::rename(stamped.path(), &stamp).unwrap();
+    symlink(
+        "..2026_12_06_10_00_00.000000001",
+        rules.path().join("..data"),
+    )
+    .unwrap();
+    symlink("..data/shop", rules.path().join("shop")).unwrap();
+
+    let out = edgeseo()
+        .args(["check", "--rules"])
+        .arg(rules.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("..data"), "{stdout}");
+}
+
 #[test]
 fn check_warns_of_titles_and_descriptions_that_fit_no_results_page() {
     let long = "About {org.name}: kettles, kitchen appliances and housewares made in our own factory since 2008";

@@ -277,8 +277,11 @@ impl Rules {
         let mut sites = Vec::new();
         match fs::read_dir(dir) {
             Ok(entries) => {
+                // Hidden directories are not sites: `.git`, and the `..data` and timestamped
+                // directories through which Kubernetes mounts a ConfigMap's files.
                 let mut dirs: Vec<PathBuf> = entries
                     .filter_map(Result::ok)
+                    .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
                     .map(|e| e.path())
                     .filter(|p| p.is_dir())
                     .collect();
