@@ -81,6 +81,45 @@ async fn an_edit_on_disk_is_served_without_a_signal() {
     assert_eq!(app.control.reloads(), 1, "one save, one reload");
 }
 
+/// A ConfigMap update as the kubelet makes it: the new files in a new timestamped directory,
+/// then `..data` swapped to it by a rename; the names in the rules directory are links through
+/// `..data` and never change themselves.
+#[tokio::test]
+#[cfg(unix)]
+async fn a_kubernetes_config_map_update_is_served_without_a_signal() {
+    use std::os::unix::fs::symlink;
+    let origin = Origin::start().await;
+    origin.serve("/about", CannedPage::html("<p>about</p>"));
+    let rules = RulesDir::new();
+    let root = rules.path();
+    let write_version = |stamp: &str, hosts: &str| {
+        let site = site_for(origin.addr, "").replace("\"shop.test\"", hosts);
+        std::fs::create_dir_all(root.join(stamp).join("shop")).unwrap();
+        std::fs::write(root.join(stamp).join("shop/site.toml"), site).unwrap();
+        std::fs::write(
+            root.join(stamp).join("server.toml"),
+            format!("[admin]\ntoken = \"{TOKEN}\"\n[reload]\ndebounce = \"100ms\"\n"),
+        )
+        .unwrap();
+    };
+    write_version("..2026_12_06_10_00_00.1", "\"shop.test\"");
+    symlink("..2026_12_06_10_00_00.1", root.join("..data")).unwrap();
+    symlink("..data/shop", root.join("shop")).unwrap();
+    symlink("..data/server.toml", root.join("server.toml")).unwrap();
+    let app = start_with_admin(&rules).await;
+    assert_eq!(status(&app, "shop.test").await, StatusCode::OK);
+    assert_ne!(status(&app, "new.test").await, StatusCode::OK);
+
+    write_version("..2026_12_06_10_05_00.2", "\"shop.test\", \"new.test\"");
+    symlink("..2026_12_06_10_05_00.2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    eventually("the new host is served", || async {
+        status(&app, "new.test").await == StatusCode::OK
+    })
+    .await;
+    assert_eq!(health(&app).await["rules"]["valid"], true);
+}
+
 #[tokio::test]
 async fn an_invalid_edit_keeps_the_old_rules_and_is_reported() {
     let origin = Origin::start().await;
