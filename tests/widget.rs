@@ -96,6 +96,13 @@ async fn buyer_asks_in_indonesian_and_reads_the_indonesian_answer() {
     assert_eq!(seen["lang"], "id", "{seen}");
     assert_eq!(seen["intent"], "moq", "{seen}");
     assert_eq!(seen["answer"], api["answer"], "{seen}");
+    // The blender's facts lead the answer, and the link to its Indonesian page is one to click.
+    assert_eq!(api["product"], "LH-BL-15");
+    assert_eq!(
+        seen["links"],
+        serde_json::json!([{"href": "/id/products/blender-1-5l", "text": "/id/products/blender-1-5l"}]),
+        "{seen}"
+    );
     // On a 360 px wide phone the open panel fills the screen and nothing sticks out.
     let panel = &seen["mobilePanel"];
     assert!(panel["x"].as_f64().unwrap() >= 0.0, "{seen}");

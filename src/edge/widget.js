@@ -49,6 +49,7 @@
     "h2{margin:0;font-weight:600}.x{min-width:44px;min-height:44px;border:0;background:none;color:inherit;font-size:22px;cursor:pointer}" +
     ".g{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
     ".m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;overflow-wrap:anywhere}" +
+    ".m a{color:inherit;text-decoration:underline}" +
     ".u{align-self:flex-end;background:#0b5fff;color:#fff}.b{align-self:flex-start;background:#eef1f6}" +
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #ddd}" +
     "input{flex:1;min-width:0;min-height:44px;padding:0 12px;border:1px solid #999;border-radius:8px}" +
@@ -82,6 +83,27 @@
     log.appendChild(m);
     log.scrollTop = log.scrollHeight;
     return m;
+  }
+  // Shows an answer with its links clickable: absolute http(s) URLs and site paths ("/id/...")
+  // become anchors; everything else stays text, so nothing the answer holds is parsed as HTML.
+  var linkPattern = /(^|\s)(https?:\/\/[^\s<>"]+|\/(?!\/)[^\s<>"]*)/g;
+  function show(m, text) {
+    m.textContent = "";
+    var at = 0, match;
+    linkPattern.lastIndex = 0;
+    while ((match = linkPattern.exec(text)) !== null) {
+      var url = match[2].replace(/[.,;:!?)\]]+$/, "");
+      var start = match.index + match[1].length;
+      if (url.length < 2) continue;
+      m.appendChild(document.createTextNode(text.slice(at, start)));
+      var a = document.createElement("a");
+      a.href = url;
+      a.textContent = url;
+      if (url.charAt(0) !== "/") { a.target = "_blank"; a.rel = "noopener noreferrer"; }
+      m.appendChild(a);
+      at = start + url.length;
+    }
+    m.appendChild(document.createTextNode(text.slice(at)));
   }
   function toggle(open) {
     panel.hidden = !open;
@@ -128,6 +150,7 @@
         });
         log.scrollTop = log.scrollHeight;
         if (!r.done) return pump();
+        show(m, m.textContent);
       });
     }
     return pump();
@@ -160,7 +183,7 @@
         return stream(resp, m);
       } else if (type.indexOf("json") >= 0) {
         return resp.json().then(function (j) {
-          m.textContent = typeof j.answer === "string" ? j.answer : t[7];
+          show(m, typeof j.answer === "string" ? j.answer : t[7]);
           if (j.language) m.setAttribute("lang", j.language);
           if (j.intent) m.setAttribute("data-intent", j.intent);
         });

@@ -38,6 +38,8 @@ try {
   const reply = page.locator("#edgeseo-chat .m.b[data-intent]:not([aria-busy])").last();
   await reply.waitFor();
   seen.answer = await reply.textContent();
+  seen.links = await reply.evaluate((el) =>
+    Array.from(el.querySelectorAll("a")).map((a) => ({ href: a.getAttribute("href"), text: a.textContent })));
   seen.lang = await reply.getAttribute("lang");
   seen.intent = await reply.getAttribute("data-intent");
   seen.question = await page.locator("#edgeseo-chat .m.u").last().textContent();
