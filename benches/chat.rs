@@ -49,7 +49,7 @@ fn pipeline() -> Pipeline {
         .collect();
     Pipeline {
         model: IntentModel::train(&examples, &TrainParams::default()).unwrap(),
-        chat: ChatService::for_site(site)
+        chat: ChatService::for_site(site, None)
             .unwrap()
             .expect("the demo has a chat"),
         langid: LanguageId::new(),

@@ -7,6 +7,9 @@
 //! POST /purge     {"site": "...", "path_prefix": "/products", "locale": "id"} → {"purged": n}
 //! POST /reload    rules reloaded (200) or refused with diagnostics (422)
 //! ```
+//!
+//! With `[fleet]`, a purge and a successful reload are also published to the other instances
+//! (`"fleet": "told"`, or `"unreachable"` when Redis could not be told).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,7 +105,17 @@ impl Admin {
             .control
             .cache
             .purge(&purge.site, purge.path_prefix.as_deref(), locale);
-        json_response(StatusCode::OK, json!({"purged": purged}))
+        let Some(fleet) = &self.control.fleet else {
+            return json_response(StatusCode::OK, json!({"purged": purged}));
+        };
+        // The other instances purge when the event reaches them; their counts are not waited for.
+        let told = fleet
+            .publish_purge(&purge.site, purge.path_prefix.as_deref(), locale)
+            .await;
+        json_response(
+            StatusCode::OK,
+            json!({"purged": purged, "fleet": if told { "told" } else { "unreachable" }}),
+        )
     }
 
     /// The request path's metrics and, read at this moment, the cache's, the rules' and the
@@ -176,6 +189,18 @@ impl Admin {
             "Reloads refused because the rules on disk are invalid",
             count(self.control.reload_failures()),
         );
+        if let Some(fleet) = &self.control.fleet {
+            registry.register(
+                "fleet_redis_up",
+                "1 while Redis answers, 0 while the chat's quotas are this instance's own",
+                gauge(i64::from(fleet.reachable())),
+            );
+            registry.register(
+                "fleet_fallbacks",
+                "Quota checks and events this instance decided alone because Redis did not answer",
+                count(fleet.fallbacks.load(Ordering::Relaxed)),
+            );
+        }
         registry.register(
             "rules_valid",
             "1 when the rules on disk are the ones serving, 0 when the last reload was refused",
@@ -291,7 +316,16 @@ impl Handler for Admin {
             (Method::GET, "/metrics") => self.metrics().await,
             (Method::POST, "/purge") => self.purge(req).await,
             (Method::POST, "/reload") => match self.control.reload("POST /reload") {
-                Ok(()) => json_response(StatusCode::OK, json!({"reloaded": true})),
+                Ok(()) => match &self.control.fleet {
+                    None => json_response(StatusCode::OK, json!({"reloaded": true})),
+                    Some(fleet) => {
+                        let told = fleet.publish_reload().await;
+                        json_response(
+                            StatusCode::OK,
+                            json!({"reloaded": true, "fleet": if told { "told" } else { "unreachable" }}),
+                        )
+                    }
+                },
                 Err(e) => json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     json!({"reloaded": false, "error": e.to_string()}),

@@ -17,6 +17,7 @@ use crate::cache::PageCache;
 use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
 use crate::control::{Control, ReloadError};
 use crate::demo::DemoSite;
+use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::{self, Listener, Shutdown};
@@ -57,6 +58,8 @@ pub enum StartError {
         crate::config::MIN_ADMIN_TOKEN
     )]
     WeakAdminToken,
+    #[error("[fleet] redis: {0}")]
+    Fleet(#[from] redis::RedisError),
 }
 
 impl From<RulesError> for StartError {
@@ -104,7 +107,12 @@ impl App {
         }
 
         let cache = PageCache::new(settings.cache_max_size);
-        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(rules, &embedded)?));
+        let fleet = settings.fleet.clone().map(Fleet::start).transpose()?;
+        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(
+            rules,
+            &embedded,
+            fleet.as_ref(),
+        )?));
         let metrics = Arc::new(Metrics::new());
         let proxy = Arc::new(Proxy::new(runtime.clone(), cache.clone(), metrics.clone()));
         let (stop_proxy, proxy_shutdown) = Shutdown::new();
@@ -124,7 +132,17 @@ impl App {
             runtime,
             cache,
             metrics,
+            fleet.clone(),
         ));
+        if let Some(fleet) = fleet {
+            let (control, mut shutdown) = (control.clone(), proxy_shutdown.clone());
+            proxy_tasks.spawn(async move {
+                tokio::select! {
+                    _ = crate::fleet::listen(fleet, control) => {}
+                    _ = shutdown.wait() => {}
+                }
+            });
+        }
         let mut watchers = Vec::new();
         if settings.watch_rules {
             let watched =

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 
 use crate::cache::PageCache;
 use crate::config::{Rules, RulesError};
+use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::sites::{BuildError, Runtime};
 use crate::upstream::EmbeddedOrigins;
@@ -31,6 +32,8 @@ pub struct Control {
     pub cache: Arc<PageCache>,
     /// What the request path counts, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The other instances, when `[fleet]` shares quotas, purges and reloads with them.
+    pub fleet: Option<Arc<Fleet>>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// Why the rules on disk were last refused, until a reload succeeds.
@@ -46,8 +49,10 @@ impl Control {
         runtime: Arc<ArcSwap<Runtime>>,
         cache: Arc<PageCache>,
         metrics: Arc<Metrics>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Self {
         Self {
+            fleet,
             rules_dir,
             embedded,
             runtime,
@@ -88,7 +93,14 @@ impl Control {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let built = Rules::load(&self.rules_dir)
             .map_err(ReloadError::Rules)
-            .and_then(|rules| Ok(Runtime::build(rules, &self.embedded)?));
+            .and_then(|rules| {
+                if rules.server.fleet.as_ref() != self.fleet.as_ref().map(|f| f.settings()) {
+                    tracing::warn!(
+                        "[fleet] changed in server.toml: takes effect when edgeseo restarts"
+                    );
+                }
+                Ok(Runtime::build(rules, &self.embedded, self.fleet.as_ref())?)
+            });
         match built {
             Ok(runtime) => {
                 self.runtime.store(Arc::new(runtime));

@@ -14,6 +14,7 @@ pub mod control;
 pub mod demo;
 pub mod edge;
 pub mod error;
+pub mod fleet;
 pub mod forward;
 pub mod geoip;
 pub mod headers;

@@ -793,7 +793,7 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
             };
             let loaded = load_rules(&rules)?;
             let site = find_site(&loaded, &rules, &site)?;
-            let service = ChatService::for_site(site)?
+            let service = ChatService::for_site(site, None)?
                 .with_context(|| format!("site `{}` has no [chat]", site.name))?;
             let mut messages = Vec::new();
             for path in &set {

@@ -6,6 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::chat::{ChatError, ChatService};
 use crate::config::{Rules, Site};
+use crate::fleet::Fleet;
 use crate::geoip::{GeoIp, GeoIpError};
 use crate::upstream::{EmbeddedOrigins, Upstream, UpstreamError};
 
@@ -61,7 +62,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn build(rules: Rules, embedded: &EmbeddedOrigins) -> Result<Self, BuildError> {
+    /// `fleet`: where the chat's quotas are counted when several instances share them.
+    pub fn build(
+        rules: Rules,
+        embedded: &EmbeddedOrigins,
+        fleet: Option<&Arc<Fleet>>,
+    ) -> Result<Self, BuildError> {
         let mut exact = HashMap::new();
         let mut wildcards = Vec::new();
         for site in &rules.sites {
@@ -69,7 +75,7 @@ impl Runtime {
                 Some(path) => Some(GeoIp::open(path)?),
                 None => None,
             };
-            let chat = ChatService::for_site(site).map_err(|source| BuildError::Chat {
+            let chat = ChatService::for_site(site, fleet).map_err(|source| BuildError::Chat {
                 site: site.name.clone(),
                 source,
             })?;

@@ -142,7 +142,10 @@ fn check_reports_every_problem_with_its_position() {
             "d",
             "hosts = [\"d.test\"]\n[origin]\nurl = \"http://127.0.0.1:1\"\n[organization]\nname = \"D\"\nprefer = \"both\"\n",
         )
-        .file("server.toml", "[limits]\nidle_timeout = \"0s\"\n");
+        .file(
+            "server.toml",
+            "[limits]\nidle_timeout = \"0s\"\n[fleet]\nredis = \"http://cache.internal:6379\"\ntimeout = \"10s\"\n",
+        );
     let stdout = check_fails(rules.path());
     let root = rules.path().display().to_string();
     assert_reported(
@@ -155,7 +158,46 @@ fn check_reports_every_problem_with_its_position() {
             format!("{root}/c/site.toml:1:"),
             format!("{root}/d/site.toml:6:10: prefer must be \"origin\" or \"rules\""),
             format!("{root}/server.toml:2:16: duration must be greater than zero"),
+            format!(
+                "{root}/server.toml:4:9: redis must be a redis://host[:port][/db] or redis+unix:///path URL"
+            ),
         ],
+    );
+}
+
+#[test]
+fn check_rejects_a_bad_fleet_with_its_position() {
+    let rules = RulesDir::new()
+        .site(
+            "a",
+            "hosts = [\"a.test\"]\n[origin]\nurl = \"http://127.0.0.1:1\"\n",
+        )
+        .file(
+            "server.toml",
+            "[fleet]\nredis = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"two words\"\n",
+        );
+    let root = rules.path().display().to_string();
+    assert_reported(
+        &check_fails(rules.path()),
+        &[format!(
+            "{root}/server.toml:3:14: key_prefix must be 1 to 64 visible ASCII characters"
+        )],
+    );
+    let rules = RulesDir::new()
+        .site(
+            "a",
+            "hosts = [\"a.test\"]\n[origin]\nurl = \"http://127.0.0.1:1\"\n",
+        )
+        .file(
+            "server.toml",
+            "[fleet]\nredis = \"redis://127.0.0.1:6379\"\ntimeout = \"10s\"\n",
+        );
+    assert_reported(
+        &check_fails(rules.path()),
+        &[format!(
+            "{root}/server.toml:3:11: timeout must be between 1ms and 5s",
+            root = rules.path().display()
+        )],
     );
 }
 

@@ -16,7 +16,7 @@ fn chat() -> &'static ChatService {
     CHAT.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
         let rules = Rules::load(&dir).expect("demo rules load");
-        ChatService::for_site(&rules.sites[0])
+        ChatService::for_site(&rules.sites[0], None)
             .expect("chat builds")
             .expect("the demo has a chat")
     })

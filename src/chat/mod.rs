@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::body::{self, Body};
 use crate::config::{ChatRules, Organization, Site};
+use crate::fleet::{Fleet, Rate};
 use crate::forward::ClientSide;
 use crate::locale::Locale;
 use backend::Backend;
@@ -61,6 +62,9 @@ pub struct ChatService {
     in_flight: Semaphore,
     backend: Option<Backend>,
     catalog: Option<Catalog>,
+    /// Where the quotas are counted when several instances share them, and the site's name in
+    /// the keys; the limiters above decide while it cannot.
+    fleet: Option<(Arc<Fleet>, String)>,
 }
 
 /// The site's products as the chat names them, with what links to their pages.
@@ -103,7 +107,10 @@ fn quota(n: u32, per_minute: bool) -> Quota {
 
 impl ChatService {
     /// The chat of `site`, if its rules have `[chat]`; answers link to its public origin.
-    pub fn for_site(site: &Site) -> Result<Option<ChatService>, ChatError> {
+    pub fn for_site(
+        site: &Site,
+        fleet: Option<&Arc<Fleet>>,
+    ) -> Result<Option<ChatService>, ChatError> {
         let Some(rules) = &site.chat else {
             return Ok(None);
         };
@@ -113,6 +120,7 @@ impl ChatService {
             .and_then(|s| s.public_origin.clone())
             .unwrap_or_default();
         let mut chat = Self::new(rules.clone(), site.organization.as_deref(), &url)?;
+        chat.fleet = fleet.map(|f| (f.clone(), site.name.clone()));
         chat.catalog = site.seo.as_ref().and_then(|seo| {
             Some(Catalog {
                 index: ProductIndex::new(seo)?,
@@ -157,6 +165,7 @@ impl ChatService {
             model,
             answers,
             catalog: None,
+            fleet: None,
         })
     }
 
@@ -183,7 +192,8 @@ impl ChatService {
         self.rules.widget
     }
 
-    /// Takes one request from `client` against the per-IP quota (exempt networks pass).
+    /// Takes one request from `client` against this instance's per-IP limiter (exempt networks
+    /// pass).
     pub fn check_ip(&self, client: IpAddr) -> Result<(), Duration> {
         if self.rules.limits.is_exempt(client) {
             return Ok(());
@@ -191,14 +201,57 @@ impl ChatService {
         self.per_ip.check_key(&client).map_err(wait_time)
     }
 
-    /// Takes one request of `session` against the per-session quota.
+    /// Takes one request of `session` against this instance's per-session limiter.
     pub fn check_session(&self, client: IpAddr, session: &str) -> Result<(), Duration> {
-        if self.rules.limits.is_exempt(client) || session.is_empty() || session.len() > 128 {
+        if self.session_exempt(client, session) {
             return Ok(());
         }
         self.per_session
             .check_key(&session.to_string())
             .map_err(wait_time)
+    }
+
+    fn session_exempt(&self, client: IpAddr, session: &str) -> bool {
+        self.rules.limits.is_exempt(client) || session.is_empty() || session.len() > 128
+    }
+
+    /// Admits a request against the per-IP and the global quota: counted by the fleet, in one
+    /// round trip, when there is one and it answers; else by this instance's limiters.
+    async fn admit(&self, client: IpAddr) -> Result<(), Duration> {
+        let local = || {
+            self.check_ip(client)?;
+            self.global.check().map_err(wait_time)
+        };
+        let Some((fleet, site)) = &self.fleet else {
+            return local();
+        };
+        let limits = &self.rules.limits;
+        let mut quotas = vec![(
+            format!("{site}:global"),
+            Rate::per_second(limits.global_per_second),
+        )];
+        if !limits.is_exempt(client) {
+            quotas.push((
+                format!("{site}:ip:{client}"),
+                Rate::per_minute(limits.per_ip_per_minute),
+            ));
+        }
+        fleet.take(&quotas).await.unwrap_or_else(local)
+    }
+
+    /// Admits a request of `session` against the per-session quota, as `admit` does.
+    async fn admit_session(&self, client: IpAddr, session: &str) -> Result<(), Duration> {
+        let Some((fleet, site)) = &self.fleet else {
+            return self.check_session(client, session);
+        };
+        if self.session_exempt(client, session) {
+            return Ok(());
+        }
+        let rate = Rate::per_minute(self.rules.limits.per_session_per_minute);
+        fleet
+            .take(&[(format!("{site}:session:{session}"), rate)])
+            .await
+            .unwrap_or_else(|| self.check_session(client, session))
     }
 
     /// Answers one chat request. `client.ip` is the peer, `client_ip` the client's address after
@@ -220,11 +273,8 @@ impl ChatService {
                 "send JSON with Content-Type: application/json",
             );
         }
-        if let Err(wait) = self.check_ip(client_ip) {
+        if let Err(wait) = self.admit(client_ip).await {
             return too_many(wait);
-        }
-        if let Err(wait) = self.global.check() {
-            return too_many(wait_time(wait));
         }
         let Ok(slot) = tokio::time::timeout(Duration::from_secs(1), self.in_flight.acquire()).await
         else {
@@ -248,7 +298,10 @@ impl ChatService {
         if message.len() > self.rules.max_message {
             return error(StatusCode::PAYLOAD_TOO_LARGE, "message too long");
         }
-        if let Err(wait) = self.check_session(client_ip, request.session.as_deref().unwrap_or("")) {
+        if let Err(wait) = self
+            .admit_session(client_ip, request.session.as_deref().unwrap_or(""))
+            .await
+        {
             return too_many(wait);
         }
         let fallback = request

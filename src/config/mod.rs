@@ -72,6 +72,19 @@ pub struct ServerSettings {
     pub watch_rules: bool,
     /// Quiet time after the last file event before reloading: one reload per save.
     pub watch_debounce: Duration,
+    /// Instances sharing chat quotas, purges and reloads through Redis; `None` alone.
+    pub fleet: Option<FleetSettings>,
+}
+
+/// `[fleet]`: the Redis server through which several instances act as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// `redis://[user:password@]host[:port][/db]` or `redis+unix:///path/to/socket`.
+    pub redis: String,
+    /// Namespace of edgeseo's keys and channel in Redis (several fleets may share one server).
+    pub key_prefix: String,
+    /// Longest a request waits for Redis before the instance's own limits decide.
+    pub timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -87,6 +100,7 @@ impl Default for ServerSettings {
             max_concurrent_streams: 200,
             watch_rules: true,
             watch_debounce: Duration::from_millis(300),
+            fleet: None,
         }
     }
 }
@@ -374,6 +388,7 @@ fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSetting
         ) as u32,
         watch_rules: raw.reload.watch.unwrap_or(d.watch_rules),
         watch_debounce: v.duration(&raw.reload.debounce, d.watch_debounce),
+        fleet: raw.fleet.as_ref().and_then(|f| v.fleet(f)),
     })
 }
 
@@ -524,6 +539,52 @@ impl<'a> Validator<'a> {
                 None
             }
         }
+    }
+
+    fn fleet(&mut self, raw: &raw::RawFleet) -> Option<FleetSettings> {
+        let url = raw.redis.get_ref();
+        let supported = ["redis://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if !supported {
+            self.error(
+                raw.redis.span(),
+                "redis must be a redis://host[:port][/db] or redis+unix:///path URL",
+            );
+            return None;
+        }
+        if let Err(e) = redis::Client::open(url.as_str()) {
+            self.error(raw.redis.span(), format!("invalid Redis URL: {e}"));
+            return None;
+        }
+        let key_prefix = match &raw.key_prefix {
+            None => "edgeseo".to_owned(),
+            Some(p) => {
+                let ok = !p.get_ref().is_empty()
+                    && p.get_ref().len() <= 64
+                    && p.get_ref().bytes().all(|b| b.is_ascii_graphic());
+                if !ok {
+                    self.error(
+                        p.span(),
+                        "key_prefix must be 1 to 64 visible ASCII characters",
+                    );
+                    return None;
+                }
+                p.get_ref().clone()
+            }
+        };
+        let timeout = self.duration(&raw.timeout, Duration::from_millis(100));
+        if let Some(t) = &raw.timeout
+            && !(Duration::from_millis(1)..=Duration::from_secs(5)).contains(&timeout)
+        {
+            self.error(t.span(), "timeout must be between 1ms and 5s");
+            return None;
+        }
+        Some(FleetSettings {
+            redis: url.clone(),
+            key_prefix,
+            timeout,
+        })
     }
 
     fn https(&mut self, raw: &raw::RawHttps) -> Https {

@@ -16,6 +16,15 @@ pub struct RawServer {
     pub admin: RawAdmin,
     #[serde(default)]
     pub reload: RawReload,
+    pub fleet: Option<RawFleet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    pub redis: Spanned<String>,
+    pub key_prefix: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
