@@ -108,6 +108,29 @@ async fn a_named_product_is_answered_with_its_facts() {
             "LH-AF-45",
             &["฿841.62", "/th/products/air-fryer-4-5l"],
         ),
+        // Specifications from facts.toml, in the buyer's language.
+        (
+            "spesifikasi air fryer apa aja kak?",
+            "product_specs",
+            "LH-AF-45",
+            &[
+                "Spesifikasi Air Fryer 4.5 Liter: Kapasitas panci 4.5 L",
+                "daya 1400 W",
+                "/id/products/air-fryer-4-5l",
+            ],
+        ),
+        (
+            "thong so noi com dien tu 5L the nao?",
+            "product_specs",
+            "LH-RC-500",
+            &["Thông số Nồi cơm điện tử 5L: 5.0 L", "công suất 900 W"],
+        ),
+        (
+            "what is the wattage of the blender?",
+            "product_specs",
+            "LH-BL-15",
+            &["Heavy-Duty Blender 1.5L specifications:", "1000 W"],
+        ),
     ] {
         let body = serde_json::json!({"message": message}).to_string();
         let (status, _, answer) = chat(&app, &body, &[]).await;
@@ -131,6 +154,36 @@ async fn a_named_product_is_answered_with_its_facts() {
         assert_eq!(answer["intent"], "price_quote", "{message}: {answer}");
         assert!(answer.get("product").is_none(), "{message}: {answer}");
     }
+}
+
+/// A fact of facts.toml is said only in the languages it is written in.
+#[tokio::test]
+async fn sample_facts_are_said_in_the_languages_they_are_written_in() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
+    let rules = copy_site(&demo, "demo", |site| site).file(
+        "demo/facts.toml",
+        "[\"LH-SM-12\"]\nsamples.id = \"sampel unit standar dikirim 3 hari kerja, dengan logo Anda 7-10 hari\"\n",
+    );
+    let app = start_proxy(&rules).await;
+    let ask = |message: &str| serde_json::json!({ "message": message }).to_string();
+    let (_, _, answer) = chat(&app, &ask("bisa minta sampel stand mixer kak?"), &[]).await;
+    assert_eq!(answer["intent"], "samples", "{answer}");
+    assert_eq!(answer["product"], "LH-SM-12", "{answer}");
+    let text = answer["answer"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "Sampel Mixer Berdiri (Stand Mixer) 1200W: sampel unit standar dikirim 3 hari kerja, dengan logo Anda 7-10 hari."
+        ),
+        "{text}"
+    );
+    let (_, _, answer) = chat(&app, &ask("can I get a sample of the stand mixer?"), &[]).await;
+    assert_eq!(answer["intent"], "samples", "{answer}");
+    let text = answer["answer"].as_str().unwrap();
+    assert!(
+        text.starts_with("Product page of Stand Mixer 1200W:"),
+        "{text}"
+    );
+    assert!(!text.contains("sampel unit"), "{text}");
 }
 
 #[tokio::test]

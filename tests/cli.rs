@@ -958,3 +958,28 @@ fn check_rejects_bad_optional_product_columns_with_their_position() {
         ],
     );
 }
+
+#[test]
+fn check_rejects_bad_product_facts_with_their_position() {
+    let shop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/shop");
+    let facts = "[\"K-1\"]\nspecs.en = \"1.7 L, 2200 W\"\nspecs.id = \"  \"\n\n[\"K-404\"]\nspecs.en = \"gone\"\n";
+    let rules = copy_site(&shop, "shop", |site| site.to_string()).file("shop/facts.toml", facts);
+    let stdout = check_fails(rules.path());
+    let root = rules.path().display();
+    assert_reported(
+        &stdout,
+        &[
+            format!("{root}/shop/facts.toml:3:12: empty text: leave the language out instead"),
+            format!("{root}/shop/facts.toml:5:2: no product with SKU `K-404` in products.csv"),
+        ],
+    );
+    let rules = copy_site(&shop, "shop", |site| site.to_string())
+        .file("shop/facts.toml", "[\"K-1\"]\nweight.en = \"1 kg\"\n");
+    assert_reported(
+        &check_fails(rules.path()),
+        &[format!(
+            "{}/shop/facts.toml:2:1: unknown field `weight`, expected `specs` or `samples`",
+            rules.path().display()
+        )],
+    );
+}

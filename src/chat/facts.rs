@@ -1,6 +1,7 @@
-//! A product's facts from the site's feed, said in the buyer's language: the sentences that go
-//! before the intent's answer when a message names a product. Only what the feed states is
-//! said; a fact it lacks leaves its sentence out and the intent's answer covers the rest.
+//! A product's facts from the site's feed and `facts.toml`, said in the buyer's language: the
+//! sentences that go before the intent's answer when a message names a product. Only what the
+//! rules state is said; a fact they lack leaves its sentence out and the intent's answer covers
+//! the rest.
 
 use crate::config::Product;
 use crate::locale::Locale;
@@ -31,6 +32,20 @@ const LEAD_TIME: [&str; 4] = [
     "Waktu produksi {days} hari setelah pesanan dikonfirmasi.",
     "Thời gian sản xuất {days} ngày sau khi xác nhận đơn hàng.",
     "ระยะเวลาผลิต {days} วันหลังยืนยันคำสั่งซื้อ",
+];
+/// `{specs}`: the line of `facts.toml`.
+const SPECS: [&str; 4] = [
+    "{product} specifications: {specs}",
+    "Spesifikasi {product}: {specs}",
+    "Thông số {product}: {specs}",
+    "สเปก {product}: {specs}",
+];
+/// `{samples}`: the line of `facts.toml`.
+const SAMPLES: [&str; 4] = [
+    "Samples of {product}: {samples}",
+    "Sampel {product}: {samples}",
+    "Hàng mẫu {product}: {samples}",
+    "ตัวอย่าง {product}: {samples}",
 ];
 const LINK: [&str; 4] = [
     "Product page: {link}",
@@ -105,12 +120,26 @@ pub fn lead(intent: &str, product: &Product, locale: Locale, link: &str) -> Opti
             format!("{name}: {}", at(LEAD_TIME).replace("{days}", &days))
         })),
         "product_specs" => {
+            let specs = product.specs.get(locale);
             let about = product.description.get(locale);
-            if !about.is_empty() {
+            if !specs.is_empty() {
+                let line = at(SPECS)
+                    .replace("{product}", name)
+                    .replace("{specs}", specs);
+                sentences.push(end_sentence(locale, line));
+            } else if !about.is_empty() {
                 sentences.push(format!("{name}: {about}"));
             }
         }
-        "samples" => {}
+        "samples" => {
+            let samples = product.samples.get(locale);
+            if !samples.is_empty() {
+                let line = at(SAMPLES)
+                    .replace("{product}", name)
+                    .replace("{samples}", samples);
+                sentences.push(end_sentence(locale, line));
+            }
+        }
         _ => return None,
     }
     let link = if sentences.is_empty() {
@@ -121,6 +150,14 @@ pub fn lead(intent: &str, product: &Product, locale: Locale, link: &str) -> Opti
     .replace("{link}", link);
     sentences.push(link);
     Some(sentences.join(" "))
+}
+
+/// A full stop after an operator's line, unless it has one (Thai ends sentences with a space).
+fn end_sentence(locale: Locale, mut line: String) -> String {
+    if locale != Locale::Th && !line.ends_with(['.', '!', '?', '…']) {
+        line.push('.');
+    }
+    line
 }
 
 /// `2027-12-31` as the locale writes dates: `31 Dec 2027`, `31/12/2027`.

@@ -409,6 +409,8 @@ pub(super) fn load_products(
             moq,
             price_valid_until,
             lead_time,
+            specs: Localized::default(),
+            samples: Localized::default(),
             rating,
         });
         products.by_sku.insert(sku, product.clone());

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use toml::Spanned;
 
+mod facts;
 mod feeds;
 mod pages;
 mod reviews;
@@ -20,6 +21,7 @@ use super::diag::Diagnostic;
 use super::raw::{RawMerchant, RawOrganization, RawSite, RawTranslate};
 use crate::locale::Locale;
 use crate::translate::{CoverageSummary, Memory};
+use facts::load_facts;
 pub use feeds::is_date;
 use feeds::{load_keywords, load_products};
 use pages::load_pages;
@@ -436,6 +438,18 @@ impl Products {
     pub fn by_sku(&self, sku: &str) -> Option<&Arc<Product>> {
         self.by_sku.get(sku)
     }
+
+    /// Changes every product with `edit`, while the feed is still being loaded.
+    fn edit(&mut self, mut edit: impl FnMut(&mut Product)) {
+        self.by_path.clear();
+        self.by_sku.clear();
+        for product in &mut self.list {
+            // Unshared once the maps are cleared, so nothing is copied.
+            edit(Arc::make_mut(product));
+            self.by_sku.insert(product.sku.clone(), product.clone());
+            self.by_path.insert(product.path.clone(), product.clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -466,6 +480,10 @@ pub struct Product {
     /// Production time in days after the order is confirmed (`lead_time`, optional: `15` or
     /// `15-25`), which the chat states for the product.
     pub lead_time: Option<(u32, u32)>,
+    /// The main specifications in a line, per locale (`facts.toml`; empty where not written).
+    pub specs: Localized<String>,
+    /// What a buyer should know about samples of this product, per locale (`facts.toml`).
+    pub samples: Localized<String>,
     /// The average rating the product page shows (`rating`, 1 to 5) and the number of reviews
     /// it is the average of (`review_count`): both or neither, as the page states them.
     pub rating: Option<(String, u64)>,
@@ -602,7 +620,11 @@ pub(super) fn load(
         &locales,
         &translations,
         diags_after,
-    );
+    )
+    .map(|mut products| {
+        load_facts(&site_dir.join("facts.toml"), &mut products, diags_after);
+        products
+    });
     let pages = load_pages(&pages_path, &locales, &keywords, &products, diags_after)?;
 
     Some(SiteSeo {
