@@ -3,7 +3,7 @@
 //! ```toml
 //! ["LH-AF-45"]                 # a SKU of products.csv
 //! specs.en = "4.5 L pot, 1400 W, 220-240 V~ 50/60 Hz, 80-200 °C"
-//! specs.id = "Panci 4,5 L, 1400 W, 220-240 V~ 50/60 Hz, 80-200 °C"
+//! specs.id = "Kapasitas panci 4.5 L, daya 1400 W, 220-240 V~ 50/60 Hz, 80-200 °C"
 //! samples.en = "standard samples ship in 3 working days; with your logo 7-10 days"
 //! ```
 //!
