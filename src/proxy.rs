@@ -8,14 +8,21 @@
 //!         ─► 2. localize: /id/… /vi/… /th/… → locale + origin path   (sites with pages.toml)
 //!                         Connection: upgrade → to the origin; on its 101 a tunnel joins
 //!                         the two connections (tunnel.rs: WebSocket relay or bytes)
-//!         ─► 3. edge:     /sitemap.xml, /__edgeseo/… answered here
+//!         ─► 3. edge:     /sitemap.xml, /__edgeseo/… answered here; /robots.txt is the
+//!                         origin's with the sitemap announced
 //!         ─► 4. suggest:  English page, human, site wants redirects → 302 to the locale URL
-//!         ─► 5. admit:    body size limit                  (declared too large → 413)
-//!         ─► 6. forward:  origin path, hop-by-hop stripped, X-Forwarded-*/Via, body streamed
-//!         ─► 7. respond:  hop-by-hop stripped, Via; localized pages rewritten as they stream;
+//!         ─► 5. cache:    a fresh entry is served (HIT); a stale one too (STALE), refreshed in
+//!                         the background by stages 7 to 9; otherwise this request fills it
+//!         ─► 6. admit:    body size limit                  (declared too large → 413)
+//!         ─► 7. forward:  origin path, hop-by-hop stripped, X-Forwarded-*/Via, body streamed
+//!                         (origin down or 5xx with a stored page → that page, STALE)
+//!         ─► 8. respond:  hop-by-hop stripped, Via; localized pages rewritten as they stream;
 //!                         text compressed in the client's preferred coding
+//!         ─► 9. store:    a cacheable response fills the entry as it streams (MISS)
 //! failure at any stage ─► ProxyError::into_response (the one place errors become statuses)
 //! ```
+//!
+//! Stages 7 to 9 are one function, `fetch_render`, which a background refresh runs too.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -148,7 +155,7 @@ impl Proxy {
         Ok(resp)
     }
 
-    /// Stages 2 to 5, for a request routed to its site.
+    /// Stages 2 to 9, for a request routed to its site.
     async fn site_response(
         &self,
         req: Request<Incoming>,
@@ -163,6 +170,7 @@ impl Proxy {
             note.set_chat();
             return Ok(chat_request(req, chat, &ctx).await);
         }
+        // 2. localize
         ctx.page = localize(&req, &ctx);
         note.set_locale(ctx.page.as_ref().map(|p| p.locale));
         match upgrade_protocol(&req) {
@@ -175,65 +183,47 @@ impl Proxy {
             }
             _ => {}
         }
+        // 3. edge
         if let Some(resp) = edge_response(&req, &ctx) {
             return Ok(compress(resp, &ctx));
         }
+        if let Some(base) = robots_base(&req, &ctx) {
+            return robots(req, &ctx, &base).await;
+        }
+        // 4. suggest
         if let Some(resp) = suggest_redirect(&req, &ctx, note).await {
             return Ok(resp);
         }
-        // The base URL its Sitemap line names, when this is a localized site's robots.txt.
-        let robots_base = ctx
-            .page
-            .as_ref()
-            .filter(|p| {
-                p.locale == Locale::En
-                    && p.origin_path == "/robots.txt"
-                    && req.method() == Method::GET
-            })
-            .map(|p| p.base.clone());
-        let wants_robots = robots_base.is_some();
-        let lookup = if wants_robots {
-            CacheStep::bypass()
-        } else {
-            self.cache_lookup(&req, &ctx).await
-        };
-        let (store, stale) = match lookup {
+        // 5. cache
+        let (store, stale) = match self.cache_lookup(&req, &ctx).await {
             CacheStep::Serve(resp) => return Ok(resp),
             CacheStep::Fetch { store, stale } => (store, stale),
         };
+        // 6. admit
         let limit = ctx.site.config.limits.max_request_body;
         admit(&req, limit)?;
+        // 7 to 9. forward, respond, store
         let head_only = req.method() == Method::HEAD;
-        // robots.txt is read as plain text so the Sitemap line can be added.
-        let accept = if wants_robots {
-            Coding::Identity
-        } else {
-            ctx.coding
-        };
-        let upstream_req = forward_request(req.map(body::boxed), &ctx, accept, limit);
-        let resp = match (ctx.site.upstream.send(upstream_req).await, stale) {
-            // stale-if-error: a stored page stands in for a failing origin.
-            (Err(err), Some((entry, headers))) => {
-                tracing::warn!(error = %err, "origin failed; serving the stale page");
-                if let Some(kind) = err.origin_failure() {
-                    self.metrics.origin_failure(note.site(), kind);
+        let req = req.map(body::boxed);
+        match fetch_render(&self.cache, req, &ctx, limit, head_only, store, stale).await? {
+            Fetched::Rendered(resp, status) => {
+                self.cache.counters.count(status);
+                Ok(resp)
+            }
+            Fetched::Stale(entry, headers, failure) => {
+                if let Some(err) = failure {
+                    tracing::warn!(error = %err, "origin failed; serving the stale page");
+                    if let Some(kind) = err.origin_failure() {
+                        self.metrics.origin_failure(note.site(), kind);
+                    }
                 }
-                return Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only));
+                Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only))
             }
-            (Ok(resp), Some((entry, headers))) if resp.status().is_server_error() => {
-                return Ok(self.serve(&entry, CacheStatus::Stale, &headers, head_only));
-            }
-            (result, _) => result?,
-        };
-        if let Some(base) = robots_base {
-            return Ok(robots(resp, &base, &ctx).await);
         }
-        let (resp, rewritten) = respond(resp, &ctx, head_only);
-        Ok(self.store(resp, rewritten, &ctx, store))
     }
 
-    /// Stage 5: answer from the cache, or say how to fetch: as the one request that fills the
-    /// entry, or uncached; with a stale entry to fall back on if the origin fails.
+    /// Stage 5, cache: answer from the cache, or say how to fetch: as the one request that fills
+    /// the entry, or uncached; with a stale entry to fall back on if the origin fails.
     async fn cache_lookup(&self, req: &Request<Incoming>, ctx: &RequestCtx) -> CacheStep {
         let policy = &ctx.site.config.cache;
         let caching = cache::policy::request_caching(req.method(), req.headers(), policy);
@@ -320,45 +310,8 @@ impl Proxy {
         entry.respond(status, request, head_only)
     }
 
-    /// Stage 8: a cacheable response fills the entry while it streams to the client.
-    fn store(
-        &self,
-        mut resp: Response<Body>,
-        rewritten: bool,
-        ctx: &RequestCtx,
-        store: Option<Filling>,
-    ) -> Response<Body> {
-        let store = store.filter(|f| !f.public_only || cache::policy::is_public(resp.headers()));
-        let status = match &store {
-            Some(_) => CacheStatus::Miss,
-            None => CacheStatus::Bypass,
-        };
-        self.cache.counters.count(status);
-        resp.headers_mut()
-            .insert(cache::STATUS_HEADER, status.header());
-        let Some(Filling { key, guard, .. }) = store else {
-            return resp;
-        };
-        let Some(lifetime) = entry_lifetime(&resp, rewritten, ctx) else {
-            return resp;
-        };
-        // A page rewritten for a locale is that locale's; anything else is shared by all.
-        let key = if rewritten { key } else { key.shared() };
-        let (parts, body) = resp.into_parts();
-        let store = cache::Store {
-            cache: self.cache.clone(),
-            key,
-            status: parts.status,
-            headers: parts.headers.clone(),
-            lifetime,
-            max: ctx.site.config.cache.max_entry_size,
-            guard,
-        };
-        Response::from_parts(parts, cache::tee(body, store))
-    }
-
-    /// Stage 1: pick the site by the requested host; with TLS the host must belong to the same
-    /// site as the server name the certificate was chosen for.
+    /// Stage 1, route: pick the site by the requested host; with TLS the host must belong to the
+    /// same site as the server name the certificate was chosen for.
     fn route(
         &self,
         req: &Request<Incoming>,
@@ -457,7 +410,7 @@ fn client_side(ctx: &RequestCtx, version: http::Version) -> ClientSide<'_> {
     }
 }
 
-/// Stage 2: the locale of the URL and the origin path behind it.
+/// Stage 2, localize: the locale of the URL and the origin path behind it.
 fn localize(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Page> {
     let seo = ctx.site.config.seo.clone()?;
     let (locale, origin_path) = Locale::split_path(req.uri().path());
@@ -540,7 +493,7 @@ fn https_redirect(req: &Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
     resp
 }
 
-/// Stage 3: what edgeseo answers itself.
+/// Stage 3, edge: what edgeseo answers itself.
 fn edge_response(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<Response<Body>> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return None;
@@ -612,7 +565,7 @@ fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
     (asks && !protocol.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| protocol.clone())
 }
 
-/// Stage 2, upgrades: the request goes to the origin as one; when the origin switches
+/// Stage 2, localize, upgrades: the request goes to the origin as one; when the origin switches
 /// protocols (101), the client's and the origin's connections are joined by a tunnel that
 /// outlives this request. An origin that declines is answered like any other response.
 async fn upgrade(
@@ -685,7 +638,7 @@ async fn upgrade(
     Ok(Response::from_parts(parts, body::empty()))
 }
 
-/// Stage 4: on sites that redirect, a human on an English page goes to their locale's URL.
+/// Stage 4, suggest: on sites that redirect, a human on an English page goes to their locale's URL.
 /// Crawlers never do; with `verify_crawlers`, a claim that reverse DNS does not confirm counts
 /// as a human.
 async fn suggest_redirect(
@@ -739,7 +692,7 @@ async fn suggest_redirect(
     Some(resp)
 }
 
-/// Stage 5: refuse a body declared larger than the site allows before reading any of it.
+/// Stage 6, admit: refuse a body declared larger than the site allows before reading any of it.
 fn admit(req: &Request<Incoming>, limit: u64) -> Result<(), ProxyError> {
     let declared = req
         .headers()
@@ -752,10 +705,10 @@ fn admit(req: &Request<Incoming>, limit: u64) -> Result<(), ProxyError> {
     }
 }
 
-/// Stage 6: the request as the origin gets it. The body streams through a size limit, so an
-/// undeclared (chunked) body that grows too large fails the upstream request with 413.
-/// The origin is asked for one coding only, `accept`, so that what it may answer is known from
-/// the cache key, and the rewriter can always read it.
+/// Stage 7, forward: the request as the origin gets it. The body streams through a size limit, so
+/// an undeclared (chunked) body that grows too large fails the upstream request with 413. The
+/// origin is asked for one coding only, `accept`, so that what it may answer is known from the
+/// cache key, and the rewriter can always read it.
 fn forward_request(
     req: Request<Body>,
     ctx: &RequestCtx,
@@ -787,7 +740,78 @@ fn forward_request(
     Request::from_parts(parts, body::boxed(Limited::new(incoming, limit)))
 }
 
-/// Stage 7: the origin's response as the client gets it. HTML pages of localized sites are
+/// What stages 7 to 9 made of a request.
+enum Fetched {
+    /// The origin's answer as the client gets it, and whether it fills the cache (`Miss`) or
+    /// not (`Bypass`).
+    Rendered(Response<Body>, CacheStatus),
+    /// The origin failed (the error) or answered 5xx, and this stored page stands in, with the
+    /// request headers it is served for.
+    Stale(Arc<Entry>, HeaderMap, Option<ProxyError>),
+}
+
+/// Stages 7 to 9, for a visitor and a background refresh alike: the request as the origin gets
+/// it, the answer as the client gets it, and the cache entry `store` filled as it streams. With
+/// a `stale` page, an origin failure or 5xx gives that page back instead.
+async fn fetch_render(
+    cache: &Arc<PageCache>,
+    req: Request<Body>,
+    ctx: &RequestCtx,
+    limit: u64,
+    head_only: bool,
+    store: Option<Filling>,
+    stale: Option<(Arc<Entry>, HeaderMap)>,
+) -> Result<Fetched, ProxyError> {
+    let upstream_req = forward_request(req, ctx, ctx.coding, limit);
+    let resp = match (ctx.site.upstream.send(upstream_req).await, stale) {
+        (Err(err), Some((entry, headers))) => return Ok(Fetched::Stale(entry, headers, Some(err))),
+        (Ok(resp), Some((entry, headers))) if resp.status().is_server_error() => {
+            return Ok(Fetched::Stale(entry, headers, None));
+        }
+        (result, _) => result?,
+    };
+    let (resp, rewritten) = respond(resp, ctx, head_only);
+    let (resp, status) = fill(cache, resp, rewritten, ctx, store);
+    Ok(Fetched::Rendered(resp, status))
+}
+
+/// Stage 9, store: a cacheable response fills the entry while it streams to the client.
+fn fill(
+    cache: &Arc<PageCache>,
+    mut resp: Response<Body>,
+    rewritten: bool,
+    ctx: &RequestCtx,
+    store: Option<Filling>,
+) -> (Response<Body>, CacheStatus) {
+    let store = store.filter(|f| !f.public_only || cache::policy::is_public(resp.headers()));
+    let status = match &store {
+        Some(_) => CacheStatus::Miss,
+        None => CacheStatus::Bypass,
+    };
+    resp.headers_mut()
+        .insert(cache::STATUS_HEADER, status.header());
+    let Some(Filling { key, guard, .. }) = store else {
+        return (resp, status);
+    };
+    let Some(lifetime) = entry_lifetime(&resp, rewritten, ctx) else {
+        return (resp, status);
+    };
+    // A page rewritten for a locale is that locale's; anything else is shared by all.
+    let key = if rewritten { key } else { key.shared() };
+    let (parts, body) = resp.into_parts();
+    let store = cache::Store {
+        cache: cache.clone(),
+        key,
+        status: parts.status,
+        headers: parts.headers.clone(),
+        lifetime,
+        max: ctx.site.config.cache.max_entry_size,
+        guard,
+    };
+    (Response::from_parts(parts, cache::tee(body, store)), status)
+}
+
+/// Stage 8, respond: the origin's response as the client gets it. HTML pages of localized sites are
 /// rewritten as they stream; other text is compressed where the origin did not; everything else
 /// passes byte for byte. Also says whether the body was rewritten for the request's locale.
 fn respond(resp: Response<Incoming>, ctx: &RequestCtx, head_only: bool) -> (Response<Body>, bool) {
@@ -913,24 +937,42 @@ fn own_host(ctx: &RequestCtx) -> impl Fn(&str) -> bool + '_ {
     move |host| ctx.site.owns_host(host)
 }
 
-/// `/robots.txt` of a localized site: the origin's, with the sitemap announced.
-async fn robots(resp: Response<Incoming>, base: &str, ctx: &RequestCtx) -> Response<Body> {
+/// The base URL a localized site's `/robots.txt` announces its sitemap under; `None` for any
+/// other request.
+fn robots_base(req: &Request<Incoming>, ctx: &RequestCtx) -> Option<String> {
+    let page = ctx.page.as_ref()?;
+    (page.locale == Locale::En && page.origin_path == "/robots.txt" && req.method() == Method::GET)
+        .then(|| page.base.clone())
+}
+
+/// Stage 3, edge, `/robots.txt` of a localized site: the origin's, read as plain text, with the
+/// sitemap announced; never cached (it follows the rules, which a reload changes).
+async fn robots(
+    req: Request<Incoming>,
+    ctx: &RequestCtx,
+    base: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let limit = ctx.site.config.limits.max_request_body;
+    let upstream_req = forward_request(req.map(body::boxed), ctx, Coding::Identity, limit);
+    let resp = ctx.site.upstream.send(upstream_req).await?;
     let ok =
         resp.status() == StatusCode::OK && !resp.headers().contains_key(header::CONTENT_ENCODING);
     if !ok {
-        return if resp.status() == StatusCode::NOT_FOUND {
+        return Ok(if resp.status() == StatusCode::NOT_FOUND {
             edge::robots(None, base)
         } else {
             respond(resp, ctx, false).0
-        };
+        });
     }
-    match Limited::new(resp.into_body(), MAX_ROBOTS).collect().await {
-        Ok(text) => edge::robots(Some(&text.to_bytes()), base),
-        Err(e) => {
-            tracing::warn!(error = %e, "origin robots.txt unreadable; serving a default one");
-            edge::robots(None, base)
-        }
-    }
+    Ok(
+        match Limited::new(resp.into_body(), MAX_ROBOTS).collect().await {
+            Ok(text) => edge::robots(Some(&text.to_bytes()), base),
+            Err(e) => {
+                tracing::warn!(error = %e, "origin robots.txt unreadable; serving a default one");
+                edge::robots(None, base)
+            }
+        },
+    )
 }
 
 /// The cache key of a request: site, locale, normalized target and content-coding variant.
@@ -975,8 +1017,8 @@ fn entry_lifetime(
 }
 
 /// stale-while-revalidate: fetches the page again in the background, exactly as a visitor's
-/// request would, and replaces the entry if the new response may be stored. The stale entry
-/// keeps serving meanwhile, and stays if the origin fails.
+/// request would (`fetch_render`), and the new response replaces the entry if it may be
+/// stored. The stale entry keeps serving meanwhile, and stays if the origin fails.
 fn spawn_refresh(
     ctx: RequestCtx,
     req: &Request<Incoming>,
@@ -997,44 +1039,34 @@ fn spawn_refresh(
     *refresh.headers_mut() = headers;
     *refresh.version_mut() = req.version();
     tokio::spawn(async move {
-        let upstream = forward_request(refresh, &ctx, ctx.coding, 0);
-        let outcome = async {
-            let resp = ctx.site.upstream.send(upstream).await.ok()?;
-            if resp.status().is_server_error() {
-                return None;
+        // A request already filling the entry makes this refresh unnecessary.
+        if let Fill::Leader(guard) = cache.begin_fill(&key) {
+            let store = Filling {
+                key,
+                guard,
+                public_only: false,
+            };
+            let fallback = Some((stale.clone(), HeaderMap::new()));
+            let refreshed =
+                match fetch_render(&cache, refresh, &ctx, 0, false, Some(store), fallback).await {
+                    // Reading the body to its end is what fills the entry.
+                    Ok(Fetched::Rendered(resp, _)) => drain(resp.into_body()).await,
+                    _ => false,
+                };
+            if !refreshed {
+                tracing::warn!("background refresh failed; the stale page keeps serving");
             }
-            let (resp, rewritten) = respond(resp, &ctx, false);
-            let lifetime = entry_lifetime(&resp, rewritten, &ctx)?;
-            let (parts, body) = resp.into_parts();
-            let max = ctx.site.config.cache.max_entry_size;
-            let bytes = collect_limited(body, max).await?;
-            let key = if rewritten { key } else { key.shared() };
-            cache
-                .insert(
-                    key,
-                    Entry::new(parts.status, parts.headers, bytes, lifetime),
-                )
-                .await;
-            Some(())
-        };
-        if outcome.await.is_none() {
-            tracing::warn!("background refresh failed; the stale page keeps serving");
         }
         stale.end_refresh();
     });
 }
 
-/// A whole body, or `None` if it fails or exceeds `max` bytes.
-async fn collect_limited(body: Body, max: usize) -> Option<bytes::Bytes> {
-    let mut body = body;
-    let mut out = bytes::BytesMut::new();
+/// Reads a body to its end; false if it fails.
+async fn drain(mut body: Body) -> bool {
     while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.ok()?.into_data() {
-            if out.len() + data.len() > max {
-                return None;
-            }
-            out.extend_from_slice(&data);
+        if frame.is_err() {
+            return false;
         }
     }
-    Some(out.freeze())
+    true
 }
