@@ -197,7 +197,7 @@ impl Admin {
             );
             registry.register(
                 "fleet_fallbacks",
-                "Quota checks and events this instance decided alone because Redis did not answer",
+                "Chat quota checks this instance decided alone because Redis did not answer in time",
                 count(fleet.fallbacks.load(Ordering::Relaxed)),
             );
         }

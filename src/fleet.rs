@@ -149,6 +149,14 @@ impl Fleet {
         if quotas.is_empty() {
             return Some(Ok(()));
         }
+        let verdict = self.ask(quotas).await;
+        if verdict.is_none() {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    async fn ask(&self, quotas: &[(String, Rate)]) -> Option<Result<(), Duration>> {
         let mut conn = self.available()?;
         let mut invocation = self.script.prepare_invoke();
         for (key, rate) in quotas {
@@ -239,14 +247,10 @@ impl Fleet {
     /// The connection, unless Redis has not been reached yet or is resting after a failure.
     fn available(&self) -> Option<ConnectionManager> {
         let now = self.epoch.elapsed().as_millis() as u64;
-        let conn = self
-            .conn
+        self.conn
             .get()
-            .filter(|_| now >= self.resting_until.load(Ordering::Relaxed));
-        if conn.is_none() {
-            self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        }
-        conn.cloned()
+            .filter(|_| now >= self.resting_until.load(Ordering::Relaxed))
+            .cloned()
     }
 
     fn reached(&self) {
@@ -256,7 +260,6 @@ impl Fleet {
     }
 
     fn failed(&self, error: &str) {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         let until = (self.epoch.elapsed() + RETRY_AFTER).as_millis() as u64;
         self.resting_until.store(until, Ordering::Relaxed);
         if !self.unreachable.swap(true, Ordering::Relaxed) {
