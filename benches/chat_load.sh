@@ -24,21 +24,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -f "$LUA"' EXIT
 
 # One request body per held-out message, JSON-escaped by Python, cycled through by wrk.
-python3 - tests/data/chat/heldout.csv >"$LUA" <<'PY'
-import csv, json, sys
-rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-print("local bodies = {")
-for r in rows:
-    print("  [==[" + json.dumps({"message": r["text"]}, ensure_ascii=False) + "]==],")
-print("}")
-print("""local i = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, "/api/chat", nil, bodies[i])
-end""")
-PY
+chat_bodies tests/data/chat/heldout.csv >"$LUA"
 
 for _ in $(seq 100); do curl -fs -o /dev/null "http://$EDGE/" && break; sleep 0.1; done
 messages=$(($(wc -l <tests/data/chat/heldout.csv) - 1))

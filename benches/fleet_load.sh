@@ -38,21 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 - tests/data/chat/heldout.csv >"$LUA" <<'PY'
-import csv, json, sys
-rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-print("local bodies = {")
-for r in rows:
-    print("  [==[" + json.dumps({"message": r["text"]}, ensure_ascii=False) + "]==],")
-print("}")
-print("""local i = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, "/api/chat", nil, bodies[i])
-end""")
-PY
+chat_bodies tests/data/chat/heldout.csv >"$LUA"
 
 run() { # run RULES_DIR: prints "rps p99 avg non2xx" of one measurement
   ./target/release/edgeseo demo --rules "$1" --listen "$EDGE" >/dev/null 2>&1 &

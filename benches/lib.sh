@@ -17,3 +17,23 @@ measure() {
          /Non-2xx or 3xx/ {bad=$NF}
          END {printf "%.0f %.2f %.2f %d\n", rps, p99, avg, bad}'
 }
+
+# chat_bodies CSV: a wrk Lua script POSTing each message of a labelled chat file (text column) to
+# /api/chat in turn, JSON-escaped by Python.
+chat_bodies() {
+  python3 - "$1" <<'PY'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+print("local bodies = {")
+for r in rows:
+    print("  [==[" + json.dumps({"message": r["text"]}, ensure_ascii=False) + "]==],")
+print("}")
+print("""local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, "/api/chat", nil, bodies[i])
+end""")
+PY
+}

@@ -165,25 +165,14 @@ impl Fleet {
                 .arg(rate.interval.as_micros().max(1) as u64)
                 .arg(rate.burst);
         }
-        let call = invocation.invoke_async::<u64>(&mut conn);
-        match tokio::time::timeout(self.settings.timeout, call).await {
-            Ok(Ok(0)) => {
-                self.reached();
-                Some(Ok(()))
-            }
-            Ok(Ok(wait)) => {
-                self.reached();
-                Some(Err(Duration::from_micros(wait)))
-            }
-            Ok(Err(e)) => {
-                self.failed(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.failed("no answer within [fleet] timeout");
-                None
-            }
-        }
+        let wait = self
+            .bounded(invocation.invoke_async::<u64>(&mut conn))
+            .await?;
+        Some(if wait == 0 {
+            Ok(())
+        } else {
+            Err(Duration::from_micros(wait))
+        })
     }
 
     /// Tells the other instances to purge as this one just did. False if Redis could not be
@@ -218,19 +207,25 @@ impl Fleet {
         .expect("plain strings serialize");
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(&self.channel).arg(message);
-        let call = publish.query_async::<i64>(&mut conn);
+        self.bounded(publish.query_async::<i64>(&mut conn))
+            .await
+            .is_some()
+    }
+
+    /// One call to Redis within `[fleet] timeout`: its answer, or `None` (and Redis rests).
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         match tokio::time::timeout(self.settings.timeout, call).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(answer)) => {
                 self.reached();
-                true
+                Some(answer)
             }
             Ok(Err(e)) => {
                 self.failed(&e.to_string());
-                false
+                None
             }
             Err(_) => {
                 self.failed("no answer within [fleet] timeout");
-                false
+                None
             }
         }
     }

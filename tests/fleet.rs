@@ -124,18 +124,6 @@ async fn metrics(app: &App) -> String {
     String::from_utf8(fetch(&http1_client(), req).await.2.to_vec()).unwrap()
 }
 
-/// Polls `check` until it holds, for at most 10 s.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_quotas_purges_and_reloads_and_outlive_redis() {
     let Some(mut redis) = Redis::start() else {

@@ -600,3 +600,18 @@ pub fn decode(headers: &http::HeaderMap, body: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Polls `check` until it holds, for at most 10 s.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "never: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
