@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::acme::{self, Challenges};
 use crate::admin::Admin;
 use crate::cache::PageCache;
 use crate::config::{EmbeddedSite, OriginTarget, Rules, RulesError, ServerSettings};
@@ -114,7 +115,13 @@ impl App {
             fleet.as_ref(),
         )?));
         let metrics = Arc::new(Metrics::new());
-        let proxy = Arc::new(Proxy::new(runtime.clone(), cache.clone(), metrics.clone()));
+        let challenges = Arc::new(Challenges::default());
+        let proxy = Arc::new(Proxy::new(
+            runtime.clone(),
+            cache.clone(),
+            metrics.clone(),
+            challenges.clone(),
+        ));
         let (stop_proxy, proxy_shutdown) = Shutdown::new();
         let mut proxy_tasks = JoinSet::new();
 
@@ -195,8 +202,11 @@ impl App {
             });
         }
         let mut https_addr = None;
+        let mut live_certs = None;
         if let Some(addr) = opts.tls_listen {
-            let (acceptor, live) = tls::acceptor(&opts.certs_dir)?;
+            let any_acme = control.runtime().sites().any(|s| s.config.acme.is_some());
+            let (acceptor, live) = tls::acceptor(&opts.certs_dir, challenges.clone(), any_acme)?;
+            live_certs = Some(live.clone());
             if settings.watch_rules {
                 let watched =
                     crate::watch::certificates(&opts.certs_dir, settings.watch_debounce, live);
@@ -214,10 +224,28 @@ impl App {
                     tls: Some(acceptor),
                 },
                 proxy,
-                settings,
-                proxy_shutdown,
+                settings.clone(),
+                proxy_shutdown.clone(),
             ));
         }
+        // Idle while no site has `[tls] acme`; a reload that adds one is picked up.
+        let certs_dir = opts.certs_dir.clone();
+        let on_issued = Box::new(move || {
+            if let Some(live) = &live_certs
+                && let Err(e) = live.reload(&certs_dir)
+            {
+                tracing::error!(
+                    "new certificate written but the directory cannot be used; the previous certificates keep serving: {e}"
+                );
+            }
+        });
+        proxy_tasks.spawn(
+            acme::Manager::new(opts.certs_dir.clone(), challenges, on_issued).run(
+                control.clone(),
+                settings.acme_check_every,
+                proxy_shutdown,
+            ),
+        );
 
         Ok(App {
             http_addr,

@@ -2,6 +2,7 @@
 //! Vietnam and Thailand. The request flow is in [`proxy`]; [`app`] assembles a running server.
 
 pub mod access;
+pub mod acme;
 pub mod admin;
 pub mod app;
 pub mod audit;

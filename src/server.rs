@@ -180,6 +180,11 @@ async fn serve_connection<H: Handler>(
                         .1
                         .server_name()
                         .map(str::to_ascii_lowercase);
+                    let alpn = tls_stream.get_ref().1.alpn_protocol();
+                    if alpn == Some(crate::acme::TLS_ALPN_PROTOCOL) {
+                        // A CA's TLS-ALPN-01 validation ends with the handshake.
+                        return;
+                    }
                     let mut stream = Tracked::new(tls_stream, &activity);
                     if stream.inner.get_ref().1.alpn_protocol() == Some(b"h2") {
                         stream.scan = Scan::Frames(FrameScan::after_preface());

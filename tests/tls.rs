@@ -191,7 +191,8 @@ async fn https_origin_is_trusted_through_ca_file() {
     let ca = TestCa::new();
     let origin_certs = tempfile::tempdir().unwrap();
     ca.issue(origin_certs.path(), "localhost");
-    let (acceptor, _) = edgeseo::tls::acceptor(origin_certs.path()).unwrap();
+    let (acceptor, _) =
+        edgeseo::tls::acceptor(origin_certs.path(), Default::default(), false).unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tcp.local_addr().unwrap();
     let (_stop, shutdown) = edgeseo::server::Shutdown::new();

@@ -74,6 +74,8 @@ pub struct ServerSettings {
     pub watch_debounce: Duration,
     /// Instances sharing chat quotas, purges and reloads through Redis; `None` alone.
     pub fleet: Option<FleetSettings>,
+    /// How often the certificates of `[tls] acme` sites are checked for renewal.
+    pub acme_check_every: Duration,
 }
 
 /// `[fleet]`: the Redis server through which several instances act as one.
@@ -101,6 +103,7 @@ impl Default for ServerSettings {
             watch_rules: true,
             watch_debounce: Duration::from_millis(300),
             fleet: None,
+            acme_check_every: Duration::from_secs(3600),
         }
     }
 }
@@ -117,6 +120,9 @@ pub struct Site {
     pub cache: CachePolicy,
     pub compress: Compress,
     pub https: Https,
+    /// `[tls] acme`: certificates for the site's hosts from an ACME CA; `None` when the
+    /// operator places them under certs/ by hand.
+    pub acme: Option<Arc<AcmeSettings>>,
     pub websocket: Websocket,
     /// The customer-service chat endpoint; `None` when the site has no `[chat]`.
     pub chat: Option<Arc<ChatRules>>,
@@ -230,6 +236,32 @@ pub struct Https {
     pub port: Option<u16>,
     /// The `Strict-Transport-Security` value sent on HTTPS responses, if any.
     pub hsts: Option<HeaderValue>,
+}
+
+/// Where and how a site's certificates are ordered (`[tls]` with `acme = true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeSettings {
+    /// The account's contact, `mailto:` and the address.
+    pub contact: String,
+    /// The CA's directory URL.
+    pub directory: String,
+    pub challenge: AcmeChallenge,
+    /// Renew when less than this is left; `None`: when a third of the lifetime is left.
+    pub renew_before: Option<Duration>,
+    /// Extra trust anchors for the directory's HTTPS (a private CA such as a test server).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// Let's Encrypt's production directory, the default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// How the CA checks that edgeseo answers for a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// A certificate presented on the HTTPS port to the protocol `acme-tls/1` (RFC 8737).
+    TlsAlpn01,
+    /// A token served at `/.well-known/acme-challenge/` on the HTTP port.
+    Http01,
 }
 
 /// Upgraded connections (`[websocket]` in site.toml): WebSocket, and any other protocol a client
@@ -389,6 +421,7 @@ fn load_server(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<ServerSetting
         watch_rules: raw.reload.watch.unwrap_or(d.watch_rules),
         watch_debounce: v.duration(&raw.reload.debounce, d.watch_debounce),
         fleet: raw.fleet.as_ref().and_then(|f| v.fleet(f)),
+        acme_check_every: v.duration(&raw.acme.check_every, d.acme_check_every),
     })
 }
 
@@ -437,6 +470,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
         ),
     };
     let https = v.https(&raw.https);
+    let acme = v.acme(&raw.tls, &hosts, dir).map(Arc::new);
     let websocket = Websocket {
         enabled: raw
             .websocket
@@ -475,6 +509,7 @@ fn load_site(dir: &Path, diags: &mut Vec<Diagnostic>) -> Option<Site> {
             cache,
             compress,
             https,
+            acme,
             websocket,
             chat: chat.map(Arc::new),
             seo: seo.map(Arc::new),
@@ -629,6 +664,83 @@ impl<'a> Validator<'a> {
             port,
             hsts,
         }
+    }
+
+    fn acme(
+        &mut self,
+        raw: &raw::RawTls,
+        hosts: &[String],
+        site_dir: &Path,
+    ) -> Option<AcmeSettings> {
+        let Some(acme) = raw.acme.as_ref().filter(|a| *a.get_ref()) else {
+            let stray = [
+                &raw.email,
+                &raw.directory,
+                &raw.challenge,
+                &raw.renew_before,
+                &raw.ca_file,
+            ];
+            if let Some(key) = stray.into_iter().flatten().next() {
+                self.error(key.span(), "[tls] settings apply with acme = true only");
+            }
+            return None;
+        };
+        if let Some(wild) = hosts.iter().find(|h| h.starts_with("*.")) {
+            self.error(
+                acme.span(),
+                format!("acme cannot prove `{wild}` (HTTP-01 and TLS-ALPN-01 work for exact names): list the host names, or place a wildcard certificate under certs/ by hand"),
+            );
+        }
+        let contact = match &raw.email {
+            Some(email) if is_email(email.get_ref()) => format!("mailto:{}", email.get_ref()),
+            Some(email) => {
+                self.error(
+                    email.span(),
+                    "email must be an address such as ops@example.com",
+                );
+                return None;
+            }
+            None => {
+                self.error(acme.span(), "acme = true needs `email`: the CA writes there about expiring certificates and account problems");
+                return None;
+            }
+        };
+        let directory = match &raw.directory {
+            Some(url) => match url.get_ref().parse::<Uri>() {
+                Ok(uri) if uri.scheme() == Some(&Scheme::HTTPS) && uri.host().is_some() => {
+                    url.get_ref().clone()
+                }
+                _ => {
+                    self.error(url.span(), "directory must be an https URL");
+                    return None;
+                }
+            },
+            None => LETS_ENCRYPT.to_string(),
+        };
+        let challenge = match raw.challenge.as_ref().map(|c| (c, c.get_ref().as_str())) {
+            None | Some((_, "tls-alpn-01")) => AcmeChallenge::TlsAlpn01,
+            Some((_, "http-01")) => AcmeChallenge::Http01,
+            Some((c, _)) => {
+                self.error(c.span(), "challenge must be \"tls-alpn-01\" or \"http-01\"");
+                return None;
+            }
+        };
+        let renew_before = raw
+            .renew_before
+            .as_ref()
+            .map(|r| self.duration(&Some(r.clone()), Duration::ZERO));
+        let extra_roots = raw
+            .ca_file
+            .as_ref()
+            .map(|f| self.ca_file(f, site_dir))
+            .unwrap_or_default();
+        Some(AcmeSettings {
+            contact,
+            directory,
+            challenge,
+            renew_before,
+            extra_roots,
+        })
     }
 
     fn duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -929,6 +1041,13 @@ impl<'a> Validator<'a> {
             }
         }
     }
+}
+
+/// A plausible mail address: something, `@`, a domain with a dot, no spaces.
+fn is_email(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && domain.contains('.') && !text.chars().any(char::is_whitespace)
+    })
 }
 
 /// Parses "8MiB", "512 KiB", "1GB", "1048576" into bytes.

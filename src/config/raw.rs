@@ -17,6 +17,14 @@ pub struct RawServer {
     #[serde(default)]
     pub reload: RawReload,
     pub fleet: Option<RawFleet>,
+    #[serde(default)]
+    pub acme: RawServerAcme,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerAcme {
+    pub check_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +91,8 @@ pub struct RawSite {
     #[serde(default)]
     pub https: RawHttps,
     #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
     pub websocket: RawWebsocket,
     pub chat: Option<Spanned<RawChat>>,
 }
@@ -113,6 +123,17 @@ pub struct RawHttps {
     pub hsts_max_age: Option<Spanned<String>>,
     pub hsts_include_subdomains: Option<bool>,
     pub hsts_preload: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub acme: Option<Spanned<bool>>,
+    pub email: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub challenge: Option<Spanned<String>>,
+    pub renew_before: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,7 +43,19 @@ pub(super) fn is_https(req: &Request<Incoming>, ctx: &RequestCtx) -> bool {
 
 /// An ACME HTTP-01 challenge: answered over plain HTTP by definition, never redirected.
 pub(super) fn is_acme_challenge(path: &str) -> bool {
-    path.starts_with("/.well-known/acme-challenge/")
+    path.starts_with(crate::acme::HTTP01_PREFIX)
+}
+
+/// The key authorization of an open HTTP-01 validation (RFC 8555 §8.3), never cached.
+pub(super) fn acme_answer(key_authorization: String) -> Response<Body> {
+    let mut resp = Response::new(body::full(key_authorization));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// 308 to the same URL over HTTPS (308 keeps the method and body, unlike 301).

@@ -4,6 +4,7 @@
 //! request ─► 1. route:    admitted (request.rs: CONNECT → 405, ambiguous Host → 400,
 //!                         dot segments resolved), then Host/:authority → site
 //!                                                          (unknown → 421, never forwarded)
+//!                         an open ACME HTTP-01 token of the site's host → its answer
 //!                         POST <chat path> → chat gateway (limits, language, intent, KB/backend)
 //!         ─► 2. localize: /id/… /vi/… /th/… → locale + origin path   (sites with pages.toml)
 //!                         Connection: upgrade → to the origin; on its 101 a tunnel joins
@@ -33,6 +34,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::access::Note;
+use crate::acme::Challenges;
 use crate::body::{self, Body, BoxError};
 use crate::cache::policy::RequestCaching;
 use crate::cache::{self, CacheStatus, Entry, Fill, FillGuard, Freshness, Key, PageCache};
@@ -59,7 +61,9 @@ mod origin;
 mod upgrade;
 
 use answers::robots_base;
-use answers::{chat_request, edge_response, https_redirect, is_acme_challenge, is_https, robots};
+use answers::{
+    acme_answer, chat_request, edge_response, https_redirect, is_acme_challenge, is_https, robots,
+};
 use caching::CacheStep;
 use localize::{localize, suggest_redirect};
 use origin::{Fetched, admit, compress, fetch_render};
@@ -69,6 +73,8 @@ pub struct Proxy {
     runtime: Arc<ArcSwap<Runtime>>,
     cache: Arc<PageCache>,
     metrics: Arc<Metrics>,
+    /// Tokens of open ACME HTTP-01 validations.
+    challenges: Arc<Challenges>,
 }
 
 /// What the stages learn about one request and hand to the next.
@@ -105,11 +111,13 @@ impl Proxy {
         runtime: Arc<ArcSwap<Runtime>>,
         cache: Arc<PageCache>,
         metrics: Arc<Metrics>,
+        challenges: Arc<Challenges>,
     ) -> Self {
         Self {
             runtime,
             cache,
             metrics,
+            challenges,
         }
     }
 
@@ -122,6 +130,9 @@ impl Proxy {
         let host = request::admit(&mut req)?;
         let ctx = self.route(&req, host, conn)?;
         note.set_site(&ctx.site.name);
+        if let Some(key_authorization) = self.challenges.http01(req.uri().path()) {
+            return Ok(acme_answer(key_authorization));
+        }
         let https = &ctx.site.config.https;
         let secure = is_https(&req, &ctx);
         if !secure && https.redirect && !is_acme_challenge(req.uri().path()) {
