@@ -48,11 +48,12 @@ pub(super) fn visitor(
     ctx: &RequestCtx,
     crawler: bool,
 ) -> suggest::Visitor {
+    let choices = ctx.choices(req.headers());
     suggest::Visitor {
         ip: ctx.client_ip,
         crawler,
-        chosen: suggest::chosen_locale(req.headers(), suggest::COOKIE),
-        languages: suggest::languages(req.headers()),
+        chosen: choices.chosen,
+        languages: choices.languages.clone(),
     }
 }
 

@@ -93,6 +93,27 @@ struct RequestCtx {
     coding: Coding,
     /// Set for sites with localized SEO.
     page: Option<Page>,
+    /// The visitor's own language choices: the switcher's cookie and `Accept-Language`, read
+    /// once, on first use (a cache hit never needs them).
+    choices: std::sync::OnceLock<LanguageChoices>,
+}
+
+/// What a visitor said about their language, before any decision is made from it.
+#[derive(Clone, Debug)]
+struct LanguageChoices {
+    /// The locale picked with the language switcher (`edgeseo_locale` cookie).
+    chosen: Option<Locale>,
+    /// `Accept-Language`'s primary subtags, most preferred first.
+    languages: Vec<String>,
+}
+
+impl RequestCtx {
+    fn choices(&self, headers: &HeaderMap) -> &LanguageChoices {
+        self.choices.get_or_init(|| LanguageChoices {
+            chosen: suggest::chosen_locale(headers, suggest::COOKIE),
+            languages: suggest::languages(headers),
+        })
+    }
 }
 
 /// A request for a localized site, after stage 2.
@@ -183,6 +204,7 @@ impl Proxy {
             coding: codec::negotiate(req.headers().get(header::ACCEPT_ENCODING)),
             site,
             page: None,
+            choices: Default::default(),
         })
     }
 
