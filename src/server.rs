@@ -185,8 +185,9 @@ async fn serve_connection<H: Handler>(
                         // A CA's TLS-ALPN-01 validation ends with the handshake.
                         return;
                     }
+                    let h2 = alpn == Some(b"h2");
                     let mut stream = Tracked::new(tls_stream, &activity);
-                    if stream.inner.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    if h2 {
                         stream.scan = Scan::Frames(FrameScan::after_preface());
                         activity.mark_http2();
                     }

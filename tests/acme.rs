@@ -79,8 +79,9 @@ impl Pebble {
         std::fs::write(dir.join("pebble-key.pem"), key.serialize_pem()).unwrap();
 
         let dns = format!("127.0.0.1:{}", free_port());
-        let dns_child = Command::new("pebble-challtestsrv")
-            .args([
+        let challtestsrv = |doh: bool| {
+            let mut cmd = Command::new("pebble-challtestsrv");
+            cmd.args([
                 "-dns01",
                 &dns,
                 "-http01",
@@ -90,40 +91,21 @@ impl Pebble {
                 "-tlsalpn01",
                 "",
             ])
-            .args(["-doh", ""])
             .args(["-management", &format!("127.0.0.1:{}", free_port())])
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        // Older builds have no DNS-over-HTTPS listener and refuse `-doh`.
-        let dns_child = match dns_child {
-            Ok(mut c) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if c.try_wait().unwrap().is_some() {
-                    Command::new("pebble-challtestsrv")
-                        .args([
-                            "-dns01",
-                            &dns,
-                            "-http01",
-                            "",
-                            "-https01",
-                            "",
-                            "-tlsalpn01",
-                            "",
-                        ])
-                        .args(["-management", &format!("127.0.0.1:{}", free_port())])
-                        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap()
-                } else {
-                    c
-                }
+            .stderr(Stdio::null());
+            if doh {
+                cmd.args(["-doh", ""]);
             }
-            Err(e) => panic!("pebble-challtestsrv: {e}"),
+            cmd.spawn().expect("pebble-challtestsrv starts")
         };
+        // Older builds have no DNS-over-HTTPS listener and refuse `-doh`.
+        let mut dns_child = challtestsrv(true);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if dns_child.try_wait().unwrap().is_some() {
+            dns_child = challtestsrv(false);
+        }
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let management = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = serde_json::json!({
