@@ -20,29 +20,55 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
         c,
         ..SvmParams::default()
     };
+    let tol = |tolerance: f32| SvmParams {
+        tolerance,
+        ..SvmParams::default()
+    };
+    let words = |word_weight: f32| FeatureConfig {
+        word_weight,
+        ..FeatureConfig::default()
+    };
     vec![
         ("default", d.clone()),
         (
-            "c1",
+            "c3",
             TrainParams {
-                svm: svm(1.0),
+                svm: svm(3.0),
                 ..d.clone()
             },
         ),
         (
-            "tol0.4",
+            "c30",
             TrainParams {
-                svm: SvmParams {
-                    tolerance: 0.4,
-                    ..SvmParams::default()
-                },
+                svm: svm(30.0),
                 ..d.clone()
             },
         ),
         (
-            "c10",
+            "tol0.1",
             TrainParams {
-                svm: svm(10.0),
+                svm: tol(0.1),
+                ..d.clone()
+            },
+        ),
+        (
+            "tol0.8",
+            TrainParams {
+                svm: tol(0.8),
+                ..d.clone()
+            },
+        ),
+        (
+            "words1.0",
+            TrainParams {
+                features: words(1.0),
+                ..d.clone()
+            },
+        ),
+        (
+            "words2.0",
+            TrainParams {
+                features: words(2.0),
                 ..d.clone()
             },
         ),
@@ -51,16 +77,6 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
             TrainParams {
                 features: FeatureConfig {
                     char_min: 2,
-                    ..FeatureConfig::default()
-                },
-                ..d.clone()
-            },
-        ),
-        (
-            "words1.5",
-            TrainParams {
-                features: FeatureConfig {
-                    word_weight: 1.5,
                     ..FeatureConfig::default()
                 },
                 ..d.clone()
@@ -137,7 +153,7 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
     ]
 }
 
-const THRESHOLDS: [f32; 5] = [0.0, 0.1, 0.15, 0.2, 0.3];
+const THRESHOLDS: [f32; 5] = [0.0, 0.05, 0.1, 0.15, 0.2];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let only: Vec<String> = std::env::args().skip(1).collect();
@@ -198,20 +214,20 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .map(|l| format!("{:5.1}", r.intent_accuracy(Some(*l)).percent()))
                 .collect();
             println!(
-                "  t={t:.2}  {} {:5.1} | {:4.1} | {:5.1}",
+                "  t={t:.2}  {} {:6.2} | {:4.1} | {:5.1}",
                 per.join(" "),
                 r.intent_accuracy(None).percent(),
                 r.refused(None).percent(),
                 r.out_of_scope(None).percent()
             );
         }
-        let r = &reports[3];
+        let r = &reports[2];
         let top: Vec<String> = r
             .confusions(6)
             .into_iter()
             .map(|((g, p), n)| format!("{g}→{p} {n}"))
             .collect();
-        println!("  confusions at t=0.2: {}", top.join(", "));
+        println!("  confusions at t=0.1: {}", top.join(", "));
     }
     Ok(())
 }

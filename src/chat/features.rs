@@ -164,7 +164,7 @@ impl Default for FeatureConfig {
             word_max: 2,
             fold: FoldMode::Fold,
             collapse_digits: true,
-            word_weight: 1.0,
+            word_weight: 1.5,
             name_shapes: true,
             block_norm: true,
             cues: true,

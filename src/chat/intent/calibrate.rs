@@ -37,10 +37,8 @@ pub(super) fn calibrate(
     }
     // The vocabulary and idf still come from all examples; only the weights are refitted. The
     // slight optimism that adds is cheaper than a second vocabulary pass.
-    let sub = x.select(&fit_rows);
-    let sub_y: Vec<u32> = fit_rows.iter().map(|&r| y[r]).collect();
     let cal_y: Vec<u32> = cal_rows.iter().map(|&r| y[r]).collect();
-    let problem = Problem::new(&sub, &sub_y, k, dim, params.balance_classes);
+    let problem = Problem::new(x, &fit_rows, y, k, dim, params.balance_classes);
     let (lin, sub_duals) = fit_svm(&problem, &params.svm, rng, None);
     let duals = sub_duals
         .into_iter()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::super::features::{FeatureConfig, is_word_feature};
+use super::svm::on_all_cores;
 
 /// Sorts ids and collapses repeats into (id, count).
 pub(super) fn count_ids(ids: &mut [u64]) -> Vec<(u64, f32)> {
@@ -68,6 +69,19 @@ impl Vocab {
                 df[f as usize] += 1;
             }
         }
+        // Renumber by falling document frequency (first appearance breaks ties): the features most
+        // messages share sit together, so training and scoring find their weights in cache.
+        let mut by_df: Vec<u32> = (0..df.len() as u32).collect();
+        by_df.sort_by_key(|&f| (std::cmp::Reverse(df[f as usize]), f));
+        let mut new_of = vec![0u32; df.len()];
+        for (new, &old) in by_df.iter().enumerate() {
+            new_of[old as usize] = new as u32;
+        }
+        for f in index.values_mut() {
+            *f = new_of[*f as usize];
+        }
+        let df: Vec<u32> = by_df.iter().map(|&f| df[f as usize]).collect();
+        let is_word: Vec<bool> = by_df.iter().map(|&f| is_word[f as usize]).collect();
         let n = bags.len() as f32;
         let scale = df
             .iter()
@@ -124,9 +138,21 @@ impl Vocab {
     }
 
     pub(super) fn matrix(&self, bags: &[Vec<(u64, f32)>]) -> Csr {
+        const CHUNK: usize = 1024;
+        let chunks = on_all_cores(bags.len().div_ceil(CHUNK), |c| {
+            let mut part = Csr::default();
+            for bag in bags.iter().skip(c * CHUNK).take(CHUNK) {
+                part.push(&self.weigh(bag));
+            }
+            part
+        });
         let mut m = Csr::default();
-        for bag in bags {
-            m.push(&self.weigh(bag));
+        m.entries
+            .reserve(chunks.iter().map(|p| p.entries.len()).sum());
+        for part in &chunks {
+            for r in 0..part.rows() {
+                m.push(part.row(r));
+            }
         }
         m
     }
@@ -158,12 +184,5 @@ impl Csr {
     }
     pub(super) fn row(&self, r: usize) -> &[(u32, f32)] {
         &self.entries[self.ptr[r]..self.ptr[r + 1]]
-    }
-    pub(super) fn select(&self, rows: &[usize]) -> Csr {
-        let mut m = Csr::default();
-        for &r in rows {
-            m.push(self.row(r));
-        }
-        m
     }
 }
