@@ -52,9 +52,9 @@ fn candidates() -> Vec<(&'static str, TrainParams)> {
             },
         ),
         (
-            "tol0.8",
+            "tol0.4",
             TrainParams {
-                svm: tol(0.8),
+                svm: tol(0.4),
                 ..d.clone()
             },
         ),

@@ -94,8 +94,9 @@ const LANES: usize = 8;
 /// One-vs-rest squared-hinge SVM, dual coordinate descent (Hsieh et al., ICML 2008). The bias is
 /// an extra constant feature of value 1, regularised like the others, as in LIBLINEAR. The
 /// classes are independent problems; they are solved in groups of `LANES` that share each pass
-/// over an example, and the groups run on all cores (rules load while buyers wait). Every class
-/// visits the examples in the same seeded order per epoch and keeps its own shrinking and
+/// over an example, and the groups run in parallel (rules load while buyers wait; the base
+/// corpus's 15 intents make two groups, for the two cores the groups are sized for). Every
+/// class visits the examples in the same seeded order per epoch and keeps its own shrinking and
 /// stopping state, so the result depends neither on the grouping nor on the number of cores.
 /// `warm` (from a fit of most of these examples) is where the descent starts, so the final model
 /// after calibration converges sooner.

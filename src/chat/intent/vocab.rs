@@ -57,7 +57,8 @@ impl Vocab {
         let mut index = IdMap::default();
         let mut df: Vec<u32> = Vec::new();
         let mut is_word: Vec<bool> = Vec::new();
-        // Indices in order of first appearance, so the layout never depends on hash-map order.
+        // Numbered by first appearance (below, only the tie-break), so the layout never depends on
+        // hash-map order.
         for bag in bags {
             for &(id, _) in bag {
                 let next = df.len() as u32;
