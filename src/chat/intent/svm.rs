@@ -143,10 +143,12 @@ pub(super) fn fit_svm(
     let mut bias = vec![0f32; k];
     let mut duals = Vec::with_capacity(k);
     for g in groups {
-        for (lane, &class) in g.classes.iter().enumerate() {
-            for f in 0..dim {
-                weights[f * k + class] = g.w[f][lane];
+        for (f, wf) in g.w.iter().enumerate() {
+            for (lane, &class) in g.classes.iter().enumerate() {
+                weights[f * k + class] = wf[lane];
             }
+        }
+        for (lane, &class) in g.classes.iter().enumerate() {
             bias[class] = g.b[lane];
         }
         duals.extend(g.lanes.into_iter().map(|l| l.alpha));

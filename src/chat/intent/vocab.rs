@@ -140,7 +140,7 @@ impl Vocab {
 
     pub(super) fn matrix(&self, bags: &[Vec<(u64, f32)>]) -> Csr {
         const CHUNK: usize = 1024;
-        let chunks = on_all_cores(bags.len().div_ceil(CHUNK), |c| {
+        let parts = on_all_cores(bags.len().div_ceil(CHUNK), |c| {
             let mut part = Csr::default();
             for bag in bags.iter().skip(c * CHUNK).take(CHUNK) {
                 part.push(&self.weigh(bag));
@@ -148,12 +148,8 @@ impl Vocab {
             part
         });
         let mut m = Csr::default();
-        m.entries
-            .reserve(chunks.iter().map(|p| p.entries.len()).sum());
-        for part in &chunks {
-            for r in 0..part.rows() {
-                m.push(part.row(r));
-            }
+        for part in parts {
+            m.append(part);
         }
         m
     }
@@ -179,6 +175,12 @@ impl Csr {
     pub(super) fn push(&mut self, row: &[(u32, f32)]) {
         self.entries.extend_from_slice(row);
         self.ptr.push(self.entries.len());
+    }
+    /// Adds `other`'s rows after these.
+    fn append(&mut self, other: Csr) {
+        let base = self.entries.len();
+        self.ptr.extend(other.ptr[1..].iter().map(|p| p + base));
+        self.entries.extend(other.entries);
     }
     pub(super) fn rows(&self) -> usize {
         self.ptr.len() - 1
