@@ -188,6 +188,20 @@ enum ChatCommand {
         #[arg(long)]
         errors: bool,
     },
+    /// Share of a site's chat answers that state the facts a question set expects (CSV:
+    /// question,lang,market,must_contain), per language; regulatory and product questions.
+    Knowledge {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        site: String,
+        /// Question sets; give several to pool them.
+        #[arg(long, required = true)]
+        set: Vec<PathBuf>,
+        /// Also list every question whose answer lacks a fact, with what it lacks.
+        #[arg(long)]
+        errors: bool,
+    },
     /// Leave-one-industry-out cross-validation of the base corpus shipped with edgeseo: for each
     /// industry, a model trained without it is tested on its messages.
     CrossIndustry {
@@ -807,8 +821,12 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
             }
             let mut report = eval::Report::new(true);
             let mut named: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut regulatory: std::collections::BTreeMap<String, usize> = Default::default();
             for m in &messages {
                 let answer = service.answer(&m.text, fixed.unwrap_or(m.lang));
+                if !answer.sources.is_empty() {
+                    *regulatory.entry(m.intent.clone()).or_default() += 1;
+                }
                 if let Some(sku) = &answer.product {
                     *named.entry(sku.clone()).or_default() += 1;
                     if errors {
@@ -850,6 +868,91 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                 } else {
                     each.join(", ")
                 }
+            );
+            // Answers from the regulatory knowledge base, by the message's labelled intent:
+            // outside `certification`, mostly questions that did not need one.
+            let total: usize = regulatory.values().sum();
+            let each: Vec<String> = regulatory.iter().map(|(i, n)| format!("{i} {n}")).collect();
+            println!(
+                "answers from the regulatory knowledge base: {total} of {} ({})",
+                messages.len(),
+                if each.is_empty() {
+                    "none".to_string()
+                } else {
+                    each.join(", ")
+                }
+            );
+        }
+        ChatCommand::Knowledge {
+            rules,
+            site,
+            set,
+            errors,
+        } => {
+            let loaded = load_rules(&rules)?;
+            let site = find_site(&loaded, &rules, &site)?;
+            let service = ChatService::for_site(site, None)?
+                .with_context(|| format!("site `{}` has no [chat]", site.name))?;
+            let mut questions = Vec::new();
+            for path in &set {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                questions.extend(
+                    eval::parse_kb_questions(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                );
+            }
+            let mut right = [eval::Tally::default(); 4];
+            let mut cited = [0usize; 4];
+            for q in &questions {
+                let answer = service.answer(&q.question, q.lang);
+                let missing = eval::missing_facts(&answer.answer, &q.facts);
+                right[q.lang as usize].correct += usize::from(missing.is_empty());
+                right[q.lang as usize].total += 1;
+                cited[q.lang as usize] += usize::from(!answer.sources.is_empty());
+                if errors && !missing.is_empty() {
+                    let lacks: Vec<String> = missing.iter().map(|f| f.join("/")).collect();
+                    println!(
+                        "{} {} [{}; {}] lacks {}  {}",
+                        q.lang.code(),
+                        q.market,
+                        answer.intent,
+                        answer.sources.join(","),
+                        lacks.join("; "),
+                        q.question
+                    );
+                }
+            }
+            println!(
+                "site {}: {} questions from {}\n",
+                site.name,
+                questions.len(),
+                set.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "{:6} {:>22} {:>16}",
+                "", "answers with the facts", "cited entries"
+            );
+            let mut all = eval::Tally::default();
+            for locale in Locale::ALL {
+                let t = right[locale as usize];
+                all.correct += t.correct;
+                all.total += t.total;
+                println!(
+                    "{:6} {:>22} {:>16}",
+                    locale.code(),
+                    t.to_string(),
+                    cited[locale as usize]
+                );
+            }
+            println!(
+                "{:6} {:>22} {:>16}",
+                "all",
+                all.to_string(),
+                cited.iter().sum::<usize>()
             );
         }
         ChatCommand::CrossIndustry { threshold } => {

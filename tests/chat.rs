@@ -747,3 +747,168 @@ async fn site_examples_add_to_the_base_and_base_can_be_switched_off() {
         "{err}"
     );
 }
+
+/// Regulatory questions are answered from the knowledge base: the entries' text in the buyer's
+/// language, their sources cited, marked as guidance; other questions keep their answers.
+#[tokio::test]
+async fn regulatory_questions_are_answered_from_the_knowledge_base() {
+    let app = start_demo().await;
+    for (message, language, entry, fact, cited) in [
+        (
+            "does our lipstick need BPOM notification before export to Jakarta?",
+            "en",
+            "id-bpom-cosmetics",
+            "BPOM",
+            "Sources: ",
+        ),
+        (
+            "mainan anak impor wajib SNI gak kak?",
+            "id",
+            "id-sni-toys",
+            "SNI",
+            "Sumber: ",
+        ),
+        (
+            "mỹ phẩm nhập khẩu vào Việt Nam phải công bố ở đâu ạ?",
+            "vi",
+            "vn-cosmetics-notification",
+            "công bố",
+            "Nguồn: ",
+        ),
+        (
+            "หมวกกันน็อคนำเข้าต้องมีมอก.ไหมครับ",
+            "th",
+            "th-tisi-helmets-steel-building",
+            "มอก.",
+            "แหล่งอ้างอิง: ",
+        ),
+    ] {
+        let body = serde_json::json!({"message": message}).to_string();
+        let (status, _, a) = chat(&app, &body, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(a["language"], language, "{a}");
+        let sources: Vec<&str> = a["sources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no sources: {a}"))
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert!(sources.contains(&entry), "{message}: {sources:?}");
+        let text = a["answer"].as_str().unwrap();
+        assert!(text.contains(fact) && text.contains(cited), "{text}");
+    }
+    // A price question naming a product keeps the product's facts, and cites nothing.
+    let (_, _, a) = chat(&app, r#"{"message":"brp harga air fryer min?"}"#, &[]).await;
+    assert_eq!(a["product"], "LH-AF-45", "{a}");
+    assert!(a.get("sources").is_none(), "{a}");
+}
+
+/// The certification's measure for knowledge answers, on questions written blind
+/// (tests/data/chat/kb/blind-*.csv: a writer who never saw the knowledge base, from
+/// tests/data/chat/kb/BRIEF-blind.md): the share of answers stating every fact a correct answer
+/// must contain, through the demo's endpoint. And nothing else: an answer from the knowledge base
+/// is the cited entries' own text, the citation and the disclaimer, word for word. The floors sit
+/// a little below the figures in the README ("Regulatory answers").
+#[tokio::test]
+async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
+    use edgeseo::chat::eval::{missing_facts, parse_kb_questions};
+    use edgeseo::config::base_regulations;
+    use edgeseo::locale::Locale;
+
+    let entries = base_regulations().unwrap();
+    let app = start_demo().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chat/kb");
+    let mut right = [0usize; 4];
+    let mut total = [0usize; 4];
+    for lang in Locale::ALL {
+        let text = std::fs::read_to_string(dir.join(format!("blind-{}.csv", lang.code()))).unwrap();
+        for q in parse_kb_questions(&text).unwrap() {
+            let body =
+                serde_json::json!({"message": q.question, "locale": lang.code()}).to_string();
+            let (status, _, a) = chat(&app, &body, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{}", q.question);
+            let answer = a["answer"].as_str().unwrap();
+            total[lang as usize] += 1;
+            right[lang as usize] += usize::from(missing_facts(answer, &q.facts).is_empty());
+            let Some(cited) = a["sources"].as_array() else {
+                continue;
+            };
+            let said = Locale::from_code(a["language"].as_str().unwrap()).unwrap();
+            let mut rest = answer.to_string();
+            for id in cited {
+                let e = entries
+                    .iter()
+                    .find(|e| e.id == id.as_str().unwrap())
+                    .unwrap();
+                assert!(
+                    rest.contains(&e.text[said as usize]),
+                    "{id} not verbatim in {answer}"
+                );
+                rest = rest.replacen(&e.text[said as usize], "", 1);
+            }
+            let lines: Vec<&str> = rest.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(
+                lines.len(),
+                2,
+                "only the citation and the disclaimer remain: {rest}"
+            );
+        }
+    }
+    let all = 100.0 * right.iter().sum::<usize>() as f64 / total.iter().sum::<usize>() as f64;
+    assert!(
+        all >= KB_FLOOR,
+        "{all:.1} % < {KB_FLOOR} % ({right:?} of {total:?})"
+    );
+    for l in Locale::ALL {
+        let got = 100.0 * right[l as usize] as f64 / total[l as usize] as f64;
+        assert!(got >= KB_LANGUAGE_FLOOR, "{}: {got:.1} %", l.code());
+    }
+}
+
+// Measured when the set was added: 81.7 % (en 83.3, id 75.0, vi 78.3, th 90.0).
+const KB_FLOOR: f64 = 79.0;
+const KB_LANGUAGE_FLOOR: f64 = 72.0;
+
+/// A site's own `chat/regulations.toml` adds entries (and replaces shipped ones of the same id);
+/// a broken one is refused with its file, line and column.
+#[tokio::test]
+async fn a_site_adds_regulatory_entries_of_its_own() {
+    let origin = Origin::start().await;
+    let chat = "[chat]\npath = \"/api/chat\"\n";
+    let own = "[[entry]]\nid = \"id-batam-free-trade-zone\"\nmarket = \"ID\"\nauthority = \"BP Batam\"\ntopic = \"Batam free trade zone\"\nkeywords = [\"batam\", \"free trade zone\", \"FTZ\"]\nsource = \"BP Batam\"\nreviewed = \"2026-12\"\n[entry.text]\nen = \"Goods entering the Batam free trade zone are declared to customs in Batam and pay no import duty while they stay in the zone.\"\nid = \"Barang yang masuk kawasan perdagangan bebas Batam diberitahukan ke bea cukai Batam dan tidak dikenai bea masuk selama berada di kawasan.\"\nvi = \"Hàng vào khu thương mại tự do Batam khai báo với hải quan Batam và không chịu thuế nhập khẩu khi còn trong khu.\"\nth = \"สินค้าที่เข้าเขตการค้าเสรีบาตัมต้องสำแดงต่อศุลกากรบาตัม และไม่เสียอากรขาเข้าระหว่างอยู่ในเขต\"\n";
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, chat))
+        .file("shop/chat/regulations.toml", own);
+    let app = start_proxy(&rules).await;
+    let req = Request::post(format!("http://{}/api/chat", app.http_addr))
+        .header("host", "shop.test")
+        .header("content-type", "application/json")
+        .body(full_body(
+            r#"{"message":"is there import duty in the Batam free trade zone?"}"#.to_string(),
+        ))
+        .unwrap();
+    let (_, _, bytes) = fetch(&http1_client(), req).await;
+    let a: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(a["sources"][0], "id-batam-free-trade-zone", "{a}");
+    assert!(
+        a["answer"]
+            .as_str()
+            .unwrap()
+            .contains("BP Batam (reviewed 2026-12)"),
+        "{a}"
+    );
+
+    let broken = own.replace("market = \"ID\"", "market = \"Batam\"");
+    let rules = RulesDir::new()
+        .site("shop", &site_for(origin.addr, chat))
+        .file("shop/chat/regulations.toml", &broken);
+    let err = edgeseo::config::Rules::load(rules.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "shop/chat/regulations.toml:3:10: [id-batam-free-trade-zone] unknown market `Batam`"
+        ),
+        "{err}"
+    );
+}

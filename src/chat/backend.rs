@@ -254,6 +254,8 @@ fn complete_reply(
     let mut answered = ChatAnswer {
         answer: answer.to_string(),
         source: "backend",
+        // The backend's text need not state the entries the edge would have cited.
+        sources: Vec::new(),
         ..edge.clone()
     };
     if let Some(intent) = reply.get("intent").and_then(|i| i.as_str()) {
@@ -290,6 +292,7 @@ mod tests {
             answer: "MOQ 500".to_string(),
             source: "kb",
             product: None,
+            sources: Vec::new(),
         }
     }
 

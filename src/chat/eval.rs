@@ -397,3 +397,86 @@ mod tests {
         assert_eq!(report.out_of_scope(None).total, 3);
     }
 }
+
+/// One question of a knowledge-base set (CSV `question,lang,market,must_contain`): the facts a
+/// correct answer must state, each a list of alternative spellings.
+#[derive(Debug, Clone)]
+pub struct KbQuestion {
+    pub question: String,
+    pub lang: Locale,
+    pub market: String,
+    pub facts: Vec<Vec<String>>,
+}
+
+/// Reads a knowledge-base question set; `must_contain` separates facts with `;` and a fact's
+/// alternatives with `/`.
+pub fn parse_kb_questions(text: &str) -> Result<Vec<KbQuestion>, String> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header != ["question", "lang", "market", "must_contain"] {
+        return Err("header must be question,lang,market,must_contain".into());
+    }
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let line = record.position().map_or(0, |p| p.line());
+        let lang = Locale::from_code(record[1].trim())
+            .ok_or_else(|| format!("line {line}: unknown language `{}`", &record[1]))?;
+        let facts: Vec<Vec<String>> = record[3]
+            .split(';')
+            .map(|f| {
+                f.split('/')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| !f.is_empty())
+            .collect();
+        if facts.is_empty() {
+            return Err(format!("line {line}: must_contain is empty"));
+        }
+        out.push(KbQuestion {
+            question: record[0].to_string(),
+            lang,
+            market: record[2].trim().to_string(),
+            facts,
+        });
+    }
+    Ok(out)
+}
+
+/// The facts of `facts` that `answer` lacks (none: the answer is right). A fact is present when
+/// one of its spellings occurs in the answer, ignoring case and Latin diacritics.
+pub fn missing_facts<'a>(answer: &str, facts: &'a [Vec<String>]) -> Vec<&'a [String]> {
+    let fold = |t: &str| super::features::fold_latin_diacritics(&t.to_lowercase());
+    let answer = fold(answer);
+    facts
+        .iter()
+        .filter(|f| !f.iter().any(|alt| answer.contains(&fold(alt))))
+        .map(Vec::as_slice)
+        .collect()
+}
+
+#[cfg(test)]
+mod kb_tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_is_found_in_any_spelling_and_without_diacritics() {
+        let q = parse_kb_questions(
+            "question,lang,market,must_contain\n\"x, y\",vi,VN,hợp quy/QCVN;Form E\n",
+        )
+        .unwrap();
+        assert_eq!(q[0].facts, [vec!["hợp quy", "QCVN"], vec!["Form E"]]);
+        assert!(missing_facts("Cần chứng nhận HOP QUY và C/O form e", &q[0].facts).is_empty());
+        assert_eq!(
+            missing_facts("Cần QCVN", &q[0].facts),
+            [&["Form E".to_string()][..]]
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The customer-service chat at the edge: `POST <chat path>` with `{"message", "session"?,
 //! "locale"?}` is answered with `{"language", "intent", "confidence", "answer", "source"}`:
-//! limits first (governor), then language identification, intent classification, and the
-//! knowledge-base answer in the detected language.
+//! limits first (governor), then language identification, intent classification, retrieval
+//! (a named product's facts, the regulatory knowledge base) and the answer in the detected
+//! language.
 //!
 //! Every bad request becomes a JSON error with its status (400, 413, 415, 429); nothing here may
 //! panic on input.
@@ -11,6 +12,7 @@ pub mod eval;
 mod facts;
 pub mod features;
 pub mod intent;
+pub mod knowledge;
 pub mod langid;
 pub mod products;
 
@@ -62,6 +64,8 @@ pub struct ChatService {
     in_flight: Semaphore,
     backend: Option<Backend>,
     catalog: Option<Catalog>,
+    /// Regulatory guidance the site answers import questions from.
+    knowledge: Option<knowledge::Knowledge>,
     /// Where the quotas are counted when several instances share them, and the site's name in
     /// the keys; the limiters above decide while it cannot.
     fleet: Option<(Arc<Fleet>, String)>,
@@ -94,6 +98,9 @@ pub struct ChatAnswer {
     /// SKU of the product the message names, whose facts lead the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// Ids of the knowledge base's entries the answer states (cited in its text).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 fn quota(n: u32, per_minute: bool) -> Quota {
@@ -154,6 +161,7 @@ impl ChatService {
         {
             answers.insert(intent.clone(), fill_answer(texts, org, url));
         }
+        let knowledge = knowledge::Knowledge::new(rules.regulations.clone());
         let l = &rules.limits;
         Ok(ChatService {
             per_ip: RateLimiter::keyed(quota(l.per_ip_per_minute, true)),
@@ -164,6 +172,7 @@ impl ChatService {
             rules,
             model,
             answers,
+            knowledge,
             catalog: None,
             fleet: None,
         })
@@ -353,7 +362,15 @@ impl ChatService {
             .map(|texts| texts[locale as usize].clone())
             .unwrap_or_default();
         let mut product = None;
-        if let Some(catalog) = &self.catalog
+        let regulatory = self
+            .knowledge
+            .as_ref()
+            .and_then(|kb| kb.answer(message, locale, intent));
+        let mut sources = Vec::new();
+        if let Some(reply) = regulatory {
+            answer = reply.text;
+            sources = reply.entries;
+        } else if let Some(catalog) = &self.catalog
             && facts::INTENTS.contains(&intent)
             && let Some(p) = catalog.index.recognize(message)
         {
@@ -373,6 +390,7 @@ impl ChatService {
             answer,
             source: "kb",
             product,
+            sources,
         }
     }
 }

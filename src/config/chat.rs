@@ -1,6 +1,7 @@
 //! The chat rules of a site: `[chat]` in site.toml (endpoint path, confidence threshold, limits),
 //! `chat/intents.csv` (labelled examples the intent model is trained on when the rules load) and
-//! `chat/answers.toml` (the knowledge base: an answer per intent per language).
+//! `chat/answers.toml` (the knowledge base: an answer per intent per language) and
+//! `chat/regulations.toml` (regulatory guidance the chat retrieves, see `knowledge`).
 //!
 //! A site's examples and answers add to the base that ships inside edgeseo (`src/chat/base/`:
 //! buyer messages of many industries in four languages, and answers that fit any supplier), so a
@@ -9,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -18,6 +19,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, SourceFile, file_diagnostic};
+use super::knowledge::{self, RegEntry};
 use super::raw::{RawAnswer, RawChat, RawSite};
 use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
@@ -99,6 +101,8 @@ pub struct ChatRules {
     pub answers: HashMap<String, [String; 4]>,
     /// The shipped corpus and answers, unless the site opted out with `base = false`.
     pub base: Option<&'static BaseChat>,
+    /// Regulatory guidance: the shipped entries (unless `base = false`) merged with the site's.
+    pub regulations: Vec<Arc<RegEntry>>,
     /// Inject the chat widget's script into the site's localized pages.
     pub widget: bool,
     /// The site's own chat service, when it has one; the knowledge base is then the fallback.
@@ -242,6 +246,20 @@ pub(super) fn load(
     let answers = read("chat/answers.toml", other)
         .map(|src| parse_answers(&src, other))
         .unwrap_or_default();
+    let own_regulations = Some(site_dir.join("chat/regulations.toml"))
+        .filter(|p| p.exists())
+        .and_then(|p| read_source(&p, other))
+        .map(|src| knowledge::parse(&src, other))
+        .unwrap_or_default();
+    let shipped = if base.is_some() {
+        knowledge::base_regulations().unwrap_or_else(|diags| {
+            other.extend_from_slice(diags);
+            &[]
+        })
+    } else {
+        &[]
+    };
+    let regulations = knowledge::merge(shipped, own_regulations);
     let mut known = vec![&answers];
     known.extend(base.map(|b| &b.answers));
     other.extend(missing_answers(
@@ -257,6 +275,7 @@ pub(super) fn load(
         examples,
         answers,
         base,
+        regulations,
         widget: c.widget.unwrap_or(true),
         backend,
     })

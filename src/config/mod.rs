@@ -10,6 +10,7 @@
 
 mod chat;
 mod diag;
+mod knowledge;
 mod raw;
 mod seo;
 
@@ -33,6 +34,7 @@ pub use chat::{
 };
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, Position, RulesError, SourceFile};
+pub use knowledge::{Market, RegEntry, base_regulations};
 use raw::{RawOrigin, RawServer, RawSite};
 pub use seo::{
     Alternatives, Field, Keyword, Keywords, Lead, Localized, Merchant, Organization, PageKind,

@@ -332,3 +332,29 @@ pub struct RawOrigin {
 pub struct RawSiteLimits {
     pub max_request_body: Option<Spanned<String>>,
 }
+
+/// `chat/regulations.toml`: the regulatory knowledge base's entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegulations {
+    #[serde(default)]
+    pub entry: Vec<Spanned<RawRegEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegEntry {
+    pub id: Spanned<String>,
+    pub market: Spanned<String>,
+    pub authority: Spanned<String>,
+    pub topic: Spanned<String>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub hs_chapters: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub source: Spanned<String>,
+    pub reviewed: Spanned<String>,
+    pub text: Spanned<RawAnswer>,
+}

@@ -1,0 +1,731 @@
+//! Regulatory answers: ranks the knowledge base's entries for a buyer's message with BM25 over
+//! language-aware words (Latin diacritics folded, so "hop quy" finds "hợp quy"; Thai split at
+//! ICU's dictionary word boundaries), weighs them by the market the message is about, and
+//! composes the answer from the entries it used, citing their sources and saying it is
+//! guidance, not legal advice.
+//!
+//! Must never: say anything but the entries' own text, the citation and the disclaimer; answer
+//! from the knowledge base when nothing in it matches well (the intent's answer stays).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use serde::Deserialize;
+
+use super::features::{folded_words, is_thai};
+use crate::config::{Market, RegEntry};
+use crate::locale::Locale;
+
+/// BM25's term-frequency saturation and length normalisation, the usual values.
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+/// How much an entry of another market counts against one of the market the message is about:
+/// it can still win when the message matches it far better ("SNI" asked in Thai).
+const OTHER_MARKET: f32 = 0.3;
+
+/// How much an entry about the product category the message names counts over others.
+const CATEGORY: f32 = 1.5;
+
+/// An answer states at most this many entries: the best, and those scoring at least `OTHERS`
+/// of it (a question often touches two rules, e.g. the approval and the label).
+const MAX_ENTRIES: usize = 3;
+const OTHERS: f32 = 0.5;
+
+/// Words of a question about import rules, in the four languages (Latin diacritics folded, as
+/// messages are; `*` ends a prefix), and the acronyms of the authorities, marks and documents:
+/// with one of them, a message is answered from the knowledge base whatever its intent (buyers ask "who registers it?" in as many ways as there are intents). Thai ones
+/// are found anywhere in the message, which is not split into words the same way everywhere.
+const CUES: &[&str] = &[
+    // en
+    "permit*",
+    "licen*",
+    "regist*",
+    "certif*",
+    "mandatory",
+    "compulsory",
+    "required",
+    "requirement*",
+    "regulat*",
+    "approval",
+    "authority",
+    "customs",
+    "import*",
+    "declar*",
+    "notif*",
+    "halal",
+    "stamp",
+    "stamps",
+    "excise",
+    "origin",
+    "import duty",
+    "tariff",
+    "hs",
+    "fumigat*",
+    "conformity",
+    "ministry",
+    "mark",
+    "quarantine",
+    // acronyms
+    "bpom",
+    "sni",
+    "sppt",
+    "bpjph",
+    "akl",
+    "akd",
+    "pkrt",
+    "nib",
+    "lartas",
+    "pertek",
+    "tkdn",
+    "sdppi",
+    "postel",
+    "komdigi",
+    "kominfo",
+    "kemenkes",
+    "kemendag",
+    "qcvn",
+    "tcvn",
+    "cr mark",
+    "dav",
+    "moit",
+    "stameq",
+    "tisi",
+    "nbtc",
+    "msds",
+    "sds",
+    "coa",
+    "cfs",
+    "gmp",
+    "haccp",
+    "ispm*",
+    "form e",
+    "rcep",
+    "acfta",
+    "lspro",
+    "npb",
+    // id
+    "izin",
+    "ijin",
+    "wajib",
+    "didaftarkan",
+    "pendaftaran",
+    "registrasi",
+    "sertifik*",
+    "diimpor",
+    "mengimpor",
+    "bea masuk",
+    "bea cukai",
+    "cukai",
+    "impor",
+    "importir",
+    "notifikasi",
+    "edar",
+    "kementerian",
+    "halal",
+    "pabean",
+    "kepabeanan",
+    "syarat",
+    "persyaratan",
+    "fumigasi",
+    "karantina",
+    // vi (folded)
+    "giay phep",
+    "cong bo",
+    "hop quy",
+    "dang ky",
+    "chung nhan",
+    "bat buoc",
+    "nhan phu",
+    "nhap khau",
+    "hai quan",
+    "ma hs",
+    "quy chuan",
+    "dan tem",
+    "luu hanh",
+    "bo y te",
+    "thu tuc",
+    "ho so",
+    "hun trung",
+    "kiem dich",
+    "nhap ve",
+    "khai bao",
+    // th
+    "นำเข้า",
+    "อนุญาต",
+    "ทะเบียน",
+    "จดแจ้ง",
+    "มาตรฐาน",
+    "บังคับ",
+    "ฉลากภาษาไทย",
+    "พิกัด",
+    "ศุลกากร",
+    "ฮาลาล",
+    "แสตมป์",
+    "สรรพสามิต",
+    "อย.",
+    "มอก",
+    "สมอ",
+    "กสทช",
+    "สคบ",
+    "รมยา",
+    "สารบบ",
+];
+/// Least BM25 score of the best entry for a message with a cue: below it the entries share only
+/// common words with the message.
+const MIN_SCORE: f32 = 3.0;
+/// A certification question without a cue is answered from the knowledge base only when an
+/// entry matches it this well (above what nine in ten messages of other intents reach in the
+/// base corpus); "do you have CE?" keeps the site's own certification answer.
+const STRONG_SCORE: f32 = 10.0;
+
+/// Countries and cities a buyer names when asking about a market.
+const PLACES: [(&str, Market); 22] = [
+    ("indonesia", Market::Id),
+    ("indo", Market::Id),
+    ("jakarta", Market::Id),
+    ("surabaya", Market::Id),
+    ("อินโดนีเซีย", Market::Id),
+    ("vietnam", Market::Vn),
+    ("viet", Market::Vn),
+    ("vn", Market::Vn),
+    ("hanoi", Market::Vn),
+    ("saigon", Market::Vn),
+    ("hcm", Market::Vn),
+    ("hcmc", Market::Vn),
+    ("haiphong", Market::Vn),
+    ("เวียดนาม", Market::Vn),
+    ("thailand", Market::Th),
+    ("thai", Market::Th),
+    ("bangkok", Market::Th),
+    ("ไทย", Market::Th),
+    ("ประเทศไทย", Market::Th),
+    ("กรุงเทพ", Market::Th),
+    ("indonesian", Market::Id),
+    ("vietnamese", Market::Vn),
+];
+
+const SOURCES: [&str; 4] = ["Sources", "Sumber", "Nguồn", "แหล่งอ้างอิง"];
+const REVIEWED: [&str; 4] = ["reviewed", "ditinjau", "cập nhật", "ตรวจสอบเมื่อ"];
+const DISCLAIMER: [&str; 4] = [
+    "This is guidance, not legal advice: rules change, so please confirm with the authority or your customs broker before shipping.",
+    "Ini panduan, bukan nasihat hukum: aturan dapat berubah, jadi mohon konfirmasi ke instansi terkait atau PPJK sebelum pengiriman.",
+    "Đây là thông tin tham khảo, không phải tư vấn pháp lý: quy định có thể thay đổi, anh/chị vui lòng xác nhận với cơ quan có thẩm quyền hoặc đại lý hải quan trước khi giao hàng.",
+    "ข้อมูลนี้เป็นคำแนะนำ ไม่ใช่คำปรึกษาทางกฎหมาย ข้อกำหนดอาจเปลี่ยนแปลงได้ กรุณายืนยันกับหน่วยงานที่เกี่ยวข้องหรือตัวแทนออกของก่อนส่งสินค้า",
+];
+
+/// Product words by category (`src/chat/base/categories.toml`), compiled in.
+static CATEGORIES: LazyLock<Categories> = LazyLock::new(|| {
+    Categories::parse(include_str!("base/categories.toml"))
+        .expect("src/chat/base/categories.toml parses (a test checks it)")
+});
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    kb: Vec<String>,
+    en: Vec<String>,
+    id: Vec<String>,
+    vi: Vec<String>,
+    th: Vec<String>,
+}
+
+/// Finds which of a list of words and phrases a message contains: Latin-script ones as whole
+/// words (diacritics folded), Thai ones anywhere, since Thai is not split into words the same
+/// way in every context.
+struct Phrases {
+    /// Folded phrases by their first word: (the other words, phrase number).
+    latin: HashMap<String, Vec<(Vec<String>, usize)>>,
+    thai: aho_corasick::AhoCorasick,
+    thai_number: Vec<usize>,
+}
+
+impl Phrases {
+    fn new<'a>(phrases: impl IntoIterator<Item = (&'a str, usize)>) -> Result<Phrases, String> {
+        let mut latin: HashMap<String, Vec<(Vec<String>, usize)>> = HashMap::new();
+        let (mut thai, mut thai_number) = (Vec::new(), Vec::new());
+        for (phrase, n) in phrases {
+            if phrase.chars().any(is_thai) {
+                thai.push(phrase.to_lowercase());
+                thai_number.push(n);
+            } else if let Some((first, rest)) = folded_words(phrase).split_first() {
+                latin
+                    .entry(first.clone())
+                    .or_default()
+                    .push((rest.to_vec(), n));
+            }
+        }
+        let thai = aho_corasick::AhoCorasick::new(&thai).map_err(|e| e.to_string())?;
+        Ok(Phrases {
+            latin,
+            thai,
+            thai_number,
+        })
+    }
+
+    /// The numbers of the phrases `message` (lowercased, with words `words`) contains, each once.
+    fn find(&self, message: &str, words: &[String]) -> Vec<usize> {
+        let mut found: Vec<usize> = self
+            .thai
+            .find_overlapping_iter(message)
+            .map(|m| self.thai_number[m.pattern().as_usize()])
+            .collect();
+        for (at, word) in words.iter().enumerate() {
+            for (rest, n) in self.latin.get(word).into_iter().flatten() {
+                if words[at + 1..].starts_with(rest) {
+                    found.push(*n);
+                }
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
+/// Recognises the product categories a message names.
+struct Categories {
+    /// The knowledge base's category names of each category.
+    kb: Vec<Vec<String>>,
+    words: Phrases,
+}
+
+impl Categories {
+    fn parse(text: &str) -> Result<Categories, String> {
+        let raw: std::collections::BTreeMap<String, RawCategory> =
+            toml::from_str(text).map_err(|e| e.to_string())?;
+        let raw: Vec<RawCategory> = raw.into_values().collect();
+        let words = Phrases::new(raw.iter().enumerate().flat_map(|(i, c)| {
+            [&c.en, &c.id, &c.vi, &c.th]
+                .into_iter()
+                .flatten()
+                .map(move |w| (w.as_str(), i))
+        }))?;
+        Ok(Categories {
+            kb: raw.into_iter().map(|c| c.kb).collect(),
+            words,
+        })
+    }
+
+    /// The knowledge base's category names of the products `message` (lowercased, with words
+    /// `words`) names.
+    fn of(&self, message: &str, words: &[String]) -> Vec<&str> {
+        self.words
+            .find(message, words)
+            .into_iter()
+            .flat_map(|c| self.kb[c].iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// An entry ranked for a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    pub entry: &'a RegEntry,
+    /// The entry's BM25 score, weighed by market.
+    pub score: f32,
+}
+
+/// The answer composed from the knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// Ids of the entries the answer states.
+    pub entries: Vec<String>,
+}
+
+/// A site's regulatory knowledge base with its search index, one per language.
+pub struct Knowledge {
+    entries: Vec<Arc<RegEntry>>,
+    index: [Bm25; 4],
+    /// The entries' keywords: a message using one gets it as a word of its own, which only the
+    /// entries listing it have ("izin edar", "เลขสารบบ", "hợp quy" count as one term each).
+    keywords: Phrases,
+    /// `CUES` but the Thai ones, as word sequences.
+    cues: Vec<Vec<String>>,
+    /// Words of the entries' keywords and authorities that belong to one market alone ("bpom",
+    /// "qcvn", "มอก"): a message using them is about that market.
+    markers: HashMap<String, Market>,
+}
+
+impl Knowledge {
+    pub fn new(entries: Vec<Arc<RegEntry>>) -> Option<Knowledge> {
+        if entries.is_empty() {
+            return None;
+        }
+        // A keyword of one Latin-script word is a word of the text already.
+        let phrase = |k: &String| k.chars().any(is_thai) || folded_words(k).len() > 1;
+        let mut names: Vec<String> = entries
+            .iter()
+            .flat_map(|e| e.keywords.iter().filter(|k| phrase(k)))
+            .map(|k| k.to_lowercase())
+            .collect();
+        names.sort();
+        names.dedup();
+        let keywords = Phrases::new(names.iter().enumerate().map(|(i, k)| (k.as_str(), i))).ok()?;
+        let index = Locale::ALL.map(|locale| {
+            Bm25::new(entries.iter().map(|e| {
+                // What a buyer's words can match: the text in their language, and the names,
+                // acronyms and keywords any language uses.
+                let mut doc = folded_words(&e.text[locale as usize]);
+                for extra in [&e.authority, &e.topic]
+                    .into_iter()
+                    .chain(&e.keywords)
+                    .chain(&e.categories)
+                {
+                    doc.extend(folded_words(extra));
+                }
+                doc.extend(e.keywords.iter().filter_map(|k| {
+                    names
+                        .binary_search(&k.to_lowercase())
+                        .ok()
+                        .map(keyword_term)
+                }));
+                doc
+            }))
+        });
+        // A word of the keywords and authorities counts for a market when no other market's
+        // entries use it, in any field ("permit" is every market's word, "bpom" Indonesia's).
+        let mut seen: HashMap<String, Option<Market>> = HashMap::new();
+        for e in entries.iter().filter(|e| e.market != Market::Asean) {
+            let text = Locale::ALL
+                .iter()
+                .flat_map(|l| folded_words(&e.text[*l as usize]));
+            for word in text {
+                seen.entry(word)
+                    .and_modify(|m| {
+                        if *m != Some(e.market) {
+                            *m = None;
+                        }
+                    })
+                    .or_insert(Some(e.market));
+            }
+        }
+        let used: std::collections::HashSet<String> = entries
+            .iter()
+            .flat_map(|e| e.keywords.iter().chain([&e.authority]))
+            .flat_map(|k| folded_words(k))
+            .collect();
+        seen.retain(|w, _| used.contains(w));
+        for e in entries.iter().filter(|e| e.market != Market::Asean) {
+            for word in e
+                .keywords
+                .iter()
+                .chain([&e.authority])
+                .flat_map(|k| folded_words(k))
+            {
+                if word.chars().count() < 3 || word.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                seen.entry(word)
+                    .and_modify(|m| {
+                        if *m != Some(e.market) {
+                            *m = None;
+                        }
+                    })
+                    .or_insert(Some(e.market));
+            }
+        }
+        let markers = seen
+            .into_iter()
+            .filter_map(|(w, m)| Some((w, m?)))
+            .collect();
+        let cues: Vec<Vec<String>> = CUES
+            .iter()
+            .filter(|c| !c.chars().any(is_thai))
+            .map(|c| {
+                // `folded_words` drops the `*` of a prefix: put it back on the last word.
+                let mut words = folded_words(c);
+                if let (true, Some(last)) = (c.ends_with('*'), words.last_mut()) {
+                    last.push('*');
+                }
+                words
+            })
+            .collect();
+        Some(Knowledge {
+            entries,
+            keywords,
+            cues,
+            index,
+            markers,
+        })
+    }
+
+    /// Whether `message` (whose words are `words`) has a cue of a regulatory question.
+    pub fn has_cue(&self, message: &str, words: &[String]) -> bool {
+        let matches = |word: &String, cue: &String| match cue.strip_suffix('*') {
+            Some(prefix) => word.starts_with(prefix),
+            None => word == cue,
+        };
+        let latin = self.cues.iter().any(|cue| {
+            words
+                .windows(cue.len())
+                .any(|w| w.iter().zip(cue).all(|(w, c)| matches(w, c)))
+        });
+        latin
+            || CUES
+                .iter()
+                .filter(|c| c.chars().any(is_thai))
+                .any(|c| message.contains(c))
+    }
+
+    /// The market `words` (a message's) are about: places named count most, then words only one
+    /// market's rules use, then the buyer's language. `None` when nothing points to one.
+    pub fn market(&self, words: &[String], locale: Locale) -> Option<Market> {
+        let mut votes = [0u32; 3];
+        let mut vote = |m: Market, n: u32| match m {
+            Market::Id => votes[0] += n,
+            Market::Vn => votes[1] += n,
+            Market::Th => votes[2] += n,
+            Market::Asean => {}
+        };
+        for w in words {
+            if let Some((_, m)) = PLACES.iter().find(|(p, _)| p == w) {
+                vote(*m, 5);
+            } else if let Some(m) = self.markers.get(w) {
+                vote(*m, 1);
+            }
+        }
+        match locale {
+            Locale::Id => vote(Market::Id, 1),
+            Locale::Vi => vote(Market::Vn, 1),
+            Locale::Th => vote(Market::Th, 1),
+            Locale::En => {}
+        }
+        let best = *votes.iter().max()?;
+        let mut winners = votes.iter().enumerate().filter(|(_, v)| **v == best);
+        let (first, _) = winners.next()?;
+        if best == 0 || winners.next().is_some() {
+            return None;
+        }
+        Some([Market::Id, Market::Vn, Market::Th][first])
+    }
+
+    /// The entries matching `message`, best first, scored in the index of `locale` and weighed
+    /// by the market the message is about.
+    pub fn retrieve(&self, message: &str, locale: Locale) -> Vec<Hit<'_>> {
+        self.ranked(message, &folded_words(message), locale)
+    }
+
+    fn ranked(&self, message: &str, words: &[String], locale: Locale) -> Vec<Hit<'_>> {
+        let lower = message.to_lowercase();
+        let categories = CATEGORIES.of(&lower, words);
+        let mut terms = words.to_vec();
+        terms.extend(
+            self.keywords
+                .find(&lower, words)
+                .into_iter()
+                .map(keyword_term),
+        );
+        let words = &terms[..];
+        let index = &self.index[locale as usize];
+        let market = self.market(words, locale);
+        let mut hits: Vec<Hit<'_>> = index
+            .scores(words)
+            .into_iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(doc, s)| {
+                let entry = &*self.entries[doc];
+                let fits =
+                    market.is_none_or(|m| entry.market == m || entry.market == Market::Asean);
+                let about = entry
+                    .categories
+                    .iter()
+                    .any(|c| categories.contains(&c.as_str()));
+                let s = if about { s * CATEGORY } else { s };
+                Hit {
+                    entry,
+                    score: if fits { s } else { s * OTHER_MARKET },
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.entry.id.cmp(&b.entry.id))
+        });
+        hits
+    }
+
+    /// The knowledge base's answer to `message` recognised as `intent`, in `locale`; `None` when
+    /// no entry matches it well enough for that intent.
+    pub fn answer(&self, message: &str, locale: Locale, intent: &str) -> Option<Reply> {
+        let words = folded_words(message);
+        let hits = self.ranked(message, &words, locale);
+        let first = hits.first()?;
+        let least = if self.has_cue(message, &words) {
+            MIN_SCORE
+        } else if intent == "certification" {
+            STRONG_SCORE
+        } else {
+            return None;
+        };
+        if first.score < least {
+            return None;
+        }
+        let used: Vec<&RegEntry> = hits
+            .iter()
+            .take(MAX_ENTRIES)
+            .filter(|h| h.score >= first.score * OTHERS)
+            .map(|h| h.entry)
+            .collect();
+        Some(compose(&used, locale))
+    }
+}
+
+/// The entries' text in the buyer's language, then where it comes from and that it is guidance.
+fn compose(entries: &[&RegEntry], locale: Locale) -> Reply {
+    let at = locale as usize;
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&e.text[at]);
+        text.push_str("\n\n");
+    }
+    text.push_str(SOURCES[at]);
+    text.push_str(": ");
+    let cited: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} ({} {})", e.source, REVIEWED[at], e.reviewed))
+        .collect();
+    text.push_str(&cited.join("; "));
+    text.push('\n');
+    text.push_str(DISCLAIMER[at]);
+    Reply {
+        text,
+        entries: entries.iter().map(|e| e.id.clone()).collect(),
+    }
+}
+
+/// The term standing for keyword number `n` of the knowledge base: a character no word has.
+fn keyword_term(n: usize) -> String {
+    format!("\u{1}{n}")
+}
+
+/// Okapi BM25 over one language's documents.
+struct Bm25 {
+    /// Word -> (document, occurrences in it).
+    postings: HashMap<String, Vec<(usize, f32)>>,
+    /// Document length relative to the average.
+    relative_len: Vec<f32>,
+}
+
+impl Bm25 {
+    fn new(docs: impl Iterator<Item = Vec<String>>) -> Bm25 {
+        let mut postings: HashMap<String, Vec<(usize, f32)>> = HashMap::new();
+        let mut lens = Vec::new();
+        for (d, words) in docs.enumerate() {
+            lens.push(words.len() as f32);
+            for w in words {
+                let list = postings.entry(w).or_default();
+                match list.last_mut() {
+                    Some((doc, n)) if *doc == d => *n += 1.0,
+                    _ => list.push((d, 1.0)),
+                }
+            }
+        }
+        let avg = (lens.iter().sum::<f32>() / lens.len().max(1) as f32).max(1.0);
+        Bm25 {
+            postings,
+            relative_len: lens.iter().map(|l| l / avg).collect(),
+        }
+    }
+
+    fn idf(&self, word: &str) -> f32 {
+        let n = self.relative_len.len() as f32;
+        let df = self.postings.get(word).map_or(0, Vec::len) as f32;
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// The distinct words of a query that some document has.
+    fn known<'a>(&self, words: &'a [String]) -> Vec<&'a String> {
+        let mut out: Vec<&String> = words
+            .iter()
+            .filter(|w| self.postings.contains_key(*w))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// BM25 score of every document sharing a word with the query.
+    fn scores(&self, words: &[String]) -> HashMap<usize, f32> {
+        let mut out: HashMap<usize, f32> = HashMap::new();
+        for w in self.known(words) {
+            let idf = self.idf(w);
+            for &(doc, tf) in &self.postings[w.as_str()] {
+                let norm = K1 * (1.0 - B + B * self.relative_len[doc]);
+                *out.entry(doc).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::base_regulations;
+
+    fn kb() -> Knowledge {
+        Knowledge::new(base_regulations().unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_categories_parse_and_recognise_products_in_four_languages() {
+        let c = Categories::parse(include_str!("base/categories.toml")).unwrap();
+        let of = |m: &str| c.of(m, &folded_words(m));
+        assert!(of("kem chong nang nhap khau").contains(&"cosmetics"));
+        assert!(of("spuit disposable izin apa").contains(&"medical devices"));
+        assert!(of("หมวกกันน็อคต้องมีมอก.ไหม").contains(&"helmets"));
+        assert!(of("what do I need for the meeting").is_empty());
+    }
+
+    #[test]
+    fn the_market_comes_from_places_then_rules_then_language() {
+        let kb = kb();
+        let m = |text: &str, l| kb.market(&folded_words(text), l);
+        assert_eq!(m("do I need BPOM for serum?", Locale::En), Some(Market::Id));
+        assert_eq!(
+            m("shipping to Vietnam, which permit", Locale::En),
+            Some(Market::Vn)
+        );
+        assert_eq!(m("izin impor ke vietnam apa", Locale::Id), Some(Market::Vn));
+        assert_eq!(m("cần giấy phép gì", Locale::Vi), Some(Market::Vn));
+        assert_eq!(m("what permit do I need", Locale::En), None);
+    }
+
+    #[test]
+    fn a_regulatory_question_is_answered_from_the_entry_it_names() {
+        let kb = kb();
+        let r = kb
+            .answer(
+                "do cosmetics need BPOM notification in Indonesia?",
+                Locale::En,
+                "certification",
+            )
+            .unwrap();
+        assert!(r.entries.iter().any(|e| e == "id-bpom-cosmetics"), "{r:?}");
+        assert!(r.text.contains("Sources: "), "{}", r.text);
+        assert!(r.text.contains("not legal advice"), "{}", r.text);
+        // Unaccented Vietnamese finds the accented text.
+        let r = kb
+            .answer(
+                "my pham nhap khau can cong bo o dau",
+                Locale::Vi,
+                "certification",
+            )
+            .unwrap();
+        assert!(r.entries[0].starts_with("vn-"), "{r:?}");
+        assert!(r.text.contains("không phải tư vấn pháp lý"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_message_about_something_else_gets_no_regulatory_answer() {
+        let kb = kb();
+        assert_eq!(
+            kb.answer("how much for 500 pieces?", Locale::En, "price_quote"),
+            None
+        );
+        assert_eq!(kb.answer("hello", Locale::En, "unknown"), None);
+    }
+}
