@@ -808,7 +808,7 @@ async fn regulatory_questions_are_answered_from_the_knowledge_base() {
 /// tests/data/chat/kb/BRIEF-blind.md): the share of answers stating every fact a correct answer
 /// must contain, through the demo's endpoint. And nothing else: an answer from the knowledge base
 /// is the cited entries' own text, the citation and the disclaimer, word for word. The floors sit
-/// a little below the figures in the README ("Regulatory answers").
+/// a little below the figures in the README ("Regulatory questions").
 #[tokio::test]
 async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     use edgeseo::chat::eval::{missing_facts, parse_kb_questions};
@@ -830,7 +830,8 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
             let answer = a["answer"].as_str().unwrap();
             total[lang as usize] += 1;
             right[lang as usize] += usize::from(missing_facts(answer, &q.facts).is_empty());
-            let Some(cited) = a["sources"].as_array() else {
+            // A product's facts may lead the answer; the questions name none of the demo's.
+            let (Some(cited), None) = (a["sources"].as_array(), a.get("product")) else {
                 continue;
             };
             let said = Locale::from_code(a["language"].as_str().unwrap()).unwrap();
@@ -865,7 +866,7 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     }
 }
 
-// Measured when the set was added: 81.7 % (en 83.3, id 75.0, vi 78.3, th 90.0).
+// Measured when the set was added: 81.7 % (en 81.7, id 76.7, vi 78.3, th 90.0).
 const KB_FLOOR: f64 = 79.0;
 const KB_LANGUAGE_FLOOR: f64 = 72.0;
 

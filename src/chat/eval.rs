@@ -426,7 +426,7 @@ pub fn parse_kb_questions(text: &str) -> Result<Vec<KbQuestion>, String> {
         let record = record.map_err(|e| e.to_string())?;
         let line = record.position().map_or(0, |p| p.line());
         let lang = Locale::from_code(record[1].trim())
-            .ok_or_else(|| format!("line {line}: unknown language `{}`", &record[1]))?;
+            .ok_or_else(|| format!("line {line}: unknown language `{}`", record[1].trim()))?;
         let facts: Vec<Vec<String>> = record[3]
             .split(';')
             .map(|f| {

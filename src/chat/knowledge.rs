@@ -50,7 +50,12 @@ const CUES: &[&str] = &[
     "approval",
     "authority",
     "customs",
-    "import*",
+    "import",
+    "imports",
+    "imported",
+    "importing",
+    "importer",
+    "importers",
     "declar*",
     "notif*",
     "halal",
@@ -105,8 +110,14 @@ const CUES: &[&str] = &[
     "lspro",
     "npb",
     // id
-    "izin",
-    "ijin",
+    "izin edar",
+    "izin impor",
+    "perlu izin",
+    "izin apa",
+    "izinnya",
+    "perizinan",
+    "ijin edar",
+    "perlu ijin",
     "wajib",
     "didaftarkan",
     "pendaftaran",
@@ -122,7 +133,6 @@ const CUES: &[&str] = &[
     "notifikasi",
     "edar",
     "kementerian",
-    "halal",
     "pabean",
     "kepabeanan",
     "syarat",
@@ -158,14 +168,14 @@ const CUES: &[&str] = &[
     "มาตรฐาน",
     "บังคับ",
     "ฉลากภาษาไทย",
-    "พิกัด",
+    "พิกัดศุลกากร",
     "ศุลกากร",
     "ฮาลาล",
     "แสตมป์",
     "สรรพสามิต",
     "อย.",
     "มอก",
-    "สมอ",
+    "สมอ.",
     "กสทช",
     "สคบ",
     "รมยา",
@@ -231,11 +241,13 @@ struct RawCategory {
 }
 
 /// Finds which of a list of words and phrases a message contains: Latin-script ones as whole
-/// words (diacritics folded), Thai ones anywhere, since Thai is not split into words the same
-/// way in every context.
+/// words (diacritics folded; a last word ending in `*` is a prefix), Thai ones anywhere, since
+/// Thai is not split into words the same way in every context.
 struct Phrases {
     /// Folded phrases by their first word: (the other words, phrase number).
     latin: HashMap<String, Vec<(Vec<String>, usize)>>,
+    /// One-word prefixes (`import*`): (prefix, phrase number).
+    prefixes: Vec<(String, usize)>,
     thai: aho_corasick::AhoCorasick,
     thai_number: Vec<usize>,
 }
@@ -243,11 +255,14 @@ struct Phrases {
 impl Phrases {
     fn new<'a>(phrases: impl IntoIterator<Item = (&'a str, usize)>) -> Result<Phrases, String> {
         let mut latin: HashMap<String, Vec<(Vec<String>, usize)>> = HashMap::new();
+        let mut prefixes = Vec::new();
         let (mut thai, mut thai_number) = (Vec::new(), Vec::new());
         for (phrase, n) in phrases {
             if phrase.chars().any(is_thai) {
                 thai.push(phrase.to_lowercase());
                 thai_number.push(n);
+            } else if let Some(prefix) = phrase.strip_suffix('*') {
+                prefixes.extend(folded_words(prefix).into_iter().map(|p| (p, n)));
             } else if let Some((first, rest)) = folded_words(phrase).split_first() {
                 latin
                     .entry(first.clone())
@@ -258,6 +273,7 @@ impl Phrases {
         let thai = aho_corasick::AhoCorasick::new(&thai).map_err(|e| e.to_string())?;
         Ok(Phrases {
             latin,
+            prefixes,
             thai,
             thai_number,
         })
@@ -273,6 +289,11 @@ impl Phrases {
         for (at, word) in words.iter().enumerate() {
             for (rest, n) in self.latin.get(word).into_iter().flatten() {
                 if words[at + 1..].starts_with(rest) {
+                    found.push(*n);
+                }
+            }
+            for (prefix, n) in &self.prefixes {
+                if word.starts_with(prefix.as_str()) {
                     found.push(*n);
                 }
             }
@@ -322,7 +343,7 @@ impl Categories {
 #[derive(Debug, Clone, Copy)]
 pub struct Hit<'a> {
     pub entry: &'a RegEntry,
-    /// The entry's BM25 score, weighed by market.
+    /// The entry's BM25 score, weighed by market and product category.
     pub score: f32,
 }
 
@@ -341,17 +362,17 @@ pub struct Knowledge {
     /// The entries' keywords: a message using one gets it as a word of its own, which only the
     /// entries listing it have ("izin edar", "เลขสารบบ", "hợp quy" count as one term each).
     keywords: Phrases,
-    /// `CUES` but the Thai ones, as word sequences.
-    cues: Vec<Vec<String>>,
+    cues: Phrases,
     /// Words of the entries' keywords and authorities that belong to one market alone ("bpom",
     /// "qcvn", "มอก"): a message using them is about that market.
     markers: HashMap<String, Market>,
 }
 
 impl Knowledge {
-    pub fn new(entries: Vec<Arc<RegEntry>>) -> Option<Knowledge> {
+    /// The knowledge base of `entries`; `None` when there are none.
+    pub fn new(entries: Vec<Arc<RegEntry>>) -> Result<Option<Knowledge>, String> {
         if entries.is_empty() {
-            return None;
+            return Ok(None);
         }
         // A keyword of one Latin-script word is a word of the text already.
         let phrase = |k: &String| k.chars().any(is_thai) || folded_words(k).len() > 1;
@@ -362,7 +383,7 @@ impl Knowledge {
             .collect();
         names.sort();
         names.dedup();
-        let keywords = Phrases::new(names.iter().enumerate().map(|(i, k)| (k.as_str(), i))).ok()?;
+        let keywords = Phrases::new(names.iter().enumerate().map(|(i, k)| (k.as_str(), i)))?;
         let index = Locale::ALL.map(|locale| {
             Bm25::new(entries.iter().map(|e| {
                 // What a buyer's words can match: the text in their language, and the names,
@@ -384,93 +405,23 @@ impl Knowledge {
                 doc
             }))
         });
-        // A word of the keywords and authorities counts for a market when no other market's
-        // entries use it, in any field ("permit" is every market's word, "bpom" Indonesia's).
-        let mut seen: HashMap<String, Option<Market>> = HashMap::new();
-        for e in entries.iter().filter(|e| e.market != Market::Asean) {
-            let text = Locale::ALL
-                .iter()
-                .flat_map(|l| folded_words(&e.text[*l as usize]));
-            for word in text {
-                seen.entry(word)
-                    .and_modify(|m| {
-                        if *m != Some(e.market) {
-                            *m = None;
-                        }
-                    })
-                    .or_insert(Some(e.market));
-            }
-        }
-        let used: std::collections::HashSet<String> = entries
-            .iter()
-            .flat_map(|e| e.keywords.iter().chain([&e.authority]))
-            .flat_map(|k| folded_words(k))
-            .collect();
-        seen.retain(|w, _| used.contains(w));
-        for e in entries.iter().filter(|e| e.market != Market::Asean) {
-            for word in e
-                .keywords
-                .iter()
-                .chain([&e.authority])
-                .flat_map(|k| folded_words(k))
-            {
-                if word.chars().count() < 3 || word.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                seen.entry(word)
-                    .and_modify(|m| {
-                        if *m != Some(e.market) {
-                            *m = None;
-                        }
-                    })
-                    .or_insert(Some(e.market));
-            }
-        }
-        let markers = seen
-            .into_iter()
-            .filter_map(|(w, m)| Some((w, m?)))
-            .collect();
-        let cues: Vec<Vec<String>> = CUES
-            .iter()
-            .filter(|c| !c.chars().any(is_thai))
-            .map(|c| {
-                // `folded_words` drops the `*` of a prefix: put it back on the last word.
-                let mut words = folded_words(c);
-                if let (true, Some(last)) = (c.ends_with('*'), words.last_mut()) {
-                    last.push('*');
-                }
-                words
-            })
-            .collect();
-        Some(Knowledge {
+        let cues = Phrases::new(CUES.iter().map(|c| (*c, 0)))?;
+        Ok(Some(Knowledge {
+            markers: markers(&entries),
             entries,
             keywords,
             cues,
             index,
-            markers,
-        })
+        }))
+    }
+    /// Whether `message` (lowercased, with words `words`) has a cue of a regulatory question.
+    fn has_cue(&self, message: &str, words: &[String]) -> bool {
+        !self.cues.find(message, words).is_empty()
     }
 
-    /// Whether `message` (whose words are `words`) has a cue of a regulatory question.
-    pub fn has_cue(&self, message: &str, words: &[String]) -> bool {
-        let matches = |word: &String, cue: &String| match cue.strip_suffix('*') {
-            Some(prefix) => word.starts_with(prefix),
-            None => word == cue,
-        };
-        let latin = self.cues.iter().any(|cue| {
-            words
-                .windows(cue.len())
-                .any(|w| w.iter().zip(cue).all(|(w, c)| matches(w, c)))
-        });
-        latin
-            || CUES
-                .iter()
-                .filter(|c| c.chars().any(is_thai))
-                .any(|c| message.contains(c))
-    }
-
-    /// The market `words` (a message's) are about: places named count most, then words only one
-    /// market's rules use, then the buyer's language. `None` when nothing points to one.
+    /// The market `words` (a message's, in `locale`) are about: a place named decides, else the
+    /// words only one market's rules use, else the buyer's language. `None` when nothing points
+    /// to one market, or two point equally.
     pub fn market(&self, words: &[String], locale: Locale) -> Option<Market> {
         let mut votes = [0u32; 3];
         let mut vote = |m: Market, n: u32| match m {
@@ -480,10 +431,14 @@ impl Knowledge {
             Market::Asean => {}
         };
         for w in words {
-            if let Some((_, m)) = PLACES.iter().find(|(p, _)| p == w) {
-                vote(*m, 5);
+            // Folded Vietnamese has "thai" of its own ("trạng thái", "thái độ").
+            let place = PLACES
+                .iter()
+                .find(|(p, _)| p == w && !(locale == Locale::Vi && *p == "thai"));
+            if let Some((_, m)) = place {
+                vote(*m, 100);
             } else if let Some(m) = self.markers.get(w) {
-                vote(*m, 1);
+                vote(*m, 10);
             }
         }
         match locale {
@@ -501,27 +456,39 @@ impl Knowledge {
         Some([Market::Id, Market::Vn, Market::Th][first])
     }
 
-    /// The entries matching `message`, best first, scored in the index of `locale` and weighed
-    /// by the market the message is about.
-    pub fn retrieve(&self, message: &str, locale: Locale) -> Vec<Hit<'_>> {
-        self.ranked(message, &folded_words(message), locale)
+    /// The knowledge base's answer to `message` recognised as `intent`, in `locale`; `None` when
+    /// it is not a regulatory question or no entry matches it well enough.
+    pub fn answer(&self, message: &str, locale: Locale, intent: &str) -> Option<Reply> {
+        // Most messages are not regulatory questions: that is settled before anything is ranked.
+        let lower = message.to_lowercase();
+        let words = folded_words(message);
+        let least = if self.has_cue(&lower, &words) {
+            MIN_SCORE
+        } else if intent == "certification" {
+            STRONG_SCORE
+        } else {
+            return None;
+        };
+        let hits = self.ranked(&lower, words, locale);
+        let first = hits.first().filter(|h| h.score >= least)?;
+        let used: Vec<&RegEntry> = hits
+            .iter()
+            .take(MAX_ENTRIES)
+            .filter(|h| h.score >= first.score * OTHERS)
+            .map(|h| h.entry)
+            .collect();
+        Some(compose(&used, locale))
     }
 
-    fn ranked(&self, message: &str, words: &[String], locale: Locale) -> Vec<Hit<'_>> {
-        let lower = message.to_lowercase();
-        let categories = CATEGORIES.of(&lower, words);
-        let mut terms = words.to_vec();
-        terms.extend(
-            self.keywords
-                .find(&lower, words)
-                .into_iter()
-                .map(keyword_term),
-        );
-        let words = &terms[..];
-        let index = &self.index[locale as usize];
-        let market = self.market(words, locale);
-        let mut hits: Vec<Hit<'_>> = index
-            .scores(words)
+    /// The entries matching a message (lowercased, with words `words`), best first, scored in
+    /// the index of `locale` and weighed by the market and the product category it names.
+    fn ranked(&self, lower: &str, mut words: Vec<String>, locale: Locale) -> Vec<Hit<'_>> {
+        let categories = CATEGORIES.of(lower, &words);
+        let market = self.market(&words, locale);
+        let phrases = self.keywords.find(lower, &words);
+        words.extend(phrases.into_iter().map(keyword_term));
+        let mut hits: Vec<Hit<'_>> = self.index[locale as usize]
+            .scores(&words)
             .into_iter()
             .filter(|(_, s)| *s > 0.0)
             .map(|(doc, s)| {
@@ -546,31 +513,38 @@ impl Knowledge {
         });
         hits
     }
+}
 
-    /// The knowledge base's answer to `message` recognised as `intent`, in `locale`; `None` when
-    /// no entry matches it well enough for that intent.
-    pub fn answer(&self, message: &str, locale: Locale, intent: &str) -> Option<Reply> {
-        let words = folded_words(message);
-        let hits = self.ranked(message, &words, locale);
-        let first = hits.first()?;
-        let least = if self.has_cue(message, &words) {
-            MIN_SCORE
-        } else if intent == "certification" {
-            STRONG_SCORE
-        } else {
-            return None;
-        };
-        if first.score < least {
-            return None;
+/// Words of the entries' keywords and authorities that no other market's entries use in any
+/// field ("permit" is every market's word, "bpom" Indonesia's; ASEAN-wide entries count for no
+/// market). Short words and numbers are left out: "12" or "ce" say nothing about a market.
+fn markers(entries: &[Arc<RegEntry>]) -> HashMap<String, Market> {
+    let mut seen: HashMap<String, Option<Market>> = HashMap::new();
+    let mut note = |word: String, market: Market| {
+        seen.entry(word)
+            .and_modify(|m| {
+                if *m != Some(market) {
+                    *m = None;
+                }
+            })
+            .or_insert(Some(market));
+    };
+    for e in entries.iter().filter(|e| e.market != Market::Asean) {
+        let fields = e.text.iter().chain(&e.keywords).chain([&e.authority]);
+        for word in fields.flat_map(|f| folded_words(f)) {
+            note(word, e.market);
         }
-        let used: Vec<&RegEntry> = hits
-            .iter()
-            .take(MAX_ENTRIES)
-            .filter(|h| h.score >= first.score * OTHERS)
-            .map(|h| h.entry)
-            .collect();
-        Some(compose(&used, locale))
     }
+    let named: std::collections::HashSet<String> = entries
+        .iter()
+        .flat_map(|e| e.keywords.iter().chain([&e.authority]))
+        .flat_map(|k| folded_words(k))
+        .filter(|w| w.chars().count() >= 3 && !w.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    seen.into_iter()
+        .filter(|(w, _)| named.contains(w))
+        .filter_map(|(w, m)| Some((w, m?)))
+        .collect()
 }
 
 /// The entries' text in the buyer's language, then where it comes from and that it is guidance.
@@ -667,7 +641,9 @@ mod tests {
     use crate::config::base_regulations;
 
     fn kb() -> Knowledge {
-        Knowledge::new(base_regulations().unwrap().to_vec()).unwrap()
+        Knowledge::new(base_regulations().unwrap().to_vec())
+            .unwrap()
+            .unwrap()
     }
 
     #[test]

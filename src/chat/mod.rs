@@ -1,5 +1,6 @@
 //! The customer-service chat at the edge: `POST <chat path>` with `{"message", "session"?,
-//! "locale"?}` is answered with `{"language", "intent", "confidence", "answer", "source"}`:
+//! "locale"?}` is answered with `{"language", "intent", "confidence", "answer", "source",
+//! "product"?, "sources"?}`:
 //! limits first (governor), then language identification, intent classification, retrieval
 //! (a named product's facts, the regulatory knowledge base) and the answer in the detected
 //! language.
@@ -50,6 +51,8 @@ pub enum ChatError {
     Train(#[from] intent::IntentError),
     #[error("the chat backend cannot be set up: {0}")]
     Backend(#[from] crate::upstream::UpstreamError),
+    #[error("the regulatory knowledge base cannot be indexed: {0}")]
+    Knowledge(String),
 }
 
 /// One site's chat: its trained model, answers and limits. Built when the rules load.
@@ -161,7 +164,8 @@ impl ChatService {
         {
             answers.insert(intent.clone(), fill_answer(texts, org, url));
         }
-        let knowledge = knowledge::Knowledge::new(rules.regulations.clone());
+        let knowledge =
+            knowledge::Knowledge::new(rules.regulations.clone()).map_err(ChatError::Knowledge)?;
         let l = &rules.limits;
         Ok(ChatService {
             per_ip: RateLimiter::keyed(quota(l.per_ip_per_minute, true)),
@@ -362,15 +366,20 @@ impl ChatService {
             .map(|texts| texts[locale as usize].clone())
             .unwrap_or_default();
         let mut product = None;
-        let regulatory = self
+
+        // A regulatory question is answered from the knowledge base instead of the intent's text.
+        let mut sources = Vec::new();
+        if let Some(reply) = self
             .knowledge
             .as_ref()
-            .and_then(|kb| kb.answer(message, locale, intent));
-        let mut sources = Vec::new();
-        if let Some(reply) = regulatory {
+            .and_then(|kb| kb.answer(message, locale, intent))
+        {
             answer = reply.text;
             sources = reply.entries;
-        } else if let Some(catalog) = &self.catalog
+        }
+        // A product the message names leads either with its facts ("does the air fryer's price
+        // include import duty?" still gets the price).
+        if let Some(catalog) = &self.catalog
             && facts::INTENTS.contains(&intent)
             && let Some(p) = catalog.index.recognize(message)
         {

@@ -197,7 +197,8 @@ pub fn parse(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Vec<RegEntry> {
             market: market.unwrap_or(Market::Asean),
             authority: e.authority.into_inner(),
             topic: e.topic.into_inner(),
-            categories: e.categories,
+            // Matched against the product categories' names, which are lowercase.
+            categories: e.categories.iter().map(|c| c.to_lowercase()).collect(),
             hs_chapters: e.hs_chapters.into_iter().map(|c| c.into_inner()).collect(),
             keywords: e.keywords,
             source: e.source.into_inner(),
