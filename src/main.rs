@@ -788,8 +788,41 @@ fn translate_extract(rules: &std::path::Path, site: &str, max_pages: usize) -> a
     Ok(())
 }
 
+/// The site named `name` in `loaded` rules and its chat service.
+fn site_chat<'a>(
+    loaded: &'a Rules,
+    rules: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(&'a edgeseo::config::Site, edgeseo::chat::ChatService)> {
+    let site = find_site(loaded, rules, name)?;
+    let service = edgeseo::chat::ChatService::for_site(site, None)?
+        .with_context(|| format!("site `{}` has no [chat]", site.name))?;
+    Ok((site, service))
+}
+
+/// `paths` as one line, for a report's heading.
+fn paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "<what>: <total> of <out_of> (<key> <n>, ...)", or "(none)".
+fn print_counts(what: &str, counts: &std::collections::BTreeMap<String, usize>, out_of: usize) {
+    let total: usize = counts.values().sum();
+    let each: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let each = if each.is_empty() {
+        "none".to_string()
+    } else {
+        each.join(", ")
+    };
+    println!("{what}: {total} of {out_of} ({each})");
+}
+
 fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
-    use edgeseo::chat::{ChatService, eval};
+    use edgeseo::chat::eval;
     use edgeseo::config::{SourceFile, base_chat, parse_examples};
     match command {
         ChatCommand::Eval {
@@ -806,9 +839,7 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                 })?),
             };
             let loaded = load_rules(&rules)?;
-            let site = find_site(&loaded, &rules, &site)?;
-            let service = ChatService::for_site(site, None)?
-                .with_context(|| format!("site `{}` has no [chat]", site.name))?;
+            let (site, service) = site_chat(&loaded, &rules, &site)?;
             let mut messages = Vec::new();
             for path in &set {
                 let text = std::fs::read_to_string(path)
@@ -851,36 +882,22 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                 "site {}: {} messages from {}\n",
                 site.name,
                 messages.len(),
-                set.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                paths(&set)
             );
             print!("{report}");
             // Answers led by a product's facts: on a set about other trades, each is a false hit.
-            let total: usize = named.values().sum();
-            let each: Vec<String> = named.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            println!(
-                "\nanswers led by a named product's facts: {total} of {} ({})",
+            println!();
+            print_counts(
+                "answers led by a named product's facts",
+                &named,
                 messages.len(),
-                if each.is_empty() {
-                    "none".to_string()
-                } else {
-                    each.join(", ")
-                }
             );
             // Answers from the regulatory knowledge base, by the message's labelled intent:
             // outside `certification`, mostly questions that did not need one.
-            let total: usize = regulatory.values().sum();
-            let each: Vec<String> = regulatory.iter().map(|(i, n)| format!("{i} {n}")).collect();
-            println!(
-                "answers from the regulatory knowledge base: {total} of {} ({})",
+            print_counts(
+                "answers from the regulatory knowledge base",
+                &regulatory,
                 messages.len(),
-                if each.is_empty() {
-                    "none".to_string()
-                } else {
-                    each.join(", ")
-                }
             );
         }
         ChatCommand::Knowledge {
@@ -890,9 +907,7 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
             errors,
         } => {
             let loaded = load_rules(&rules)?;
-            let site = find_site(&loaded, &rules, &site)?;
-            let service = ChatService::for_site(site, None)?
-                .with_context(|| format!("site `{}` has no [chat]", site.name))?;
+            let (site, service) = site_chat(&loaded, &rules, &site)?;
             let mut questions = Vec::new();
             for path in &set {
                 let text = std::fs::read_to_string(path)
@@ -927,10 +942,7 @@ fn chat_command(command: ChatCommand) -> anyhow::Result<()> {
                 "site {}: {} questions from {}\n",
                 site.name,
                 questions.len(),
-                set.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                paths(&set)
             );
             println!(
                 "{:6} {:>22} {:>16}",
