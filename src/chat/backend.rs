@@ -256,6 +256,7 @@ fn complete_reply(
         source: "backend",
         // The backend's text need not state the entries the edge would have cited.
         sources: Vec::new(),
+        citation: String::new(),
         ..edge.clone()
     };
     if let Some(intent) = reply.get("intent").and_then(|i| i.as_str()) {
@@ -293,6 +294,7 @@ mod tests {
             source: "kb",
             product: None,
             sources: Vec::new(),
+            citation: String::new(),
         }
     }
 

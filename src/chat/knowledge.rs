@@ -234,6 +234,8 @@ pub struct Hit<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub text: String,
+    /// The end of `text` that cites the entries and marks the answer as guidance.
+    pub citation: String,
     /// Ids of the entries the answer states.
     pub entries: Vec<String>,
 }
@@ -438,17 +440,15 @@ fn compose(entries: &[&RegEntry], locale: Locale) -> Reply {
         text.push_str(&e.text[at]);
         text.push_str("\n\n");
     }
-    text.push_str(SOURCES[at]);
-    text.push_str(": ");
     let cited: Vec<String> = entries
         .iter()
         .map(|e| format!("{} ({} {})", e.source, REVIEWED[at], e.reviewed))
         .collect();
-    text.push_str(&cited.join("; "));
-    text.push('\n');
-    text.push_str(DISCLAIMER[at]);
+    let citation = format!("{}: {}\n{}", SOURCES[at], cited.join("; "), DISCLAIMER[at]);
+    text.push_str(&citation);
     Reply {
         text,
+        citation,
         entries: entries.iter().map(|e| e.id.clone()).collect(),
     }
 }

@@ -12,9 +12,11 @@ pub mod backend;
 pub mod eval;
 mod facts;
 pub mod features;
+pub mod guard;
 pub mod intent;
 pub mod knowledge;
 pub mod langid;
+pub mod llm;
 pub mod products;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::config::{ChatRules, Organization, Site};
@@ -40,6 +43,7 @@ use crate::locale::Locale;
 use backend::Backend;
 use intent::{Example, IntentModel, TrainParams};
 use langid::LanguageId;
+use llm::Llm;
 use products::ProductIndex;
 
 /// Language identification is the same for every site; its models load once.
@@ -51,6 +55,8 @@ pub enum ChatError {
     Train(#[from] intent::IntentError),
     #[error("the chat backend cannot be set up: {0}")]
     Backend(#[from] crate::upstream::UpstreamError),
+    #[error("the chat model's endpoint cannot be set up: {0}")]
+    Llm(crate::upstream::UpstreamError),
     #[error("the regulatory knowledge base cannot be indexed: {0}")]
     Knowledge(String),
 }
@@ -66,6 +72,8 @@ pub struct ChatService {
     global: DefaultDirectRateLimiter,
     in_flight: Semaphore,
     backend: Option<Backend>,
+    /// The model that words the answer, when the site has one.
+    llm: Option<Arc<Llm>>,
     catalog: Option<Catalog>,
     /// Regulatory guidance the site answers import questions from.
     knowledge: Option<knowledge::Knowledge>,
@@ -104,6 +112,9 @@ pub struct ChatAnswer {
     /// Ids of the knowledge base's entries the answer states (cited in its text).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// The end of `answer` that cites `sources` (empty without them); a generated reply keeps it.
+    #[serde(skip)]
+    pub citation: String,
 }
 
 fn quota(n: u32, per_minute: bool) -> Quota {
@@ -166,6 +177,16 @@ impl ChatService {
         }
         let knowledge =
             knowledge::Knowledge::new(rules.regulations.clone()).map_err(ChatError::Knowledge)?;
+        let company = org
+            .map(|o| o.name.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("the supplier");
+        let llm = rules
+            .llm
+            .as_ref()
+            .map(|c| Llm::new(c, company).map(Arc::new))
+            .transpose()
+            .map_err(ChatError::Llm)?;
         let l = &rules.limits;
         Ok(ChatService {
             per_ip: RateLimiter::keyed(quota(l.per_ip_per_minute, true)),
@@ -173,6 +194,7 @@ impl ChatService {
             global: RateLimiter::direct(quota(l.global_per_second, false)),
             in_flight: Semaphore::new(l.max_concurrent),
             backend: rules.backend.as_ref().map(Backend::new).transpose()?,
+            llm,
             rules,
             model,
             answers,
@@ -278,6 +300,8 @@ impl ChatService {
         client_ip: IpAddr,
         page_locale: Locale,
     ) -> Response<Body> {
+        // The answer is due within the deadline from here, however long the edge's steps take.
+        let started = Instant::now();
         let json_type =
             crate::headers::media_type(&parts.headers).as_deref() == Some("application/json");
         if !json_type {
@@ -323,31 +347,32 @@ impl ChatService {
             .and_then(Locale::from_language_tag)
             .unwrap_or(page_locale);
         let mut answer = self.answer(message, fallback);
-        // The edge's work is done; a slow backend must not hold the slots that bound it.
+        // The edge's work is done; a slow backend or model must not hold the slots that bound it.
         drop(slot);
-        let mut failure = None;
+        tracing::debug!(
+            message = %guard::mask_personal_data(message),
+            language = answer.language,
+            intent = %answer.intent,
+            "chat message"
+        );
         if let Some(backend) = &self.backend {
             match backend.forward(parts.headers, bytes, client, &answer).await {
                 Ok(resp) => return resp,
                 Err(e) => {
                     tracing::warn!(error = %e, "chat backend failed; answering from the knowledge base");
                     answer.source = "fallback";
-                    failure = Some(e.reason());
+                    return json_answer(&answer, Some(e.reason()));
                 }
             }
         }
-        let mut resp = body::json(
-            StatusCode::OK,
-            &serde_json::to_value(&answer).unwrap_or_default(),
-        );
-        backend::analysis_headers(resp.headers_mut(), &answer);
-        if let Some(reason) = failure {
-            resp.headers_mut().insert(
-                HeaderName::from_static(backend::FALLBACK_HEADER),
-                HeaderValue::from_static(reason),
-            );
+        // A message that tries to instruct the model never reaches it.
+        if let Some(llm) = &self.llm
+            && !guard::addresses_the_model(message)
+        {
+            let stream = llm::wants_stream(&parts.headers);
+            return llm.respond(message, answer, stream, started).await;
         }
-        resp
+        json_answer(&answer, None)
     }
 
     /// Language, intent and the knowledge-base answer for one message.
@@ -369,6 +394,7 @@ impl ChatService {
 
         // A regulatory question is answered from the knowledge base instead of the intent's text.
         let mut sources = Vec::new();
+        let mut citation = String::new();
         if let Some(reply) = self
             .knowledge
             .as_ref()
@@ -376,6 +402,7 @@ impl ChatService {
         {
             answer = reply.text;
             sources = reply.entries;
+            citation = reply.citation;
         }
         // A product the message names leads either with its facts ("does the air fryer's price
         // include import duty?" still gets the price).
@@ -400,8 +427,26 @@ impl ChatService {
             source: "kb",
             product,
             sources,
+            citation,
         }
     }
+}
+
+/// The answer object as JSON, with the edge's analysis in headers and, when the answer stands in
+/// for a backend's or a model's, why.
+fn json_answer(answer: &ChatAnswer, fallback: Option<&'static str>) -> Response<Body> {
+    let mut resp = body::json(
+        StatusCode::OK,
+        &serde_json::to_value(answer).unwrap_or_default(),
+    );
+    backend::analysis_headers(resp.headers_mut(), answer);
+    if let Some(reason) = fallback {
+        resp.headers_mut().insert(
+            HeaderName::from_static(backend::FALLBACK_HEADER),
+            HeaderValue::from_static(reason),
+        );
+    }
+    resp
 }
 
 /// Trained models by the examples they were trained on. Sites whose examples are the same (every

@@ -20,7 +20,7 @@ use toml::Spanned;
 
 use super::diag::{Diagnostic, SourceFile, file_diagnostic};
 use super::knowledge::{self, RegEntry};
-use super::raw::{RawAnswer, RawChat, RawSite};
+use super::raw::{RawAnswer, RawChat, RawLlm, RawSite};
 use super::{Origin, OriginTarget, Validator, read_source};
 use crate::locale::Locale;
 
@@ -107,7 +107,48 @@ pub struct ChatRules {
     pub widget: bool,
     /// The site's own chat service, when it has one; the knowledge base is then the fallback.
     pub backend: Option<ChatBackend>,
+    /// The model that words the answers from the retrieved facts, when the site has one.
+    pub llm: Option<ChatLlm>,
 }
+
+/// `[chat] llm`: an OpenAI-compatible chat-completions endpoint.
+#[derive(Debug, Clone)]
+pub struct ChatLlm {
+    /// Scheme, authority and timeouts; `response_timeout` is the whole exchange's deadline.
+    pub origin: Origin,
+    /// The endpoint's path, e.g. `/v1/chat/completions`.
+    pub path: PathAndQuery,
+    pub model: String,
+    /// Read from the environment variable `api_key_env` names when the rules load.
+    pub api_key: Option<ApiKey>,
+    /// Requests to the model at once; beyond this the knowledge answer goes out.
+    pub max_concurrent: usize,
+    /// Tokens the site may spend per minute (prompt estimate plus `max_tokens` per request).
+    pub tokens_per_minute: u32,
+    /// Most tokens the model may write per reply.
+    pub max_tokens: u32,
+    /// Send buyers' phone numbers, emails and ID numbers to the model unmasked.
+    pub send_personal_data: bool,
+}
+
+/// A secret that debug output and logs never show.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
+
+/// The longest `llm.timeout`: the answer, the model's or the fallback, is due within 3 s.
+const MAX_LLM_TIMEOUT: Duration = Duration::from_millis(2900);
 
 /// A site's own chat service that edgeseo forwards to (`[chat] backend`).
 #[derive(Debug, Clone)]
@@ -221,6 +262,14 @@ pub(super) fn load(
         }
     }
 
+    let llm = c.llm.as_ref().and_then(|l| llm_rules(l, origin, v));
+    if let (Some(l), Some(_)) = (&c.llm, &c.backend) {
+        v.error(
+            l.span(),
+            "`llm` and `backend` exclude each other: the backend writes its own answers",
+        );
+    }
+
     let base = if c.base.unwrap_or(true) {
         match base_chat() {
             Ok(b) => Some(b),
@@ -278,6 +327,72 @@ pub(super) fn load(
         regulations,
         widget: c.widget.unwrap_or(true),
         backend,
+        llm,
+    })
+}
+
+fn llm_rules(
+    raw: &Spanned<RawLlm>,
+    origin: Option<&Origin>,
+    v: &mut Validator<'_>,
+) -> Option<ChatLlm> {
+    let l = raw.get_ref();
+    let mut timeout = v.duration(&l.timeout, Duration::from_millis(2800));
+    if let Some(t) = &l.timeout
+        && timeout > MAX_LLM_TIMEOUT
+    {
+        v.error(
+            t.span(),
+            "llm timeout is at most 2.9s: the answer, generated or not, is due within 3 s",
+        );
+        timeout = MAX_LLM_TIMEOUT;
+    }
+    let max_concurrent = v.count(&l.max_concurrent, 64, 1..=100_000) as usize;
+    let tokens_per_minute = v.count(&l.tokens_per_minute, 200_000, 1..=100_000_000) as u32;
+    let max_tokens = v.count(&l.max_tokens, 400, 16..=32_000) as u32;
+    if l.model.get_ref().trim().is_empty() {
+        v.error(l.model.span(), "llm model is empty");
+    }
+    let api_key = l
+        .api_key_env
+        .as_ref()
+        .and_then(|name| match std::env::var(name.get_ref()) {
+            Ok(key) if !key.is_empty() => Some(ApiKey(key)),
+            _ => {
+                v.error(
+                    name.span(),
+                    format!(
+                        "environment variable `{}` (the model's API key) is not set",
+                        name.get_ref()
+                    ),
+                );
+                None
+            }
+        });
+    let (scheme, authority, path) = v.http_url(&l.url, "llm")?;
+    let path = path.unwrap_or_else(|| PathAndQuery::from_static("/"));
+    if !path.path().ends_with("/chat/completions") {
+        v.error(
+            l.url.span(),
+            "llm url is the chat-completions endpoint, e.g. \"http://127.0.0.1:11434/v1/chat/completions\"",
+        );
+    }
+    Some(ChatLlm {
+        origin: Origin {
+            target: OriginTarget::Url { scheme, authority },
+            host: None,
+            connect_timeout: timeout.min(Duration::from_secs(1)),
+            response_timeout: timeout,
+            extra_roots: origin.map(|o| o.extra_roots.clone()).unwrap_or_default(),
+            max_idle_connections: 64,
+        },
+        path,
+        model: l.model.get_ref().clone(),
+        api_key,
+        max_concurrent,
+        tokens_per_minute,
+        max_tokens,
+        send_personal_data: l.send_personal_data.unwrap_or(false),
     })
 }
 

@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 
 pub use chat::{
-    BaseChat, ChatBackend, ChatExample, ChatLimits, ChatRules, DEFAULT_THRESHOLD, base_chat,
-    parse_examples,
+    ApiKey, BaseChat, ChatBackend, ChatExample, ChatLimits, ChatLlm, ChatRules, DEFAULT_THRESHOLD,
+    base_chat, parse_examples,
 };
 use diag::file_diagnostic;
 pub use diag::{Diagnostic, Position, RulesError, SourceFile};

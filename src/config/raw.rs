@@ -152,6 +152,21 @@ pub struct RawChat {
     pub backend: Option<Spanned<String>>,
     pub backend_timeout: Option<Spanned<String>>,
     pub backend_max_concurrent: Option<Spanned<i64>>,
+    pub llm: Option<Spanned<RawLlm>>,
+}
+
+/// `[chat] llm = { url, model, ... }`: the OpenAI-compatible model that words the answers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    pub url: Spanned<String>,
+    pub model: Spanned<String>,
+    pub api_key_env: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+    pub tokens_per_minute: Option<Spanned<i64>>,
+    pub max_tokens: Option<Spanned<i64>>,
+    pub send_personal_data: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
