@@ -18,15 +18,16 @@ measure() {
          END {printf "%.0f %.2f %.2f %d\n", rps, p99, avg, bad}'
 }
 
-# chat_bodies CSV: a wrk Lua script POSTing each message of a labelled chat file (text column) to
-# /api/chat in turn, JSON-escaped by Python.
+# chat_bodies CSV: a wrk Lua script POSTing each message of a chat file (its `text` column, or
+# `question` in a regulatory question set) to /api/chat in turn, JSON-escaped by Python.
 chat_bodies() {
   python3 - "$1" <<'PY'
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
 print("local bodies = {")
 for r in rows:
-    print("  [==[" + json.dumps({"message": r["text"]}, ensure_ascii=False) + "]==],")
+    text = r["text"] if "text" in r else r["question"]
+    print("  [==[" + json.dumps({"message": text}, ensure_ascii=False) + "]==],")
 print("}")
 print("""local i = 0
 wrk.method = "POST"
