@@ -294,6 +294,7 @@ mod tests {
             source: "kb",
             product: None,
             sources: Vec::new(),
+            fallback: None,
             citation: String::new(),
         }
     }

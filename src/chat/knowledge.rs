@@ -72,6 +72,18 @@ const MIN_SCORE: f32 = 3.0;
 /// base corpus); "do you have CE?" keeps the site's own certification answer.
 const STRONG_SCORE: f32 = 10.0;
 
+/// Intents under which a message that names a market and a product category (or a rule's
+/// keyword) is a regulatory question even without a cue ("kipas angin buat pasar indonesia,
+/// manualnya harus bahasa indonesia?"). Not the commercial intents: "air fryer price to
+/// Jakarta?" wants the price.
+const RULE_INTENTS: &[&str] = &[
+    "unknown",
+    "product_specs",
+    "after_sales",
+    "customization",
+    "company_info",
+];
+
 /// Countries and cities a buyer names when asking about a market.
 const PLACES: [(&str, Market); 22] = [
     ("indonesia", Market::Id),
@@ -316,12 +328,8 @@ impl Knowledge {
             Market::Asean => {}
         };
         for w in words {
-            // Folded Vietnamese has "thai" of its own ("trạng thái", "thái độ").
-            let place = PLACES
-                .iter()
-                .find(|(p, _)| p == w && !(locale == Locale::Vi && *p == "thai"));
-            if let Some((_, m)) = place {
-                vote(*m, 100);
+            if let Some(m) = place(w, locale) {
+                vote(m, 100);
             } else if let Some(m) = self.markers.get(w) {
                 vote(*m, 10);
             }
@@ -351,6 +359,12 @@ impl Knowledge {
             MIN_SCORE
         } else if intent == "certification" {
             STRONG_SCORE
+        } else if RULE_INTENTS.contains(&intent)
+            && words.iter().any(|w| place(w, locale).is_some())
+            && (!CATEGORIES.of(&lower, &words).is_empty()
+                || !self.keywords.find(&lower, &words).is_empty())
+        {
+            MIN_SCORE
         } else {
             return None;
         };
@@ -398,6 +412,15 @@ impl Knowledge {
         });
         hits
     }
+}
+
+/// The market a word names as a place. Folded Vietnamese has "thai" of its own ("trạng thái",
+/// "thái độ").
+fn place(word: &str, locale: Locale) -> Option<Market> {
+    PLACES
+        .iter()
+        .find(|(p, _)| *p == word && !(locale == Locale::Vi && *p == "thai"))
+        .map(|(_, m)| *m)
 }
 
 /// Words of the entries' keywords and authorities that no other market's entries use in any

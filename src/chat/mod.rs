@@ -112,6 +112,10 @@ pub struct ChatAnswer {
     /// Ids of the knowledge base's entries the answer states (cited in its text).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// Why a backend's or a model's answer was not used (also the `x-edgeseo-chat-fallback`
+    /// header), with `source` "fallback".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<&'static str>,
     /// The end of `answer` that cites `sources` (empty without them); a generated reply keeps it.
     #[serde(skip)]
     pub citation: String,
@@ -361,18 +365,25 @@ impl ChatService {
                 Err(e) => {
                     tracing::warn!(error = %e, "chat backend failed; answering from the knowledge base");
                     answer.source = "fallback";
-                    return json_answer(&answer, Some(e.reason()));
+                    answer.fallback = Some(e.reason());
+                    return json_answer(&answer);
                 }
             }
         }
-        // A message that tries to instruct the model never reaches it.
-        if let Some(llm) = &self.llm
-            && !guard::addresses_the_model(message)
-        {
+        if let Some(llm) = &self.llm {
+            // A message that tries to instruct the model never reaches it.
+            if guard::addresses_the_model(message) {
+                tracing::info!(
+                    "chat message addresses the model; answered from the knowledge base"
+                );
+                answer.source = "fallback";
+                answer.fallback = Some("instructions");
+                return json_answer(&answer);
+            }
             let stream = llm::wants_stream(&parts.headers);
             return llm.respond(message, answer, stream, started).await;
         }
-        json_answer(&answer, None)
+        json_answer(&answer)
     }
 
     /// Language, intent and the knowledge-base answer for one message.
@@ -427,6 +438,7 @@ impl ChatService {
             source: "kb",
             product,
             sources,
+            fallback: None,
             citation,
         }
     }
@@ -434,13 +446,13 @@ impl ChatService {
 
 /// The answer object as JSON, with the edge's analysis in headers and, when the answer stands in
 /// for a backend's or a model's, why.
-fn json_answer(answer: &ChatAnswer, fallback: Option<&'static str>) -> Response<Body> {
+fn json_answer(answer: &ChatAnswer) -> Response<Body> {
     let mut resp = body::json(
         StatusCode::OK,
         &serde_json::to_value(answer).unwrap_or_default(),
     );
     backend::analysis_headers(resp.headers_mut(), answer);
-    if let Some(reason) = fallback {
+    if let Some(reason) = answer.fallback {
         resp.headers_mut().insert(
             HeaderName::from_static(backend::FALLBACK_HEADER),
             HeaderValue::from_static(reason),

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use http::HeaderValue;
 use http::uri::PathAndQuery;
 
 use ipnet::IpNet;
@@ -349,26 +350,55 @@ fn llm_rules(
     }
     let max_concurrent = v.count(&l.max_concurrent, 64, 1..=100_000) as usize;
     let tokens_per_minute = v.count(&l.tokens_per_minute, 200_000, 1..=100_000_000) as u32;
-    let max_tokens = v.count(&l.max_tokens, 400, 16..=32_000) as u32;
+    let max_tokens = v.count(&l.max_tokens, 250, 16..=32_000) as u32;
+    // A request takes its prompt (about 1,000 tokens with the facts) plus max_tokens: a smaller
+    // budget would send every answer to the fallback.
+    if tokens_per_minute < max_tokens + 1000 {
+        let span = l
+            .tokens_per_minute
+            .as_ref()
+            .or(l.max_tokens.as_ref())
+            .map(|s| s.span())
+            .unwrap_or_else(|| raw.span());
+        v.error(
+            span,
+            format!(
+                "tokens_per_minute ({tokens_per_minute}) must be at least max_tokens ({max_tokens}) plus 1000 for the prompt"
+            ),
+        );
+    }
     if l.model.get_ref().trim().is_empty() {
         v.error(l.model.span(), "llm model is empty");
     }
     let api_key = l
         .api_key_env
         .as_ref()
-        .and_then(|name| match std::env::var(name.get_ref()) {
-            Ok(key) if !key.is_empty() => Some(ApiKey(key)),
-            _ => {
-                v.error(
+        // A key read from a file often ends in a newline.
+        .and_then(
+            |name| match std::env::var(name.get_ref()).map(|k| k.trim().to_string()) {
+                Ok(key) if HeaderValue::from_str(&format!("Bearer {key}")).is_err() => {
+                    v.error(
                     name.span(),
                     format!(
-                        "environment variable `{}` (the model's API key) is not set",
+                        "environment variable `{}` holds characters an HTTP header cannot carry",
                         name.get_ref()
                     ),
                 );
-                None
-            }
-        });
+                    None
+                }
+                Ok(key) if !key.is_empty() => Some(ApiKey(key)),
+                _ => {
+                    v.error(
+                        name.span(),
+                        format!(
+                            "environment variable `{}` (the model's API key) is not set",
+                            name.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        );
     let (scheme, authority, path) = v.http_url(&l.url, "llm")?;
     let path = path.unwrap_or_else(|| PathAndQuery::from_static("/"));
     if !path.path().ends_with("/chat/completions") {
