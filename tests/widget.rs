@@ -183,3 +183,42 @@ async fn a_backends_event_stream_is_shown_as_one_answer() {
         .expect("the backend was asked");
     assert_eq!(asked["x-edgeseo-language"], "id");
 }
+
+#[tokio::test]
+async fn a_generated_reply_streams_into_the_widget() {
+    // An OpenAI-compatible model that streams its reply in three chunks.
+    let model = Origin::start().await;
+    let reply = [
+        "Halo kak, untuk blender ",
+        "minimal order kami 500 pcs per model, ",
+        "dan warna bisa disesuaikan untuk pesanan di atas jumlah itu ya.",
+    ];
+    let mut events: String = reply
+        .iter()
+        .map(|t| {
+            let chunk = serde_json::json!({"choices": [{"delta": {"content": t}}]});
+            format!("data: {chunk}\n\n")
+        })
+        .collect();
+    events.push_str("data: [DONE]\n\n");
+    model.serve(
+        "/v1/chat/completions",
+        CannedPage::new("text/event-stream", events),
+    );
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/demo-supplier");
+    let url = format!("http://{}/v1/chat/completions", model.addr);
+    let rules = copy_site(&src, "demo", |site| {
+        site.replace(
+            "[chat]\n",
+            &format!("[chat]\nllm = {{ url = \"{url}\", model = \"m\" }}\n"),
+        )
+    });
+    let app = start_proxy(&rules).await;
+    let base = format!("http://{}", app.http_addr);
+    let Some(seen) = buyer_session(&base, "/id/", QUESTION).await else {
+        return;
+    };
+    assert_eq!(seen["answer"], reply.concat(), "{seen}");
+    assert_eq!(seen["lang"], "id", "{seen}");
+    assert!(model.last_headers("/v1/chat/completions").is_some());
+}
