@@ -1,9 +1,10 @@
 //! The customer-service chat at the edge: `POST <chat path>` with `{"message", "session"?,
 //! "locale"?}` is answered with `{"language", "intent", "confidence", "answer", "source",
-//! "product"?, "sources"?}`:
+//! "product"?, "sources"?, "fallback"?}`:
 //! limits first (governor), then language identification, intent classification, retrieval
 //! (a named product's facts, the regulatory knowledge base) and the answer in the detected
-//! language.
+//! language; a site's own chat service (`backend`) or model (`llm`, worded from the retrieved
+//! facts) may answer instead, with the knowledge answer as their fallback.
 //!
 //! Every bad request becomes a JSON error with its status (400, 413, 415, 429); nothing here may
 //! panic on input.
