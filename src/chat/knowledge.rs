@@ -85,13 +85,15 @@ const RULE_INTENTS: &[&str] = &[
 ];
 
 /// Countries and cities a buyer names when asking about a market.
-const PLACES: [(&str, Market); 22] = [
+const PLACES: [(&str, Market); 24] = [
     ("indonesia", Market::Id),
+    ("indonesian", Market::Id),
     ("indo", Market::Id),
     ("jakarta", Market::Id),
     ("surabaya", Market::Id),
     ("อินโดนีเซีย", Market::Id),
     ("vietnam", Market::Vn),
+    ("vietnamese", Market::Vn),
     ("viet", Market::Vn),
     ("vn", Market::Vn),
     ("hanoi", Market::Vn),
@@ -158,11 +160,17 @@ impl Phrases {
                 thai_number.push(n);
             } else if let Some(prefix) = phrase.strip_suffix('*') {
                 prefixes.extend(folded_words(prefix).into_iter().map(|p| (p, n)));
-            } else if let Some((first, rest)) = folded_words(phrase).split_first() {
-                latin
-                    .entry(first.clone())
-                    .or_default()
-                    .push((rest.to_vec(), n));
+            } else {
+                let words = folded_words(phrase);
+                let plural = phrase.is_ascii().then(|| english_plural(&words)).flatten();
+                for words in std::iter::once(words).chain(plural) {
+                    if let Some((first, rest)) = words.split_first() {
+                        latin
+                            .entry(first.clone())
+                            .or_default()
+                            .push((rest.to_vec(), n));
+                    }
+                }
             }
         }
         let thai = aho_corasick::AhoCorasick::new(&thai).map_err(|e| e.to_string())?;
@@ -197,6 +205,31 @@ impl Phrases {
         found.dedup();
         found
     }
+}
+
+/// The phrase with its last word in the English plural, as buyers write it ("air conditioner":
+/// "air conditioners"); `None` for short words (acronyms) and words already ending in s. Words of
+/// the other languages get a form no message has, which costs nothing.
+fn english_plural(words: &[String]) -> Option<Vec<String>> {
+    let last = words.last()?;
+    if last.len() < 4 || !last.bytes().all(|b| b.is_ascii_lowercase()) || last.ends_with('s') {
+        return None;
+    }
+    let consonant_y = last.ends_with('y')
+        && !matches!(
+            last.as_bytes()[last.len() - 2],
+            b'a' | b'e' | b'i' | b'o' | b'u'
+        );
+    let plural = if last.ends_with("ch") || last.ends_with("sh") || last.ends_with('x') {
+        format!("{last}es")
+    } else if consonant_y {
+        format!("{}ies", &last[..last.len() - 1])
+    } else {
+        format!("{last}s")
+    };
+    let mut words = words.to_vec();
+    *words.last_mut()? = plural;
+    Some(words)
 }
 
 /// Recognises the product categories a message names.
@@ -415,8 +448,12 @@ impl Knowledge {
 }
 
 /// The market a word names as a place. Folded Vietnamese has "thai" of its own ("trạng thái",
-/// "thái độ").
+/// "thái độ"); English buyers write "to TH", where in the other languages "th" is an
+/// abbreviation of anything.
 fn place(word: &str, locale: Locale) -> Option<Market> {
+    if word == "th" && locale == Locale::En {
+        return Some(Market::Th);
+    }
     PLACES
         .iter()
         .find(|(p, _)| *p == word && !(locale == Locale::Vi && *p == "thai"))
@@ -544,6 +581,29 @@ impl Bm25 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn english_phrases_match_in_the_plural() {
+        let words = |p: &str| folded_words(p);
+        for (phrase, plural) in [
+            ("air conditioner", Some("air conditioners")),
+            ("battery", Some("batteries")),
+            ("tray", Some("trays")),
+            ("toy", None),
+            ("wrench", Some("wrenches")),
+            ("glass", None),
+            ("sni", None),
+        ] {
+            assert_eq!(
+                english_plural(&words(phrase)),
+                plural.map(words),
+                "{phrase}"
+            );
+        }
+        let phrases = Phrases::new([("air conditioner", 0), ("rice cooker", 1)]).unwrap();
+        let message = "air conditioners into vietnam, is an energy label needed?";
+        assert_eq!(phrases.find(message, &folded_words(message)), [0]);
+    }
     use crate::config::base_regulations;
 
     fn kb() -> Knowledge {
