@@ -230,15 +230,7 @@ pub(super) fn load(
     let backend = c.backend.as_ref().and_then(|url| {
         let (scheme, authority, path) = v.http_url(url, "chat backend")?;
         Some(ChatBackend {
-            origin: Origin {
-                target: OriginTarget::Url { scheme, authority },
-                host: None,
-                connect_timeout: backend_timeout.min(Duration::from_secs(1)),
-                response_timeout: backend_timeout,
-                // A backend on the origin's private CA is trusted like the origin.
-                extra_roots: origin.map(|o| o.extra_roots.clone()).unwrap_or_default(),
-                max_idle_connections: 64,
-            },
+            origin: service_origin(scheme, authority, backend_timeout, origin),
             path: path.unwrap_or_else(|| PathAndQuery::from_static("/")),
             max_concurrent: backend_max_concurrent,
         })
@@ -332,6 +324,25 @@ pub(super) fn load(
     })
 }
 
+/// Where a chat service the edge calls (a backend, a model) is reached: `timeout` for its
+/// answer, a second at most to connect. A service on the origin's private CA is trusted like the
+/// origin.
+fn service_origin(
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    timeout: Duration,
+    origin: Option<&Origin>,
+) -> Origin {
+    Origin {
+        target: OriginTarget::Url { scheme, authority },
+        host: None,
+        connect_timeout: timeout.min(Duration::from_secs(1)),
+        response_timeout: timeout,
+        extra_roots: origin.map(|o| o.extra_roots.clone()).unwrap_or_default(),
+        max_idle_connections: 64,
+    }
+}
+
 fn llm_rules(
     raw: &Spanned<RawLlm>,
     origin: Option<&Origin>,
@@ -408,14 +419,7 @@ fn llm_rules(
         );
     }
     Some(ChatLlm {
-        origin: Origin {
-            target: OriginTarget::Url { scheme, authority },
-            host: None,
-            connect_timeout: timeout.min(Duration::from_secs(1)),
-            response_timeout: timeout,
-            extra_roots: origin.map(|o| o.extra_roots.clone()).unwrap_or_default(),
-            max_idle_connections: 64,
-        },
+        origin: service_origin(scheme, authority, timeout, origin),
         path,
         model: l.model.get_ref().clone(),
         api_key,
