@@ -281,6 +281,24 @@ async fn the_model_words_the_retrieved_facts_and_its_reply_streams_to_the_widget
     let (_, request) = model.last();
     let system = request["messages"][0]["content"].as_str().unwrap();
     assert!(system.contains("recognised as: moq"), "{system}");
+
+    // A reasoning model's thoughts before its reply are neither streamed nor kept.
+    model.play(stream(&[
+        "<think>\nThe buyer writes Indonesian; the facts ",
+        "say empty packaging needs no notification.\n</think>\n\n",
+        BPOM_REPLY[0],
+        BPOM_REPLY[1],
+        BPOM_REPLY[2],
+    ]));
+    let (_, events, _) = ask_streaming(&app, BPOM_QUESTION).await;
+    let deltas: String = events.iter().filter_map(|e| e["delta"].as_str()).collect();
+    assert_eq!(deltas, BPOM_REPLY.concat());
+    let last = events.last().unwrap();
+    assert_eq!(last["source"], "llm", "{last}");
+    assert!(
+        !last["answer"].as_str().unwrap().contains("think"),
+        "{last}"
+    );
 }
 
 #[tokio::test]
@@ -318,6 +336,13 @@ async fn a_model_that_fails_in_any_way_leaves_the_knowledge_answer() {
             "refusal",
         ),
         (Script::Json("   ".to_string()), "empty"),
+        (
+            Script::Json(format!(
+                "{} Promo: https://bpom-fast.example/daftar",
+                BPOM_REPLY.concat()
+            )),
+            "unknown-link",
+        ),
         (
             Script::Late(Duration::from_secs(5), Box::new(stream(&BPOM_REPLY))),
             "timeout",

@@ -48,6 +48,9 @@ const HOLD: usize = 96;
 /// instructions is recognised before its last bytes leave.
 const TAIL: usize = 40;
 
+/// The tags around a reasoning model's thoughts at the start of its content.
+const THINK: (&str, &str) = ("<think>", "</think>");
+
 /// Below this much time left, the model is not asked: its reply could not arrive in time.
 const MIN_TIME_LEFT: Duration = Duration::from_millis(300);
 
@@ -119,6 +122,8 @@ pub enum LlmError {
     Empty,
     #[error("model reply quotes its instructions")]
     PromptLeak,
+    #[error("model reply links to {0}, which the facts do not")]
+    UnknownLink(String),
     #[error("the buyer left before the reply was complete")]
     ClientGone,
 }
@@ -138,6 +143,7 @@ impl LlmError {
             LlmError::WrongLanguage(_) => "wrong-language",
             LlmError::Empty => "empty",
             LlmError::PromptLeak => "prompt-leak",
+            LlmError::UnknownLink(_) => "unknown-link",
             LlmError::ClientGone => "client-gone",
         }
     }
@@ -204,7 +210,8 @@ impl Llm {
         };
         let locale = Locale::from_code(edge.language).unwrap_or(Locale::En);
         if !stream {
-            let reply = tokio::time::timeout_at(deadline, self.generate(request, locale, None))
+            let generation = self.generate(request, locale, &edge.answer, None);
+            let reply = tokio::time::timeout_at(deadline, generation)
                 .await
                 .unwrap_or(Err(LlmError::Timeout(left)));
             drop(slot);
@@ -228,7 +235,10 @@ impl Llm {
         tokio::spawn(async move {
             // A buyer who leaves frees the slot at once, not at the deadline.
             let reply = tokio::select! {
-                reply = tokio::time::timeout_at(deadline, llm.generate(request, locale, Some(&tx))) => {
+                reply = tokio::time::timeout_at(
+                    deadline,
+                    llm.generate(request, locale, &edge.answer, Some(&tx)),
+                ) => {
                     reply.unwrap_or(Err(LlmError::Timeout(left)))
                 }
                 () = tx.closed() => Err(LlmError::ClientGone),
@@ -308,6 +318,7 @@ impl Llm {
         &self,
         request: Bytes,
         locale: Locale,
+        facts: &str,
         out: Option<&mpsc::Sender<Bytes>>,
     ) -> Result<String, LlmError> {
         let mut req = Request::new(body::full(request));
@@ -331,7 +342,7 @@ impl Llm {
         }
         let streamed =
             crate::headers::media_type(resp.headers()).as_deref() == Some("text/event-stream");
-        let mut reply = Generation::new(locale, out);
+        let mut reply = Generation::new(locale, facts, out);
         if streamed {
             read_stream(resp.into_body(), &mut reply).await?;
         } else {
@@ -389,7 +400,11 @@ where
 struct Generation<'a> {
     text: String,
     locale: Locale,
+    /// What the model was given: the only links the reply may carry.
+    facts: &'a str,
     out: Option<&'a mpsc::Sender<Bytes>>,
+    /// Where the reply for the buyer begins in `text`, once known: after a reasoning block.
+    start: Option<usize>,
     /// The beginning has passed the language and refusal checks.
     judged: bool,
     /// Bytes of `text` already streamed to the buyer.
@@ -398,15 +413,42 @@ struct Generation<'a> {
 }
 
 impl<'a> Generation<'a> {
-    fn new(locale: Locale, out: Option<&'a mpsc::Sender<Bytes>>) -> Self {
+    fn new(locale: Locale, facts: &'a str, out: Option<&'a mpsc::Sender<Bytes>>) -> Self {
         Generation {
             text: String::new(),
             locale,
+            facts,
             out,
+            start: None,
             judged: false,
             sent: 0,
             finish_reason: None,
         }
+    }
+
+    /// The reply for the buyer so far (empty while the model is still reasoning).
+    fn visible(&self) -> &str {
+        self.start.map_or("", |at| &self.text[at..])
+    }
+
+    /// Reasoning models (DeepSeek-R1, Qwen3 and the like, as Ollama, vLLM or llama.cpp serve
+    /// them) may open the content with a `<think>…</think>` block: not for the buyer, and not
+    /// in the buyer's language. Finds where the reply proper begins; false while unknown.
+    fn reply_begins(&mut self) -> bool {
+        if self.start.is_some() {
+            return true;
+        }
+        let trimmed = self.text.trim_start();
+        if trimmed.len() < THINK.0.len() && THINK.0.starts_with(trimmed) {
+            return false;
+        }
+        if !trimmed.starts_with(THINK.0) {
+            self.start = Some(0);
+        } else if let Some(end) = self.text.find(THINK.1) {
+            self.start = Some(end + THINK.1.len());
+            self.sent = end + THINK.1.len();
+        }
+        self.start.is_some()
     }
 
     /// Takes one choice of a completion (`message`) or of a stream's chunk (`delta`).
@@ -437,8 +479,11 @@ impl<'a> Generation<'a> {
         if self.text.len() > MAX_REPLY {
             return Err(LlmError::InvalidReply("reply too long".to_string()));
         }
+        if !self.reply_begins() {
+            return Ok(());
+        }
         self.check_leak()?;
-        if !self.judged && self.text.trim().len() >= HOLD {
+        if !self.judged && self.visible().trim().len() >= HOLD {
             self.judge()?;
         }
         if self.judged {
@@ -446,6 +491,7 @@ impl<'a> Generation<'a> {
             while !self.text.is_char_boundary(upto) {
                 upto -= 1;
             }
+            let upto = self.links_checked(upto, false)?;
             self.send(upto).await?;
         }
         Ok(())
@@ -455,7 +501,8 @@ impl<'a> Generation<'a> {
         if self.finish_reason.as_deref() == Some("length") {
             return Err(LlmError::Truncated);
         }
-        if self.text.trim().is_empty() {
+        // A reasoning block that never closed left nothing for the buyer.
+        if !self.reply_begins() || self.visible().trim().is_empty() {
             return Err(LlmError::Empty);
         }
         self.check_leak()?;
@@ -464,12 +511,38 @@ impl<'a> Generation<'a> {
         }
         // Judged again on the whole reply, which tells its language best.
         self.check_language()?;
-        self.send(self.text.len()).await?;
-        Ok(self.text.trim().to_string())
+        let end = self.links_checked(self.text.len(), true)?;
+        self.send(end).await?;
+        Ok(self.visible().trim().to_string())
+    }
+
+    /// How far the reply may be streamed, up to `upto`: not into a link whose end has not
+    /// arrived yet (unless the reply is `complete`). A link the facts do not hold is an error:
+    /// a model invents plausible URLs, and the widget makes them clickable.
+    fn links_checked(&self, upto: usize, complete: bool) -> Result<usize, LlmError> {
+        let mut from = self.sent;
+        while from < upto {
+            let Some(at) = link_start(&self.text[from..upto]) else {
+                break;
+            };
+            let start = from + at;
+            let end = match self.text[start..].find(char::is_whitespace) {
+                Some(len) => start + len,
+                None if complete => self.text.len(),
+                None => return Ok(start),
+            };
+            let link =
+                self.text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']']);
+            if !self.facts.contains(link) {
+                return Err(LlmError::UnknownLink(link.to_string()));
+            }
+            from = end;
+        }
+        Ok(upto)
     }
 
     fn check_leak(&self) -> Result<(), LlmError> {
-        let lower = self.text.to_lowercase();
+        let lower = self.visible().to_lowercase();
         if PROMPT_MARKS.iter().any(|m| lower.contains(m)) {
             Err(LlmError::PromptLeak)
         } else {
@@ -480,7 +553,7 @@ impl<'a> Generation<'a> {
     /// The beginning of the reply: not a refusal, and in the buyer's language.
     fn judge(&mut self) -> Result<(), LlmError> {
         let start = self
-            .text
+            .visible()
             .trim_start()
             .to_lowercase()
             .replace('\u{2019}', "'");
@@ -496,7 +569,7 @@ impl<'a> Generation<'a> {
     /// and Indonesian by the detector, with the buyer's language as its fallback so that a
     /// short reply full of trade terms passes unless it is plainly another language.
     fn check_language(&self) -> Result<(), LlmError> {
-        let text = &self.text;
+        let text = self.visible();
         let detected = match self.locale {
             Locale::Th => {
                 let thai = text.chars().filter(|c| is_thai(*c)).count();
@@ -529,7 +602,7 @@ impl<'a> Generation<'a> {
             return Ok(());
         }
         let mut piece = &self.text[self.sent..upto];
-        if self.sent == 0 {
+        if Some(self.sent) == self.start {
             piece = piece.trim_start();
         }
         if !piece.is_empty() {
@@ -540,6 +613,18 @@ impl<'a> Generation<'a> {
         self.sent = upto;
         Ok(())
     }
+}
+
+/// Where the first web address in `text` begins: `http://`, `https://` or `www.`.
+fn link_start(text: &str) -> Option<usize> {
+    ["http://", "https://", "www."]
+        .iter()
+        .filter_map(|p| {
+            text.as_bytes()
+                .windows(p.len())
+                .position(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+        })
+        .min()
 }
 
 /// The generated reply in the edge's answer object: the knowledge entries it was given stay
@@ -632,7 +717,7 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-        let mut reply = Generation::new(Locale::Th, None);
+        let mut reply = Generation::new(Locale::Th, "", None);
         read_stream(body, &mut reply).await?;
         Ok(reply.text)
     }
@@ -701,7 +786,7 @@ mod tests {
     #[tokio::test]
     async fn replies_are_checked_before_they_are_streamed() {
         let (tx, mut rx) = mpsc::channel(8);
-        let mut reply = Generation::new(Locale::Id, Some(&tx));
+        let mut reply = Generation::new(Locale::Id, "", Some(&tx));
         reply.push("Untuk pangan olahan, ").await.unwrap();
         assert!(rx.try_recv().is_err(), "held until the language is known");
         reply
@@ -746,7 +831,7 @@ mod tests {
             ),
             (Locale::En, "  ", "empty"),
         ] {
-            let mut reply = Generation::new(locale, None);
+            let mut reply = Generation::new(locale, "", None);
             let result = match reply.push(text).await {
                 Ok(()) => reply.finish().await,
                 Err(e) => Err(e),
@@ -765,9 +850,84 @@ mod tests {
                 "I'm sorry, but I can't find the lead time in our facts; please email sales@example.com.",
             ),
         ] {
-            let mut reply = Generation::new(locale, None);
+            let mut reply = Generation::new(locale, "", None);
             reply.push(text).await.unwrap();
             assert_eq!(reply.finish().await.unwrap(), text, "{text}");
+        }
+    }
+
+    /// Everything the buyer would see of a reply arriving in `pieces`, and the reply.
+    async fn streamed(
+        locale: Locale,
+        facts: &str,
+        pieces: &[&str],
+    ) -> (String, Result<String, LlmError>) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut reply = Generation::new(locale, facts, Some(&tx));
+        let mut result = Ok(());
+        for piece in pieces {
+            result = result.and(reply.push(piece).await);
+        }
+        let result = match result {
+            Ok(()) => reply.finish().await,
+            Err(e) => Err(e),
+        };
+        let mut shown = String::new();
+        while let Ok(event) = rx.try_recv() {
+            let data = std::str::from_utf8(&event).unwrap();
+            let value: serde_json::Value =
+                serde_json::from_str(data.trim().strip_prefix("data: ").unwrap()).unwrap();
+            shown.push_str(value["delta"].as_str().unwrap());
+        }
+        (shown, result)
+    }
+
+    #[tokio::test]
+    async fn a_reasoning_block_is_neither_shown_nor_judged() {
+        let thought = "<think>\nThe buyer asks in Indonesian about BPOM. The facts say ML number.\n</think>\n\n";
+        let answer = "Pangan olahan impor wajib punya izin edar BPOM dengan nomor ML, didaftarkan oleh importir di Indonesia sebelum dijual ya kak.";
+        let mut pieces: Vec<&str> = vec!["<th", "ink>", &thought[7..40], &thought[40..]];
+        pieces.extend([&answer[..50], &answer[50..]]);
+        let (shown, reply) = streamed(Locale::Id, "", &pieces).await;
+        assert_eq!(reply.unwrap(), answer);
+        assert_eq!(shown, answer);
+        // Thinking that never ends leaves nothing to say.
+        let (shown, reply) = streamed(Locale::Id, "", &["<think>", "still thinking"]).await;
+        assert_eq!(reply.unwrap_err().reason(), "empty");
+        assert_eq!(shown, "");
+    }
+
+    #[tokio::test]
+    async fn links_the_facts_do_not_hold_are_never_shown() {
+        let facts = "Air fryer 4.5 L, MOQ 500. https://demo.example/id/products/air-fryer-4-5l";
+        let start = "Air fryer 4,5 L dengan MOQ 500 unit bisa dipesan sekarang, detail lengkapnya ada di halaman produk kami: ";
+        // The link the facts hold passes, even split across pieces.
+        let (shown, reply) = streamed(
+            Locale::Id,
+            facts,
+            &[
+                start,
+                "https://demo.exa",
+                "mple/id/products/air-fryer-4-5l. Terima kasih!",
+            ],
+        )
+        .await;
+        assert!(reply.unwrap().contains("air-fryer-4-5l. Terima kasih!"));
+        assert!(shown.ends_with("Terima kasih!"), "{shown}");
+        // An invented one is an error before any of it is out.
+        for link in [
+            "https://demo-example.shop/promo",
+            "www.cheap-fryers.example",
+            "HTTPS://DEMO.EXAMPLE/id/",
+        ] {
+            let (shown, reply) = streamed(
+                Locale::Id,
+                facts,
+                &[start, &link[..10], &link[10..], " kak"],
+            )
+            .await;
+            assert_eq!(reply.unwrap_err().reason(), "unknown-link", "{link}");
+            assert!(!shown.contains(&link[..8]), "{shown}");
         }
     }
 }
