@@ -14,7 +14,8 @@
 //! whose `answer` replaces what the deltas showed (the fallback's text, after a late failure).
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -645,13 +646,28 @@ fn generated(edge: ChatAnswer, text: String) -> ChatAnswer {
 /// The edge's knowledge answer standing in for the model's, with why.
 fn fallback(edge: ChatAnswer, e: &LlmError) -> ChatAnswer {
     if !matches!(e, LlmError::ClientGone) {
-        tracing::warn!(error = %e, "chat model reply not used; answering from the knowledge base");
+        log_fallback(e);
     }
     ChatAnswer {
         source: "fallback",
         fallback: Some(e.reason()),
         ..edge
     }
+}
+
+/// Logs why a reply was not used, at most once a second: a model that is down would otherwise
+/// write a line for every buyer's message. The line says how many went unlogged before it.
+fn log_fallback(e: &LlmError) {
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let second = EPOCH.elapsed().as_secs();
+    if LAST_SECOND.swap(second, Ordering::Relaxed) == second {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::warn!(error = %e, unlogged, "chat model reply not used; answering from the knowledge base");
 }
 
 fn event(value: &serde_json::Value) -> Bytes {
