@@ -804,7 +804,7 @@ async fn regulatory_questions_are_answered_from_the_knowledge_base() {
 }
 
 /// The certification's measure for knowledge answers, on questions written blind
-/// (tests/data/chat/kb/blind2-*.csv and the earlier blind-*.csv: writers who never saw the
+/// (tests/data/chat/kb/blind6-*.csv and the earlier blind*-*.csv: writers who never saw the
 /// knowledge base, from the BRIEF-blind*.md beside them): the share of answers stating every fact
 /// a correct answer must contain, through the demo's endpoint. And nothing else: an answer from
 /// the knowledge base is the cited entries' own text, the citation and the disclaimer, word for
@@ -826,10 +826,18 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     }
 }
 
-// blind2 measured when it was added: 85.4 % (en 93.3, id 81.7, vi 81.7, th 85.0); blind, the
-// earlier set, after the third pass on the knowledge base: 87.9 % (en 91.7, id 81.7, vi 81.7,
-// th 96.7).
-const KB_FLOORS: [(&str, f64, f64); 2] = [("blind2", 83.0, 78.0), ("blind", 85.0, 79.0)];
+// blind6, the current blind set, measured once when it was added: 93.3 % (en 91.7, id 93.3,
+// vi 91.7, th 96.7). The earlier sets, whose misses have been read, now guard against
+// regressions: blind5 97.1 %, blind4 98.3, blind3 98.3, blind2 97.5, blind 94.6 (their lowest
+// language 95.0, 96.7, 96.7, 95.0, 91.7).
+const KB_FLOORS: [(&str, f64, f64); 6] = [
+    ("blind6", 92.0, 90.0),
+    ("blind5", 95.5, 93.0),
+    ("blind4", 96.5, 95.0),
+    ("blind3", 96.5, 95.0),
+    ("blind2", 96.0, 93.0),
+    ("blind", 93.0, 90.0),
+];
 
 /// Per language (en, id, vi, th): answers with every fact, and questions, of the set
 /// `tests/data/chat/kb/<set>-<lang>.csv`; checks on the way that knowledge answers are verbatim.

@@ -384,12 +384,37 @@ pub fn folded_words(text: &str) -> Vec<String> {
         .collect()
 }
 
+static SEGMENTER: LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
+    LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
+
+/// Whether byte offset `at` of `text` begins a word: the text's start, after a character that is
+/// not Thai, or where ICU's Thai dictionary puts a word boundary ("อย" begins no word of
+/// "หน่อย").
+pub fn begins_word(text: &str, at: usize) -> bool {
+    let Some(before) = text[..at].chars().next_back() else {
+        return true;
+    };
+    if !is_thai(before) {
+        return true;
+    }
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !is_thai(*c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let end = text[at..]
+        .char_indices()
+        .find(|(_, c)| !is_thai(*c))
+        .map_or(text.len(), |(i, _)| at + i);
+    SEGMENTER
+        .segment_str(&text[start..end])
+        .any(|b| start + b == at)
+}
+
 /// Thai is written without spaces between words: a space-separated "word" of Thai text is a
 /// phrase. Those are split at the word boundaries of ICU's Thai dictionary; other words pass as
 /// they are.
 fn thai_words<'a>(words: &[&'a str]) -> Vec<&'a str> {
-    static SEGMENTER: LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
-        LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
     let mut out = Vec::with_capacity(words.len() * 2);
     for &w in words {
         if !has_thai(w) {

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 
-use super::features::{folded_words, is_thai};
+use super::features::{begins_word, folded_words, is_thai};
 use crate::config::{Market, RegEntry};
 use crate::locale::Locale;
 
@@ -24,13 +24,14 @@ const B: f32 = 0.75;
 /// it can still win when the message matches it far better ("SNI" asked in Thai).
 const OTHER_MARKET: f32 = 0.3;
 
-/// How much an entry about the product category the message names counts over others.
-const CATEGORY: f32 = 1.5;
+/// How much an entry about labels counts over others for a question about what a label must
+/// say: "energy drink, can the label be English only?" asks the label rule, not the drink's.
+const LABEL_TOPIC: f32 = 1.5;
 
 /// An answer states at most this many entries: the best, and those scoring at least `OTHERS`
 /// of it (a question often touches two rules, e.g. the approval and the label).
 const MAX_ENTRIES: usize = 3;
-const OTHERS: f32 = 0.5;
+const OTHERS: f32 = 0.4;
 
 /// Words of a question about import rules, in the four languages (Latin diacritics folded, as
 /// messages are; `*` ends a prefix), and the acronyms of the authorities, marks and documents:
@@ -44,26 +45,63 @@ const CUES: &[&str] = &[
     "requirement*", "regulat*", "approval", "authority", "customs", "import", "imports",
     "imported", "importing", "importer", "importers", "declar*", "notif*", "halal", "stamp",
     "stamps", "excise", "origin", "import duty", "tariff", "hs", "fumigat*", "conformity",
-    "ministry", "mark", "quarantine",
+    "ministry", "mark", "quarantine", "marketing authorisation",
+    "marketing authorization", "market authorisation", "market authorization",
     // acronyms
     "bpom", "sni", "sppt", "bpjph", "akl", "akd", "pkrt", "nib", "lartas", "pertek", "tkdn",
     "sdppi", "postel", "komdigi", "kominfo", "kemenkes", "kemendag", "qcvn", "tcvn", "cr mark",
     "dav", "moit", "stameq", "tisi", "nbtc", "msds", "sds", "coa", "cfs", "gmp", "haccp", "ispm*",
-    "form e", "rcep", "acfta", "lspro", "npb",
+    "form e", "forme", "rcep", "acfta", "lspro", "npb", "ghs", "pif", "rvc*", "b3", "ska", "ippc",
+    "heat treated", "heat treatment", "dumping", "anti-dumping", "antidumping", "emc",
+    "hscode", "wood packaging",
     // id
     "izin edar", "izin impor", "perlu izin", "izin apa", "izinnya", "perizinan", "ijin edar",
     "perlu ijin", "wajib", "didaftarkan", "pendaftaran", "registrasi", "sertifik*", "diimpor",
     "mengimpor", "bea masuk", "bea cukai", "cukai", "impor", "importir", "notifikasi", "edar",
     "kementerian", "pabean", "kepabeanan", "syarat", "persyaratan", "fumigasi", "karantina",
+    "tara pangan", "perlakuan panas", "daftar ke", "babi", "bmad",
     // vi (folded)
     "giay phep", "cong bo", "hop quy", "dang ky", "chung nhan", "bat buoc", "nhan phu",
     "nhap khau", "hai quan", "ma hs", "quy chuan", "dan tem", "luu hanh", "bo y te", "thu tuc",
-    "ho so", "hun trung", "kiem dich", "nhap ve", "khai bao",
+    "ho so", "hun trung", "kiem dich", "nhap ve", "khai bao", "xu ly nhiet",
+    "kiem tra nha nuoc", "attp", "an toan dien", "thoi nhiem", "chong ban pha gia",
+    "trang thiet bi y te", "tpcn",
     // th
     "นำเข้า", "อนุญาต", "ทะเบียน", "จดแจ้ง", "มาตรฐาน", "บังคับ", "ฉลากภาษาไทย", "พิกัดศุลกากร",
     "ศุลกากร", "ฮาลาล", "แสตมป์", "สรรพสามิต", "อย.", "มอก", "สมอ.", "กสทช", "สคบ", "รมยา",
-    "สารบบ",
+    "สารบบ", "ถิ่นกำเนิด", "พิกัด", "เครื่องหมาย", "ควบคุมฉลาก", "โฆษณาว่า", "อบความร้อน", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี",
 ];
+
+/// Words asking what something needs or must have, in the four languages (folded).
+const NEEDS: &[&str] = &[
+    "need",
+    "needs",
+    "needed",
+    "must",
+    "butuh",
+    "perlu",
+    "harus",
+    "can gi",
+    "can nhung gi",
+    "phai co",
+    "phai lam",
+    "ต้องทำ",
+    "ต้องมี",
+    "ต้องใช้",
+    "ต้องขอ",
+];
+
+/// A label named with a language or the origin ("labels in Thai?", "label cuma bhs inggris?",
+/// "nhãn ghi xuất xứ") asks what the law wants on the label: label words are numbered 0, the
+/// others 1.
+#[rustfmt::skip]
+const LABEL_LANGUAGE: &[(&str, usize)] = &[
+    ("label*", 0), ("nhan", 0), ("ฉลาก", 0), ("manual*", 0),
+    ("thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1), ("indonesian", 1),
+    ("vietnamese", 1), ("tieng", 1), ("ภาษา", 1), ("origin", 1), ("made in", 1), ("xuat xu", 1),
+    ("negara asal", 1), ("ถิ่นกำเนิด", 1), ("ประเทศผู้ผลิต", 1),
+];
+
 /// Least BM25 score of the best entry for a message with a cue: below it the entries share only
 /// common words with the message.
 const MIN_SCORE: f32 = 3.0;
@@ -75,7 +113,9 @@ const STRONG_SCORE: f32 = 10.0;
 /// Intents under which a message that names a market and a product category (or a rule's
 /// keyword) is a regulatory question even without a cue ("kipas angin buat pasar indonesia,
 /// manualnya harus bahasa indonesia?"). Not the commercial intents: "air fryer price to
-/// Jakarta?" wants the price.
+/// Jakarta?" wants the price. A message no intent fits needs no place when it asks what a
+/// product needs (`NEEDS`: "saus sambal mau masuk alfamart, butuh apa aja?"); chat about food or
+/// phones alone is not a question about rules.
 const RULE_INTENTS: &[&str] = &[
     "unknown",
     "product_specs",
@@ -84,8 +124,9 @@ const RULE_INTENTS: &[&str] = &[
     "company_info",
 ];
 
-/// Countries and cities a buyer names when asking about a market.
-const PLACES: [(&str, Market); 24] = [
+/// Countries, cities and retail chains a buyer names when asking about a market ("mau masuk
+/// indomaret" is selling in Indonesia).
+const PLACES: [(&str, Market); 31] = [
     ("indonesia", Market::Id),
     ("indonesian", Market::Id),
     ("indo", Market::Id),
@@ -108,8 +149,15 @@ const PLACES: [(&str, Market); 24] = [
     ("ไทย", Market::Th),
     ("ประเทศไทย", Market::Th),
     ("กรุงเทพ", Market::Th),
-    ("indonesian", Market::Id),
-    ("vietnamese", Market::Vn),
+    ("indomaret", Market::Id),
+    ("alfamart", Market::Id),
+    ("alfamidi", Market::Id),
+    ("superindo", Market::Id),
+    ("hypermart", Market::Id),
+    ("winmart", Market::Vn),
+    ("coopmart", Market::Vn),
+    ("priok", Market::Id),
+    ("chabang", Market::Th),
 ];
 
 const SOURCES: [&str; 4] = ["Sources", "Sumber", "Nguồn", "แหล่งอ้างอิง"];
@@ -138,8 +186,8 @@ struct RawCategory {
 }
 
 /// Finds which of a list of words and phrases a message contains: Latin-script ones as whole
-/// words (diacritics folded; a last word ending in `*` is a prefix), Thai ones anywhere, since
-/// Thai is not split into words the same way in every context.
+/// words (diacritics folded; a last word ending in `*` is a prefix), Thai ones where a word
+/// begins, ending anywhere, since Thai is not split into words the same way in every context.
 struct Phrases {
     /// Folded phrases by their first word: (the other words, phrase number).
     latin: HashMap<String, Vec<(Vec<String>, usize)>>,
@@ -187,6 +235,7 @@ impl Phrases {
         let mut found: Vec<usize> = self
             .thai
             .find_overlapping_iter(message)
+            .filter(|m| begins_word(message, m.start()))
             .map(|m| self.thai_number[m.pattern().as_usize()])
             .collect();
         for (at, word) in words.iter().enumerate() {
@@ -232,11 +281,13 @@ fn english_plural(words: &[String]) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// Recognises the product categories a message names.
+/// Recognises the product categories a message names, in English and the message's language:
+/// Vietnamese "bạn" (you) is not Indonesian "ban" (tyre).
 struct Categories {
     /// The knowledge base's category names of each category.
     kb: Vec<Vec<String>>,
-    words: Phrases,
+    /// By locale: the English words and that language's.
+    words: [Phrases; 4],
 }
 
 impl Categories {
@@ -244,22 +295,28 @@ impl Categories {
         let raw: std::collections::BTreeMap<String, RawCategory> =
             toml::from_str(text).map_err(|e| e.to_string())?;
         let raw: Vec<RawCategory> = raw.into_values().collect();
-        let words = Phrases::new(raw.iter().enumerate().flat_map(|(i, c)| {
-            [&c.en, &c.id, &c.vi, &c.th]
-                .into_iter()
-                .flatten()
-                .map(move |w| (w.as_str(), i))
-        }))?;
+        let words = |locale: Locale| {
+            Phrases::new(raw.iter().enumerate().flat_map(move |(i, c)| {
+                let own = match locale {
+                    Locale::En => &[][..],
+                    Locale::Id => &c.id,
+                    Locale::Vi => &c.vi,
+                    Locale::Th => &c.th,
+                };
+                c.en.iter().chain(own).map(move |w| (w.as_str(), i))
+            }))
+        };
+        let [en, id, vi, th] = Locale::ALL.map(words);
         Ok(Categories {
+            words: [en?, id?, vi?, th?],
             kb: raw.into_iter().map(|c| c.kb).collect(),
-            words,
         })
     }
 
     /// The knowledge base's category names of the products `message` (lowercased, with words
-    /// `words`) names.
-    fn of(&self, message: &str, words: &[String]) -> Vec<&str> {
-        self.words
+    /// `words`, in `locale`) names.
+    fn of(&self, message: &str, words: &[String], locale: Locale) -> Vec<&str> {
+        self.words[locale as usize]
             .find(message, words)
             .into_iter()
             .flat_map(|c| self.kb[c].iter().map(String::as_str))
@@ -293,6 +350,8 @@ pub struct Knowledge {
     /// entries listing it have ("izin edar", "เลขสารบบ", "hợp quy" count as one term each).
     keywords: Phrases,
     cues: Phrases,
+    label_language: Phrases,
+    needs: Phrases,
     /// Words of the entries' keywords and authorities that belong to one market alone ("bpom",
     /// "qcvn", "มอก"): a message using them is about that market.
     markers: HashMap<String, Market>,
@@ -318,7 +377,7 @@ impl Knowledge {
             Bm25::new(entries.iter().map(|e| {
                 // What a buyer's words can match: the text in their language, and the names,
                 // acronyms and keywords any language uses.
-                let mut doc = folded_words(&e.text[locale as usize]);
+                let mut doc = without_nya(folded_words(&e.text[locale as usize]), locale);
                 for extra in [&e.authority, &e.topic]
                     .into_iter()
                     .chain(&e.keywords)
@@ -332,21 +391,32 @@ impl Knowledge {
                         .ok()
                         .map(keyword_term)
                 }));
+                doc.extend(e.categories.iter().map(|c| category_term(c)));
                 doc
             }))
         });
         let cues = Phrases::new(CUES.iter().map(|c| (*c, 0)))?;
+        let label_language = Phrases::new(LABEL_LANGUAGE.iter().copied())?;
+        let needs = Phrases::new(NEEDS.iter().map(|n| (*n, 0)))?;
         Ok(Some(Knowledge {
             markers: markers(&entries),
             entries,
             keywords,
             cues,
+            label_language,
+            needs,
             index,
         }))
     }
     /// Whether `message` (lowercased, with words `words`) has a cue of a regulatory question.
     fn has_cue(&self, message: &str, words: &[String]) -> bool {
         !self.cues.find(message, words).is_empty()
+    }
+
+    /// Whether `message` asks about what a label says: a label named with a language or the
+    /// origin.
+    fn about_labels(&self, message: &str, words: &[String]) -> bool {
+        self.label_language.find(message, words) == [0, 1]
     }
 
     /// The market `words` (a message's, in `locale`) are about: a place named decides, else the
@@ -387,21 +457,24 @@ impl Knowledge {
     pub fn answer(&self, message: &str, locale: Locale, intent: &str) -> Option<Reply> {
         // Most messages are not regulatory questions: that is settled before anything is ranked.
         let lower = message.to_lowercase();
-        let words = folded_words(message);
-        let least = if self.has_cue(&lower, &words) {
+        let words = without_nya(folded_words(message), locale);
+        // A question about labels asks what the law wants on them, unless the buyer is ordering
+        // one (`customization`: "can you print the manual in Bahasa Indonesia?").
+        let labels = self.about_labels(&lower, &words);
+        let least = if labels && intent != "customization" || self.has_cue(&lower, &words) {
             MIN_SCORE
         } else if intent == "certification" {
             STRONG_SCORE
-        } else if RULE_INTENTS.contains(&intent)
-            && words.iter().any(|w| place(w, locale).is_some())
-            && (!CATEGORIES.of(&lower, &words).is_empty()
+        } else if (intent == "unknown" && !self.needs.find(&lower, &words).is_empty()
+            || RULE_INTENTS.contains(&intent) && words.iter().any(|w| place(w, locale).is_some()))
+            && (!CATEGORIES.of(&lower, &words, locale).is_empty()
                 || !self.keywords.find(&lower, &words).is_empty())
         {
             MIN_SCORE
         } else {
             return None;
         };
-        let hits = self.ranked(&lower, words, locale);
+        let hits = self.ranked(&lower, words, locale, labels);
         let first = hits.first().filter(|h| h.score >= least)?;
         let used: Vec<&RegEntry> = hits
             .iter()
@@ -413,12 +486,22 @@ impl Knowledge {
     }
 
     /// The entries matching a message (lowercased, with words `words`), best first, scored in
-    /// the index of `locale` and weighed by the market and the product category it names.
-    fn ranked(&self, lower: &str, mut words: Vec<String>, locale: Locale) -> Vec<Hit<'_>> {
-        let categories = CATEGORIES.of(lower, &words);
+    /// the index of `locale` (with the product categories it names as terms of their own),
+    /// weighed by the market it is about and, for a question about `labels`, by the entry's
+    /// topic.
+    fn ranked(
+        &self,
+        lower: &str,
+        mut words: Vec<String>,
+        locale: Locale,
+        labels: bool,
+    ) -> Vec<Hit<'_>> {
+        let categories = CATEGORIES.of(lower, &words, locale);
         let market = self.market(&words, locale);
         let phrases = self.keywords.find(lower, &words);
         words.extend(phrases.into_iter().map(keyword_term));
+        // "saus sambal" shares no word with the entry on processed food, but its category.
+        words.extend(categories.iter().map(|c| category_term(c)));
         let mut hits: Vec<Hit<'_>> = self.index[locale as usize]
             .scores(&words)
             .into_iter()
@@ -427,11 +510,11 @@ impl Knowledge {
                 let entry = &*self.entries[doc];
                 let fits =
                     market.is_none_or(|m| entry.market == m || entry.market == Market::Asean);
-                let about = entry
-                    .categories
-                    .iter()
-                    .any(|c| categories.contains(&c.as_str()));
-                let s = if about { s * CATEGORY } else { s };
+                let s = if labels && entry.topic.to_lowercase().contains("label") {
+                    s * LABEL_TOPIC
+                } else {
+                    s
+                };
                 Hit {
                     entry,
                     score: if fits { s } else { s * OTHER_MARKET },
@@ -460,6 +543,20 @@ fn place(word: &str, locale: Locale) -> Option<Market> {
         .map(|(_, m)| *m)
 }
 
+/// Indonesian attaches "-nya" (its, the) to nouns: to the entries and the cues, "izin edarnya"
+/// and "labelnya" are "izin edar" and "label". Short words keep it ("hanya", "punya").
+fn without_nya(mut words: Vec<String>, locale: Locale) -> Vec<String> {
+    if locale == Locale::Id {
+        for w in words
+            .iter_mut()
+            .filter(|w| w.len() >= 6 && w.ends_with("nya"))
+        {
+            w.truncate(w.len() - 3);
+        }
+    }
+    words
+}
+
 /// Words of the entries' keywords and authorities that no other market's entries use in any
 /// field ("permit" is every market's word, "bpom" Indonesia's; ASEAN-wide entries count for no
 /// market). Short words and numbers are left out: "12" or "ce" say nothing about a market.
@@ -480,10 +577,24 @@ fn markers(entries: &[Arc<RegEntry>]) -> HashMap<String, Market> {
             note(word, e.market);
         }
     }
+    // A keyword's words name its market when the keyword is one word or they are acronyms:
+    // "TikTok Shop" makes "tiktok" Indonesian, but "shop" is how Vietnamese buyers address the
+    // seller.
+    let acronym =
+        |w: &&str| w.len() >= 2 && w.chars().all(|c| c.is_uppercase() || c.is_ascii_digit());
     let named: std::collections::HashSet<String> = entries
         .iter()
-        .flat_map(|e| e.keywords.iter().chain([&e.authority]))
-        .flat_map(|k| folded_words(k))
+        .flat_map(|e| {
+            let keywords = e.keywords.iter().flat_map(|k| {
+                let spaced: Vec<&str> = k.split_whitespace().collect();
+                match spaced.as_slice() {
+                    [one] => vec![*one],
+                    many => many.iter().copied().filter(acronym).collect(),
+                }
+            });
+            keywords.chain([e.authority.as_str()])
+        })
+        .flat_map(folded_words)
         .filter(|w| w.chars().count() >= 3 && !w.bytes().all(|b| b.is_ascii_digit()))
         .collect();
     seen.into_iter()
@@ -516,6 +627,11 @@ fn compose(entries: &[&RegEntry], locale: Locale) -> Reply {
 /// The term standing for keyword number `n` of the knowledge base: a character no word has.
 fn keyword_term(n: usize) -> String {
     format!("\u{1}{n}")
+}
+
+/// The term standing for product category `name` of the knowledge base.
+fn category_term(name: &str) -> String {
+    format!("\u{2}{}", name.to_lowercase())
 }
 
 /// Okapi BM25 over one language's documents.
@@ -615,11 +731,14 @@ mod tests {
     #[test]
     fn the_shipped_categories_parse_and_recognise_products_in_four_languages() {
         let c = Categories::parse(include_str!("base/categories.toml")).unwrap();
-        let of = |m: &str| c.of(m, &folded_words(m));
-        assert!(of("kem chong nang nhap khau").contains(&"cosmetics"));
-        assert!(of("spuit disposable izin apa").contains(&"medical devices"));
-        assert!(of("หมวกกันน็อคต้องมีมอก.ไหม").contains(&"helmets"));
-        assert!(of("what do I need for the meeting").is_empty());
+        let of = |m: &str, l| c.of(m, &folded_words(m), l);
+        assert!(of("kem chong nang nhap khau", Locale::Vi).contains(&"cosmetics"));
+        assert!(of("spuit disposable izin apa", Locale::Id).contains(&"medical devices"));
+        assert!(of("หมวกกันน็อคต้องมีมอก.ไหม", Locale::Th).contains(&"helmets"));
+        assert!(of("what do I need for the meeting", Locale::En).is_empty());
+        // Indonesian "ban" is a tyre, Vietnamese "bạn" is "you".
+        assert!(of("ban mobil", Locale::Id).contains(&"tyres"));
+        assert!(of("bạn bao nhiêu tuổi", Locale::Vi).is_empty());
     }
 
     #[test]
@@ -634,6 +753,64 @@ mod tests {
         assert_eq!(m("izin impor ke vietnam apa", Locale::Id), Some(Market::Vn));
         assert_eq!(m("cần giấy phép gì", Locale::Vi), Some(Market::Vn));
         assert_eq!(m("what permit do I need", Locale::En), None);
+        // "shop" is how a Vietnamese buyer addresses the seller, not a word of Indonesia's rules.
+        assert_eq!(
+            m("xe do choi nhap khau can hop quy ko shop", Locale::Vi),
+            Some(Market::Vn)
+        );
+    }
+
+    #[test]
+    fn thai_phrases_match_where_a_word_begins() {
+        let phrases = Phrases::new([("อย", 0), ("ฉลาก", 1)]).unwrap();
+        let find = |m: &str| phrases.find(m, &folded_words(m));
+        // "อย" ends "หน่อย" (please) and "น้อย" (little).
+        assert!(find("ช่วยแนะนำหน่อย สั่งน้อยได้ไหม").is_empty());
+        assert_eq!(find("ต้องขออย.ไหม"), [0]);
+        assert_eq!(find("ติดฉลากภาษาไทย"), [1]);
+    }
+
+    #[test]
+    fn indonesian_nya_and_label_languages_make_a_question_about_rules() {
+        let kb = kb();
+        let entries = |text: &str, intent: &str| {
+            kb.answer(text, Locale::Id, intent)
+                .map(|r| r.entries)
+                .unwrap_or_default()
+        };
+        // "izin edarnya" is "izin edar", a cue.
+        let r = entries(
+            "vitamin c effervescent dari china, izin edarnya ke mana?",
+            "unknown",
+        );
+        assert!(r.iter().any(|e| e == "id-health-supplements"), "{r:?}");
+        // A label and a language: the law on labels, unless the buyer orders a label.
+        let r = entries("boleh gak labelnya cuma bahasa inggris?", "moq");
+        assert!(r.iter().any(|e| e.contains("label")), "{r:?}");
+        // ... and the label rule leads, not the product's.
+        let r = entries(
+            "sirup botol kaca, labelnya boleh pakai bahasa inggris saja?",
+            "unknown",
+        );
+        let first = kb.entries.iter().find(|e| e.id == r[0]).unwrap();
+        assert!(first.topic.to_lowercase().contains("label"), "{r:?}");
+        assert_eq!(
+            entries(
+                "bisa cetak labelnya bahasa inggris dengan logo kami?",
+                "customization"
+            ),
+            Vec::<String>::new()
+        );
+        // A message no intent fits: about rules when it asks what a product needs.
+        let r = entries(
+            "kecap asin botolan mau masuk indomaret perlu apa aja?",
+            "unknown",
+        );
+        assert!(r.iter().any(|e| e.starts_with("id-")), "{r:?}");
+        assert_eq!(
+            entries("resep kecap asin buatan rumah dong", "unknown"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
