@@ -387,28 +387,32 @@ pub fn folded_words(text: &str) -> Vec<String> {
 static SEGMENTER: LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
     LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
 
-/// Whether byte offset `at` of `text` begins a word: the text's start, after a character that is
-/// not Thai, or where ICU's Thai dictionary puts a word boundary ("อย" begins no word of
-/// "หน่อย").
-pub fn begins_word(text: &str, at: usize) -> bool {
-    let Some(before) = text[..at].chars().next_back() else {
-        return true;
-    };
-    if !is_thai(before) {
-        return true;
+/// Where ICU's Thai dictionary puts word boundaries inside the Thai runs of `text` (byte
+/// offsets, ascending): segmented once per message, then asked of each match.
+pub fn thai_word_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut run = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        match (is_thai(c), run) {
+            (true, None) => run = Some(i),
+            (false, Some(from)) => {
+                starts.extend(SEGMENTER.segment_str(&text[from..i]).map(|b| from + b));
+                run = None;
+            }
+            _ => {}
+        }
     }
-    let start = text[..at]
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !is_thai(*c))
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    let end = text[at..]
-        .char_indices()
-        .find(|(_, c)| !is_thai(*c))
-        .map_or(text.len(), |(i, _)| at + i);
-    SEGMENTER
-        .segment_str(&text[start..end])
-        .any(|b| start + b == at)
+    starts
+}
+
+/// Whether byte offset `at` of `text` begins a word: the text's start, after a character that is
+/// not Thai, or at one of `thai_starts` (from `thai_word_starts`: "อย" begins no word of
+/// "หน่อย").
+pub fn begins_word(text: &str, at: usize, thai_starts: &[usize]) -> bool {
+    match text[..at].chars().next_back() {
+        Some(before) if is_thai(before) => thai_starts.binary_search(&at).is_ok(),
+        _ => true,
+    }
 }
 
 /// Thai is written without spaces between words: a space-separated "word" of Thai text is a

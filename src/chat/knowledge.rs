@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 
-use super::features::{begins_word, folded_words, is_thai};
+use super::features::{begins_word, folded_words, is_thai, thai_word_starts};
 use crate::config::{Market, RegEntry};
 use crate::locale::Locale;
 
@@ -36,8 +36,10 @@ const OTHERS: f32 = 0.4;
 /// Words of a question about import rules, in the four languages (Latin diacritics folded, as
 /// messages are; `*` ends a prefix), and the acronyms of the authorities, marks and documents:
 /// with one of them, a message is answered from the knowledge base whatever its intent (buyers
-/// ask "who registers it?" in as many ways as there are intents). Thai ones are found anywhere
-/// in the message, which is not split into words the same way everywhere.
+/// ask "who registers it?" in as many ways as there are intents). Thai ones are found where a
+/// word begins, since Thai is not split into words the same way everywhere. Words that also ask
+/// about a product ("heat treated", "EMC", "tara pangan") are left out: they would take a
+/// product question away from its intent.
 #[rustfmt::skip]
 const CUES: &[&str] = &[
     // en
@@ -52,54 +54,47 @@ const CUES: &[&str] = &[
     "sdppi", "postel", "komdigi", "kominfo", "kemenkes", "kemendag", "qcvn", "tcvn", "cr mark",
     "dav", "moit", "stameq", "tisi", "nbtc", "msds", "sds", "coa", "cfs", "gmp", "haccp", "ispm*",
     "form e", "forme", "rcep", "acfta", "lspro", "npb", "ghs", "pif", "rvc*", "b3", "ska", "ippc",
-    "heat treated", "heat treatment", "dumping", "anti-dumping", "antidumping", "emc",
-    "hscode", "wood packaging",
+    "dumping", "anti-dumping", "antidumping", "hscode", "wood packaging",
     // id
     "izin edar", "izin impor", "perlu izin", "izin apa", "izinnya", "perizinan", "ijin edar",
     "perlu ijin", "wajib", "didaftarkan", "pendaftaran", "registrasi", "sertifik*", "diimpor",
     "mengimpor", "bea masuk", "bea cukai", "cukai", "impor", "importir", "notifikasi", "edar",
     "kementerian", "pabean", "kepabeanan", "syarat", "persyaratan", "fumigasi", "karantina",
-    "tara pangan", "perlakuan panas", "daftar ke", "babi", "bmad",
+    "babi", "bmad",
     // vi (folded)
     "giay phep", "cong bo", "hop quy", "dang ky", "chung nhan", "bat buoc", "nhan phu",
     "nhap khau", "hai quan", "ma hs", "quy chuan", "dan tem", "luu hanh", "bo y te", "thu tuc",
-    "ho so", "hun trung", "kiem dich", "nhap ve", "khai bao", "xu ly nhiet",
-    "kiem tra nha nuoc", "attp", "an toan dien", "thoi nhiem", "chong ban pha gia",
-    "trang thiet bi y te", "tpcn",
+    "ho so", "hun trung", "kiem dich", "nhap ve", "khai bao",
+    "kiem tra nha nuoc", "chong ban pha gia", "trang thiet bi y te",
     // th
     "นำเข้า", "อนุญาต", "ทะเบียน", "จดแจ้ง", "มาตรฐาน", "บังคับ", "ฉลากภาษาไทย", "พิกัดศุลกากร",
     "ศุลกากร", "ฮาลาล", "แสตมป์", "สรรพสามิต", "อย.", "มอก", "สมอ.", "กสทช", "สคบ", "รมยา",
-    "สารบบ", "ถิ่นกำเนิด", "พิกัด", "เครื่องหมาย", "ควบคุมฉลาก", "โฆษณาว่า", "อบความร้อน", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี",
+    "สารบบ", "ถิ่นกำเนิด", "ควบคุมฉลาก", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี",
 ];
 
-/// Words asking what something needs or must have, in the four languages (folded).
-const NEEDS: &[&str] = &[
-    "need",
-    "needs",
-    "needed",
-    "must",
-    "butuh",
-    "perlu",
-    "harus",
-    "can gi",
-    "can nhung gi",
-    "phai co",
-    "phai lam",
-    "ต้องทำ",
-    "ต้องมี",
-    "ต้องใช้",
-    "ต้องขอ",
+/// Words asking what something needs or must have, in the four languages (folded), and the
+/// question words that make them a question ("butuh apa aja?", not "saya butuh 50 unit").
+#[rustfmt::skip]
+const NEEDS: &[(&str, usize)] = &[
+    ("need", 0), ("needs", 0), ("needed", 0), ("must", 0), ("butuh", 0), ("perlu", 0),
+    ("harus", 0), ("can gi", 0), ("phai co", 0), ("phai lam", 0), ("ต้องทำ", 0), ("ต้องมี", 0), ("ต้องใช้", 0), ("ต้องขอ", 0),
+    ("what", 1), ("which", 1), ("anything", 1), ("apa", 1), ("apakah", 1), ("gi", 1),
+    ("nhung gi", 1), ("nao", 1), ("อะไร", 1), ("ไร", 1), ("บ้าง", 1), ("ไหม", 1),
 ];
 
 /// A label named with a language or the origin ("labels in Thai?", "label cuma bhs inggris?",
 /// "nhãn ghi xuất xứ") asks what the law wants on the label: label words are numbered 0, the
-/// others 1.
+/// others 1. Folded Vietnamese needs phrases: "nhan" is also nhận (receive) and nhân (staff),
+/// "tieng" also hours, "thai" also trạng thái (status).
 #[rustfmt::skip]
 const LABEL_LANGUAGE: &[(&str, usize)] = &[
-    ("label*", 0), ("nhan", 0), ("ฉลาก", 0), ("manual*", 0),
-    ("thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1), ("indonesian", 1),
-    ("vietnamese", 1), ("tieng", 1), ("ภาษา", 1), ("origin", 1), ("made in", 1), ("xuat xu", 1),
-    ("negara asal", 1), ("ถิ่นกำเนิด", 1), ("ประเทศผู้ผลิต", 1),
+    ("label*", 0), ("nhan phu", 0), ("nhan mac", 0), ("nhan hang", 0), ("nhan san pham", 0),
+    ("tren nhan", 0), ("dan nhan", 0), ("in nhan", 0), ("ghi nhan", 0), ("ฉลาก", 0),
+    ("manual*", 0),
+    ("in thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1),
+    ("indonesian", 1), ("vietnamese", 1), ("tieng viet", 1), ("tieng anh", 1), ("tieng trung", 1),
+    ("ภาษา", 1), ("origin", 1), ("made in", 1), ("xuat xu", 1), ("negara asal", 1),
+    ("ถิ่นกำเนิด", 1), ("ประเทศผู้ผลิต", 1),
 ];
 
 /// Least BM25 score of the best entry for a message with a cue: below it the entries share only
@@ -124,9 +119,9 @@ const RULE_INTENTS: &[&str] = &[
     "company_info",
 ];
 
-/// Countries, cities and retail chains a buyer names when asking about a market ("mau masuk
-/// indomaret" is selling in Indonesia).
-const PLACES: [(&str, Market); 31] = [
+/// Countries, cities and ports a buyer names when asking about a market. Not retail chains:
+/// "is your fan sold at Indomaret?" asks about the product.
+const PLACES: [(&str, Market); 24] = [
     ("indonesia", Market::Id),
     ("indonesian", Market::Id),
     ("indo", Market::Id),
@@ -149,13 +144,6 @@ const PLACES: [(&str, Market); 31] = [
     ("ไทย", Market::Th),
     ("ประเทศไทย", Market::Th),
     ("กรุงเทพ", Market::Th),
-    ("indomaret", Market::Id),
-    ("alfamart", Market::Id),
-    ("alfamidi", Market::Id),
-    ("superindo", Market::Id),
-    ("hypermart", Market::Id),
-    ("winmart", Market::Vn),
-    ("coopmart", Market::Vn),
     ("priok", Market::Id),
     ("chabang", Market::Th),
 ];
@@ -232,10 +220,15 @@ impl Phrases {
 
     /// The numbers of the phrases `message` (lowercased, with words `words`) contains, each once.
     fn find(&self, message: &str, words: &[String]) -> Vec<usize> {
-        let mut found: Vec<usize> = self
-            .thai
-            .find_overlapping_iter(message)
-            .filter(|m| begins_word(message, m.start()))
+        let thai: Vec<_> = self.thai.find_overlapping_iter(message).collect();
+        let starts = if thai.is_empty() {
+            Vec::new()
+        } else {
+            thai_word_starts(message)
+        };
+        let mut found: Vec<usize> = thai
+            .iter()
+            .filter(|m| begins_word(message, m.start(), &starts))
             .map(|m| self.thai_number[m.pattern().as_usize()])
             .collect();
         for (at, word) in words.iter().enumerate() {
@@ -313,13 +306,28 @@ impl Categories {
         })
     }
 
-    /// The knowledge base's category names of the products `message` (lowercased, with words
-    /// `words`, in `locale`) names.
+    /// The categories (numbered as in the table) of the products `message` (lowercased, with
+    /// words `words`, in `locale`) names.
+    fn found(&self, message: &str, words: &[String], locale: Locale) -> Vec<usize> {
+        self.words[locale as usize].find(message, words)
+    }
+
+    /// The knowledge base's category names of the products `message` names.
     fn of(&self, message: &str, words: &[String], locale: Locale) -> Vec<&str> {
-        self.words[locale as usize]
-            .find(message, words)
+        self.found(message, words, locale)
             .into_iter()
             .flat_map(|c| self.kb[c].iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The categories (numbered as in the table) an entry of knowledge-base `names` is about.
+    fn of_entry(&self, names: &[String]) -> Vec<usize> {
+        (0..self.kb.len())
+            .filter(|&c| {
+                self.kb[c]
+                    .iter()
+                    .any(|k| names.iter().any(|n| n.eq_ignore_ascii_case(k)))
+            })
             .collect()
     }
 }
@@ -328,7 +336,7 @@ impl Categories {
 #[derive(Debug, Clone, Copy)]
 pub struct Hit<'a> {
     pub entry: &'a RegEntry,
-    /// The entry's BM25 score, weighed by market and product category.
+    /// The entry's BM25 score, weighed by market and, for a question about labels, topic.
     pub score: f32,
 }
 
@@ -391,13 +399,18 @@ impl Knowledge {
                         .ok()
                         .map(keyword_term)
                 }));
-                doc.extend(e.categories.iter().map(|c| category_term(c)));
+                doc.extend(
+                    CATEGORIES
+                        .of_entry(&e.categories)
+                        .into_iter()
+                        .map(category_term),
+                );
                 doc
             }))
         });
         let cues = Phrases::new(CUES.iter().map(|c| (*c, 0)))?;
         let label_language = Phrases::new(LABEL_LANGUAGE.iter().copied())?;
-        let needs = Phrases::new(NEEDS.iter().map(|n| (*n, 0)))?;
+        let needs = Phrases::new(NEEDS.iter().copied())?;
         Ok(Some(Knowledge {
             markers: markers(&entries),
             entries,
@@ -457,15 +470,20 @@ impl Knowledge {
     pub fn answer(&self, message: &str, locale: Locale, intent: &str) -> Option<Reply> {
         // Most messages are not regulatory questions: that is settled before anything is ranked.
         let lower = message.to_lowercase();
-        let words = without_nya(folded_words(message), locale);
+        let raw = folded_words(message);
+        let words = without_nya(raw.clone(), locale);
         // A question about labels asks what the law wants on them, unless the buyer is ordering
-        // one (`customization`: "can you print the manual in Bahasa Indonesia?").
+        // one (`customization`: "can you print the manual in Bahasa Indonesia?") or asking for
+        // a price or an order ("MOQ for private label?").
         let labels = self.about_labels(&lower, &words);
-        let least = if labels && intent != "customization" || self.has_cue(&lower, &words) {
+        let rule_label = labels && intent != "customization" && RULE_INTENTS.contains(&intent);
+        // Cues are matched before "-nya" is dropped too: "izinnya" is a cue, "izin" is not.
+        let cue = self.has_cue(&lower, &words) || self.has_cue(&lower, &raw);
+        let least = if rule_label || cue {
             MIN_SCORE
         } else if intent == "certification" {
             STRONG_SCORE
-        } else if (intent == "unknown" && !self.needs.find(&lower, &words).is_empty()
+        } else if (intent == "unknown" && self.needs.find(&lower, &words) == [0, 1]
             || RULE_INTENTS.contains(&intent) && words.iter().any(|w| place(w, locale).is_some()))
             && (!CATEGORIES.of(&lower, &words, locale).is_empty()
                 || !self.keywords.find(&lower, &words).is_empty())
@@ -496,12 +514,14 @@ impl Knowledge {
         locale: Locale,
         labels: bool,
     ) -> Vec<Hit<'_>> {
-        let categories = CATEGORIES.of(lower, &words, locale);
+        let categories = CATEGORIES.found(lower, &words, locale);
         let market = self.market(&words, locale);
         let phrases = self.keywords.find(lower, &words);
         words.extend(phrases.into_iter().map(keyword_term));
-        // "saus sambal" shares no word with the entry on processed food, but its category.
-        words.extend(categories.iter().map(|c| category_term(c)));
+        // "saus sambal" shares no word with the entry on processed food, but its category. One
+        // term a category, not one a name: "biscuits" is food, not the rarest of its names
+        // ("medical foods").
+        words.extend(categories.into_iter().map(category_term));
         let mut hits: Vec<Hit<'_>> = self.index[locale as usize]
             .scores(&words)
             .into_iter()
@@ -577,9 +597,9 @@ fn markers(entries: &[Arc<RegEntry>]) -> HashMap<String, Market> {
             note(word, e.market);
         }
     }
-    // A keyword's words name its market when the keyword is one word or they are acronyms:
-    // "TikTok Shop" makes "tiktok" Indonesian, but "shop" is how Vietnamese buyers address the
-    // seller.
+    // A keyword's words name its market when the keyword is one word or they are acronyms
+    // ("QCVN 4:2009/BKHCN"): "TikTok Shop" names no market, since "shop" is how Vietnamese
+    // buyers address the seller.
     let acronym =
         |w: &&str| w.len() >= 2 && w.chars().all(|c| c.is_uppercase() || c.is_ascii_digit());
     let named: std::collections::HashSet<String> = entries
@@ -589,7 +609,11 @@ fn markers(entries: &[Arc<RegEntry>]) -> HashMap<String, Market> {
                 let spaced: Vec<&str> = k.split_whitespace().collect();
                 match spaced.as_slice() {
                     [one] => vec![*one],
-                    many => many.iter().copied().filter(acronym).collect(),
+                    many => many
+                        .iter()
+                        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+                        .filter(acronym)
+                        .collect(),
                 }
             });
             keywords.chain([e.authority.as_str()])
@@ -629,9 +653,9 @@ fn keyword_term(n: usize) -> String {
     format!("\u{1}{n}")
 }
 
-/// The term standing for product category `name` of the knowledge base.
-fn category_term(name: &str) -> String {
-    format!("\u{2}{}", name.to_lowercase())
+/// The term standing for product category number `n` of the category table.
+fn category_term(n: usize) -> String {
+    format!("\u{2}{n}")
 }
 
 /// Okapi BM25 over one language's documents.
@@ -785,8 +809,21 @@ mod tests {
         );
         assert!(r.iter().any(|e| e == "id-health-supplements"), "{r:?}");
         // A label and a language: the law on labels, unless the buyer orders a label.
-        let r = entries("boleh gak labelnya cuma bahasa inggris?", "moq");
-        assert!(r.iter().any(|e| e.contains("label")), "{r:?}");
+        let r = entries("boleh gak labelnya cuma bahasa inggris?", "unknown");
+        assert!(
+            r.iter()
+                .take(2)
+                .any(|e| e.starts_with("id-") && e.contains("label")),
+            "{r:?}"
+        );
+        // Not in a commercial question: the price or the order comes first.
+        assert_eq!(
+            entries(
+                "MOQ untuk private label berapa? kami distributor Indonesian",
+                "moq"
+            ),
+            Vec::<String>::new()
+        );
         // ... and the label rule leads, not the product's.
         let r = entries(
             "sirup botol kaca, labelnya boleh pakai bahasa inggris saja?",
@@ -803,12 +840,16 @@ mod tests {
         );
         // A message no intent fits: about rules when it asks what a product needs.
         let r = entries(
-            "kecap asin botolan mau masuk indomaret perlu apa aja?",
+            "kecap asin botolan dari pabrik kami, untuk dijual di sana perlu apa aja?",
             "unknown",
         );
-        assert!(r.iter().any(|e| e.starts_with("id-")), "{r:?}");
+        assert!(r.iter().any(|e| e.starts_with("id-food")), "{r:?}");
         assert_eq!(
             entries("resep kecap asin buatan rumah dong", "unknown"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            entries("saya butuh rice cooker 50 unit buat kantor", "unknown"),
             Vec::<String>::new()
         );
     }

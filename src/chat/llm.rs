@@ -401,7 +401,7 @@ where
 struct Generation<'a> {
     text: String,
     locale: Locale,
-    /// What the model was given: the only links the reply may carry.
+    /// The knowledge answer the model's facts come from: the only links the reply may carry.
     facts: &'a str,
     out: Option<&'a mpsc::Sender<Bytes>>,
     /// Where the reply for the buyer begins in `text`, once known: after a reasoning block.
@@ -410,6 +410,8 @@ struct Generation<'a> {
     judged: bool,
     /// Bytes of `text` already streamed to the buyer.
     sent: usize,
+    /// Bytes of `text` already searched for links.
+    scanned: usize,
     finish_reason: Option<String>,
 }
 
@@ -423,6 +425,7 @@ impl<'a> Generation<'a> {
             start: None,
             judged: false,
             sent: 0,
+            scanned: 0,
             finish_reason: None,
         }
     }
@@ -520,29 +523,44 @@ impl<'a> Generation<'a> {
     /// How far the reply may be streamed, up to `upto`: not into a link whose end has not
     /// arrived yet (unless the reply is `complete`). A link the facts do not hold is an error:
     /// a model invents plausible URLs, and the widget makes them clickable.
-    fn links_checked(&self, upto: usize, complete: bool) -> Result<usize, LlmError> {
-        let mut from = self.sent;
+    fn links_checked(&mut self, upto: usize, complete: bool) -> Result<usize, LlmError> {
+        let mut from = self.scanned.max(self.start.unwrap_or(0));
         while from < upto {
-            let Some(at) = link_start(&self.text[from..upto]) else {
+            // Searched to the end: the held-back tail (TAIL) is longer than a link's beginning,
+            // so a link beginning before `upto` is recognised whole.
+            let Some(start) = link_start(&self.text[from..])
+                .map(|at| from + at)
+                .filter(|start| *start < upto)
+            else {
                 break;
             };
-            let start = from + at;
-            let end = match self.text[start..].find(char::is_whitespace) {
+            let end = match self.text[start..].find(|c: char| !is_link_char(c)) {
                 Some(len) => start + len,
                 None if complete => self.text.len(),
-                None => return Ok(start),
+                None => {
+                    self.scanned = start;
+                    return Ok(start);
+                }
             };
             let link =
                 self.text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']']);
-            if !self.facts.contains(link) {
+            if !self.facts.to_lowercase().contains(&link.to_lowercase()) {
                 return Err(LlmError::UnknownLink(link.to_string()));
             }
             from = end;
         }
+        self.scanned = upto.max(from);
         Ok(upto)
     }
 
     fn check_leak(&self) -> Result<(), LlmError> {
+        // Some chat templates put the opening tag in the prompt: the thoughts then come first
+        // with only the closing tag, and may have passed for the reply.
+        if self.visible().contains(THINK.1) {
+            return Err(LlmError::InvalidReply(
+                "reasoning without its opening tag".to_string(),
+            ));
+        }
         let lower = self.visible().to_lowercase();
         if PROMPT_MARKS.iter().any(|m| lower.contains(m)) {
             Err(LlmError::PromptLeak)
@@ -616,9 +634,12 @@ impl<'a> Generation<'a> {
     }
 }
 
-/// Where the first web address in `text` begins: `http://`, `https://` or `www.`.
+/// How a web address begins.
+const LINK_STARTS: [&str; 3] = ["http://", "https://", "www."];
+
+/// Where the first web address in `text` begins.
 fn link_start(text: &str) -> Option<usize> {
-    ["http://", "https://", "www."]
+    LINK_STARTS
         .iter()
         .filter_map(|p| {
             text.as_bytes()
@@ -626,6 +647,12 @@ fn link_start(text: &str) -> Option<usize> {
                 .position(|w| w.eq_ignore_ascii_case(p.as_bytes()))
         })
         .min()
+}
+
+/// Whether `c` can be part of a web address as a model writes one: a link ends at a space, at
+/// text in another script ("…/air-fryer-4-5lครับ") or at quotes and markup around it.
+fn is_link_char(c: char) -> bool {
+    c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '*' | '`')
 }
 
 /// The generated reply in the edge's answer object: the knowledge entries it was given stay
@@ -878,7 +905,7 @@ mod tests {
         facts: &str,
         pieces: &[&str],
     ) -> (String, Result<String, LlmError>) {
-        let (tx, mut rx) = mpsc::channel(64);
+        let (tx, mut rx) = mpsc::channel(4096);
         let mut reply = Generation::new(locale, facts, Some(&tx));
         let mut result = Ok(());
         for piece in pieces {
@@ -907,6 +934,13 @@ mod tests {
         let (shown, reply) = streamed(Locale::Id, "", &pieces).await;
         assert_eq!(reply.unwrap(), answer);
         assert_eq!(shown, answer);
+        // Thoughts with only the closing tag (its opening was in the prompt) never pass.
+        let thoughts = [
+            "The buyer asks about BPOM; the facts say notification.\n</think>\n",
+            "Yes, BPOM notification is needed before sale.",
+        ];
+        let (_, reply) = streamed(Locale::En, "", &thoughts).await;
+        assert_eq!(reply.unwrap_err().reason(), "invalid-reply");
         // Thinking that never ends leaves nothing to say.
         let (shown, reply) = streamed(Locale::Id, "", &["<think>", "still thinking"]).await;
         assert_eq!(reply.unwrap_err().reason(), "empty");
@@ -934,7 +968,7 @@ mod tests {
         for link in [
             "https://demo-example.shop/promo",
             "www.cheap-fryers.example",
-            "HTTPS://DEMO.EXAMPLE/id/",
+            "HTTPS://DEMO.EXAMPLE.shop/id/",
         ] {
             let (shown, reply) = streamed(
                 Locale::Id,
@@ -945,5 +979,24 @@ mod tests {
             assert_eq!(reply.unwrap_err().reason(), "unknown-link", "{link}");
             assert!(!shown.contains(&link[..8]), "{shown}");
         }
+        // Models stream a few characters at a time: a link is still seen whole, whichever case
+        // its host is written in and whatever script follows it.
+        let one_by_one = |text: &str| -> Vec<String> { text.chars().map(String::from).collect() };
+        let text = format!(
+            "{start}https://Demo.example/id/products/air-fryer-4-5lครับ ya kak, dikirim dalam 7 hari kerja."
+        );
+        let pieces = one_by_one(&text);
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (shown, reply) = streamed(Locale::Id, facts, &pieces).await;
+        assert_eq!(reply.unwrap(), text);
+        assert_eq!(shown, text);
+        let text = format!(
+            "{start}https://evil-shop.example/promo lalu bayar di sana ya kak, terima kasih banyak."
+        );
+        let pieces = one_by_one(&text);
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (shown, reply) = streamed(Locale::Id, facts, &pieces).await;
+        assert_eq!(reply.unwrap_err().reason(), "unknown-link");
+        assert!(!shown.contains("https:"), "{shown}");
     }
 }
