@@ -77,7 +77,8 @@ const CUES: &[&str] = &[
 #[rustfmt::skip]
 const NEEDS: &[(&str, usize)] = &[
     ("need", 0), ("needs", 0), ("needed", 0), ("must", 0), ("butuh", 0), ("perlu", 0),
-    ("harus", 0), ("can gi", 0), ("phai co", 0), ("phai lam", 0), ("ต้องทำ", 0), ("ต้องมี", 0), ("ต้องใช้", 0), ("ต้องขอ", 0),
+    ("harus", 0), ("can gi", 0), ("phai co", 0), ("phai lam", 0), ("ต้องทำ", 0), ("ต้องมี", 0),
+    ("ต้องใช้", 0), ("ต้องขอ", 0),
     ("what", 1), ("which", 1), ("anything", 1), ("apa", 1), ("apakah", 1), ("gi", 1),
     ("nhung gi", 1), ("nao", 1), ("อะไร", 1), ("ไร", 1), ("บ้าง", 1), ("ไหม", 1),
 ];
@@ -85,11 +86,11 @@ const NEEDS: &[(&str, usize)] = &[
 /// A label named with a language or the origin ("labels in Thai?", "label cuma bhs inggris?",
 /// "nhãn ghi xuất xứ") asks what the law wants on the label: label words are numbered 0, the
 /// others 1. Folded Vietnamese needs phrases: "nhan" is also nhận (receive) and nhân (staff),
-/// "tieng" also hours, "thai" also trạng thái (status).
+/// "ghi nhan" also ghi nhận (record), "tieng" also hours, "thai" also trạng thái (status).
 #[rustfmt::skip]
 const LABEL_LANGUAGE: &[(&str, usize)] = &[
     ("label*", 0), ("nhan phu", 0), ("nhan mac", 0), ("nhan hang", 0), ("nhan san pham", 0),
-    ("tren nhan", 0), ("dan nhan", 0), ("in nhan", 0), ("ghi nhan", 0), ("ฉลาก", 0),
+    ("tren nhan", 0), ("dan nhan", 0), ("in nhan", 0), ("ฉลาก", 0),
     ("manual*", 0),
     ("in thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1),
     ("indonesian", 1), ("vietnamese", 1), ("tieng viet", 1), ("tieng anh", 1), ("tieng trung", 1),
