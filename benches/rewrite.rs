@@ -123,6 +123,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("edgeseo, page text translated (translations/id.po)", |b| {
         b.iter(|| edgeseo_rewrite(&input, &seo, true))
     });
+    let localized = edgeseo_rewrite(&input, &seo, false);
+    let memory = seo.translations.get(&REQUEST.locale).cloned().unwrap();
+    group.bench_function("translating pass alone, over the localized page", |b| {
+        b.iter(|| translate_pass(&localized, &memory))
+    });
     group.bench_function("floor: visit every body element and text chunk", |b| {
         b.iter(|| visit_all(&input, false))
     });
@@ -142,6 +147,20 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The second pass of a translated rewrite on its own: the localized page's text replaced from
+/// the memory, in the chunks the rewriter would hand it.
+fn translate_pass(localized: &[u8], memory: &Arc<edgeseo::translate::Memory>) -> Vec<u8> {
+    use edgeseo::translate::replace::{PageMemory, Replacer, charset};
+    let lookup = Arc::new(PageMemory::new(memory.clone(), REQUEST.origin_path));
+    let mut replacer = Replacer::new(lookup, charset(encoding_rs::UTF_8));
+    let mut out = Vec::with_capacity(localized.len() + localized.len() / 4);
+    for piece in localized.chunks(CHUNK) {
+        replacer.push(piece, &mut out);
+    }
+    replacer.finish(&mut out);
+    out
 }
 
 fn visit_all(input: &[u8], end_tags: bool) -> usize {

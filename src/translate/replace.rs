@@ -175,9 +175,24 @@ enum Mode {
 /// An inline element open in the body: its name, its key in the run, and whether its start tag
 /// was held in the run.
 struct Open {
-    name: String,
+    name: Packed,
     key: u64,
     held: bool,
+}
+
+/// An inline element's name as a number, kept and compared without allocating: the names of
+/// `Role::Inline` fit in its 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed(u64);
+
+impl Packed {
+    fn new(name: &str) -> Self {
+        let mut bytes = [0u8; 8];
+        for (b, c) in bytes.iter_mut().zip(name.bytes()) {
+            *b = c;
+        }
+        Self(u64::from_le_bytes(bytes))
+    }
 }
 
 /// The translating pass, fed the rewriter's output chunk by chunk.
@@ -364,9 +379,9 @@ impl Replacer {
         } else if next == b'!' || next == b'?' {
             ("<", ">")
         } else if next == b'/' || next.is_ascii_alphabetic() {
-            return match tag_end(buf) {
-                Some(len) => {
-                    self.tag(&buf[..len], out);
+            return match read_tag(buf) {
+                Some((len, wanted)) => {
+                    self.tag(&buf[..len], wanted, out);
                     Some(len)
                 }
                 None => incomplete(out, self),
@@ -406,7 +421,8 @@ impl Replacer {
         }
     }
 
-    fn tag(&mut self, html: &[u8], out: &mut Vec<u8>) {
+    /// A complete tag; `wanted` when it has an attribute the replacer reads (`read_tag`).
+    fn tag(&mut self, html: &[u8], wanted: bool, out: &mut Vec<u8>) {
         let end = html[1] == b'/';
         let name_start = if end { 2 } else { 1 };
         let name_len = html[name_start..]
@@ -427,14 +443,14 @@ impl Replacer {
         if end {
             self.end_tag(name, html, out);
         } else {
-            self.start_tag(name, html, out);
+            self.start_tag(name, html, wanted, out);
             if let Some(raw) = raw_text(name) {
                 self.mode = Mode::RawText(raw);
             }
         }
     }
 
-    fn start_tag(&mut self, name: &str, html: &[u8], out: &mut Vec<u8>) {
+    fn start_tag(&mut self, name: &str, html: &[u8], wanted: bool, out: &mut Vec<u8>) {
         let role = role(name);
         let void = matches!(role, Role::Void | Role::VoidInline);
         if !self.in_body {
@@ -452,7 +468,8 @@ impl Replacer {
             out.extend_from_slice(html);
             return;
         }
-        let may_matter = may_matter(html, name);
+        // An input's `type` decides whether its `value` is read.
+        let may_matter = wanted || name == "input";
         if role == Role::Block && !may_matter {
             // Most tags of a page: the run before it ends here, and so does the run inside it.
             self.block(out);
@@ -519,7 +536,7 @@ impl Replacer {
             // Unclosed inline elements are forgotten at the next block; this bounds the rest.
             if self.inline.len() < 256 {
                 self.inline.push(Open {
-                    name: name.to_owned(),
+                    name: Packed::new(name),
                     key,
                     held,
                 });
@@ -547,7 +564,10 @@ impl Replacer {
             return;
         }
         if role(name) == Role::Inline
-            && let Some(at) = self.inline.iter().rposition(|o| o.name == name)
+            && let Some(at) = self
+                .inline
+                .iter()
+                .rposition(|o| o.name == Packed::new(name))
         {
             let open = self.inline.swap_remove(at);
             self.inline.truncate(at);
@@ -691,22 +711,31 @@ impl Replacer {
     /// `flush` for a run of text alone: as a segment would render it, without building one.
     fn flush_plain(&mut self, out: &mut Vec<u8>) {
         let raw = std::mem::take(&mut self.raw);
-        let mut source = std::mem::take(&mut self.source);
+        let mut normal = std::mem::take(&mut self.source);
         let mut html = std::mem::take(&mut self.html);
-        source.clear();
+        normal.clear();
         html.clear();
         let translated = self.decode(&raw).is_some_and(|text| {
-            segment::normalize_space_into(&segment::decode_entities(&text), &mut source);
-            if source.is_empty() {
+            let decoded = segment::decode_entities(&text);
+            let trimmed = decoded.trim();
+            if trimmed.is_empty() {
                 return false;
             }
-            self.lookup.seen(&source);
-            let words = if self.counting { words_of(&source) } else { 0 };
+            // Sources are normalised, so text found as it stands (most runs of a translated
+            // page) need not be normalised first.
+            let (source, translation) = match self.lookup.translation(trimmed) {
+                Some(t) => (trimmed, Some(t)),
+                None => {
+                    segment::normalize_space_into(trimmed, &mut normal);
+                    let again = normal != trimmed;
+                    let t = again.then(|| self.lookup.translation(&normal)).flatten();
+                    (normal.as_str(), t)
+                }
+            };
+            self.lookup.seen(source);
+            let words = if self.counting { words_of(source) } else { 0 };
             self.coverage.words += words;
-            let done = self
-                .lookup
-                .translation(&source)
-                .is_some_and(|t| segment::render_plain_into(&text, t, &mut html));
+            let done = translation.is_some_and(|t| segment::render_plain_into(&text, t, &mut html));
             self.coverage.translated += if done { words } else { 0 };
             done
         });
@@ -715,7 +744,7 @@ impl Replacer {
         } else {
             out.extend_from_slice(&raw);
         }
-        self.source = source;
+        self.source = normal;
         self.html = html;
         self.raw = raw;
         self.raw.clear();
@@ -889,43 +918,63 @@ fn attributes(tag: &str) -> Vec<Attr<'_>> {
     out
 }
 
-/// Whether a start tag may have an attribute the replacer reads (`translate`, the `notranslate`
-/// class, a text attribute, a button's `type`): most tags of a page have none, and are not
-/// parsed. Names are matched in any case, as the tokenizer reads them.
-fn may_matter(tag: &[u8], name: &str) -> bool {
-    // A tag without a space has no attributes.
-    if tag.len() <= name.len() + 2 {
-        return false;
-    }
-    static NAMES: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
-        std::sync::LazyLock::new(|| {
-            aho_corasick::AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(["translate", "alt", "title", "placeholder", "aria-label"])
-                .ok()
-        });
-    name == "input" || NAMES.as_ref().is_none_or(|names| names.is_match(tag))
-}
-
-/// Length of the tag `buf` starts with (`<name …>` or `</name …>`), quotes in attribute values
-/// honoured; `None` when its `>` has not arrived yet.
-fn tag_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 1;
-    let mut after_equals = false;
-    while i < buf.len() {
-        match buf[i] {
-            b'>' => return Some(i + 1),
-            b'=' => after_equals = true,
-            q @ (b'"' | b'\'') if after_equals => {
-                i += 1 + memchr::memchr(q, &buf[i + 1..])?;
-                after_equals = false;
-            }
-            c if c.is_ascii_whitespace() => {}
-            _ => after_equals = false,
-        }
+/// Reads the tag `buf` starts with (`<name …>` or `</name …>`) as the HTML tokenizer would,
+/// quotes in attribute values honoured. Returns its length and whether it has an attribute the
+/// replacer reads (`translate`, a text attribute, a `class` naming `notranslate`): most tags of
+/// a page have none, and are not parsed again. `None` when its `>` has not arrived yet.
+fn read_tag(buf: &[u8]) -> Option<(usize, bool)> {
+    let space = |c: u8| c.is_ascii_whitespace();
+    let mut i = 1 + usize::from(buf.get(1) == Some(&b'/'));
+    while i < buf.len() && !matches!(buf[i], b'>' | b'/') && !space(buf[i]) {
         i += 1;
     }
-    None
+    let mut wanted = false;
+    loop {
+        while i < buf.len() && (space(buf[i]) || buf[i] == b'/') {
+            i += 1;
+        }
+        if *buf.get(i)? == b'>' {
+            return Some((i + 1, wanted));
+        }
+        // An attribute's name may begin with `=`; it ends at the next one.
+        let name_start = i;
+        i += 1;
+        while i < buf.len() && !matches!(buf[i], b'>' | b'/' | b'=') && !space(buf[i]) {
+            i += 1;
+        }
+        let name = &buf[name_start..i];
+        while i < buf.len() && space(buf[i]) {
+            i += 1;
+        }
+        if buf.get(i) != Some(&b'=') {
+            wanted |= is_text_attribute(name);
+            continue;
+        }
+        i += 1;
+        while i < buf.len() && space(buf[i]) {
+            i += 1;
+        }
+        let value_start = i;
+        match *buf.get(i)? {
+            q @ (b'"' | b'\'') => i += 2 + memchr::memchr(q, &buf[i + 1..])?,
+            _ => {
+                while i < buf.len() && buf[i] != b'>' && !space(buf[i]) {
+                    i += 1;
+                }
+            }
+        }
+        wanted |= is_text_attribute(name)
+            || (name.eq_ignore_ascii_case(b"class")
+                && memchr::memmem::find(&buf[value_start..i], b"notranslate").is_some());
+    }
+}
+
+/// Whether the replacer reads an attribute of this name (any case, as the tokenizer reads it).
+fn is_text_attribute(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"translate")
+        || TEXT_ATTRIBUTES
+            .iter()
+            .any(|a| name.eq_ignore_ascii_case(a.as_bytes()))
 }
 
 /// Where the end tag of the raw-text element `name` begins in `buf` (`</name` followed by
@@ -978,6 +1027,7 @@ mod tests {
         ("Ships in <1>7 days</1>", "Dikirim dalam <1>7 hari</1>"),
         ("Close", "Tutup"),
         ("Kettle", "Ketel"),
+        ("Add to cart", "Tambah ke keranjang"),
     ];
 
     /// The page through the replacer in pieces of `size` bytes.
@@ -1037,6 +1087,18 @@ mod tests {
     }
 
     #[test]
+    fn text_is_found_whether_or_not_its_whitespace_is_normal() {
+        // Found as it stands, found once normalised, and a near miss left alone; the run's
+        // outer whitespace stays around the translation.
+        let page =
+            "<body><p> Add to cart\n</p><p>Add\n  to\u{a0}cart</p><p>Add to carts</p></body>";
+        let want = "<body><p> Tambah ke keranjang\n</p><p>Tambah ke keranjang</p><p>Add to carts</p></body>";
+        for size in [1, 4, page.len()] {
+            assert_eq!(replaced(page, size), want, "pieces of {size}");
+        }
+    }
+
+    #[test]
     fn attributes_as_the_tokenizer_reads_them() {
         let tag = r#"<input TYPE=submit value = 'Send it' disabled aria-label="x">"#;
         let attrs = attributes(tag);
@@ -1051,8 +1113,15 @@ mod tests {
             ]
         );
         assert_eq!(&tag[attrs[1].span.clone()], "'Send it'");
-        assert_eq!(tag_end(b"<a href=\"x>y\">z"), Some(14));
-        assert_eq!(tag_end(b"<a href=\"x>y"), None);
+        assert_eq!(read_tag(b"<a href=\"x>y\">z"), Some((14, false)));
+        assert_eq!(read_tag(b"<a href=\"x>y"), None);
+        assert_eq!(read_tag(b"<a href = x>y"), Some((12, false)));
+        assert_eq!(read_tag(b"<img src=a.png ALT=x/>"), Some((22, true)));
+        assert_eq!(read_tag(b"<p class='a notranslate'>"), Some((25, true)));
+        assert_eq!(read_tag(b"<p data-title=x class=note>"), Some((27, false)));
+        assert_eq!(read_tag(b"<b hidden title>"), Some((16, true)));
+        assert_eq!(read_tag(b"</p >"), Some((5, false)));
+        assert_eq!(read_tag(b"<p class="), None);
         assert_eq!(find_end_tag(b"x</scriptx></SCRIPT>", "script"), Some(11));
         assert_eq!(find_end_tag(b"x</scr", "script"), None);
     }

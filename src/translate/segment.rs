@@ -8,6 +8,7 @@
 //! markup would be lost or duplicated), or change the original HTML of a run left untranslated.
 
 use std::fmt::Write as _;
+use std::ops::Range;
 
 /// A run of inline HTML being collected as the page streams by.
 #[derive(Debug, Default, Clone)]
@@ -19,7 +20,7 @@ pub struct SegmentBuilder {
     /// Text since the last tag, still encoded: an entity may arrive split over two chunks.
     pending: String,
     /// Per placeholder number - 1: the original start tag, and its end tag once seen.
-    tags: Vec<(String, Option<String>)>,
+    tags: Vec<Tag>,
     /// Placeholders opened and not yet closed (index, element key), innermost last.
     open: Vec<(usize, u64)>,
 }
@@ -43,19 +44,29 @@ impl SegmentBuilder {
     }
 
     fn decode_pending(&mut self) {
-        self.source.push_str(&decode_entities(&self.pending));
+        if memchr::memchr(b'&', self.pending.as_bytes()).is_none() {
+            self.source.push_str(&self.pending);
+        } else {
+            html_escape::decode_html_entities_to_string(&self.pending, &mut self.source);
+        }
         self.pending.clear();
+    }
+
+    /// Appends `html` to the run, returning where it lies in it.
+    fn push_raw(&mut self, html: &str) -> Range<usize> {
+        self.raw.push_str(html);
+        self.raw.len() - html.len()..self.raw.len()
     }
 
     /// An inline element's start tag (`<a href="/x">`); `key` names the element so that its end
     /// tag can be matched (`close`).
     pub fn open(&mut self, start_tag: &str, key: u64) {
         self.decode_pending();
-        self.raw.push_str(start_tag);
-        self.tags.push((start_tag.to_owned(), None));
+        let start = self.push_raw(start_tag);
+        self.tags.push((start, None));
         let n = self.tags.len();
         self.open.push((n - 1, key));
-        write!(self.source, "<{n}>").expect("writing to a String");
+        push_placeholder(&mut self.source, n, Kind::Open);
     }
 
     /// The end tag of the element `key`, if it is the innermost one open in this run. Returns
@@ -65,9 +76,8 @@ impl SegmentBuilder {
             Some(&(i, k)) if k == key => {
                 self.decode_pending();
                 self.open.pop();
-                self.raw.push_str(end_tag);
-                self.tags[i].1 = Some(end_tag.to_owned());
-                write!(self.source, "</{}>", i + 1).expect("writing to a String");
+                self.tags[i].1 = Some(self.push_raw(end_tag));
+                push_placeholder(&mut self.source, i + 1, Kind::Close);
                 true
             }
             _ => false,
@@ -78,9 +88,10 @@ impl SegmentBuilder {
     /// the translation carries as one placeholder.
     pub fn void(&mut self, html: &str) {
         self.decode_pending();
-        self.raw.push_str(html);
-        self.tags.push((html.to_owned(), Some(String::new())));
-        write!(self.source, "<{}/>", self.tags.len()).expect("writing to a String");
+        let tag = self.push_raw(html);
+        // An empty end marks a void element.
+        self.tags.push((tag, Some(0..0)));
+        push_placeholder(&mut self.source, self.tags.len(), Kind::Void);
     }
 
     /// Takes the run so far as the origin sent it, leaving the builder empty.
@@ -136,11 +147,11 @@ impl SegmentBuilder {
             && source.find("</1>") == Some(source.len() - 4)
             && tags
                 .first()
-                .is_some_and(|(_, end)| end.as_deref().is_some_and(|e| !e.is_empty()))
+                .is_some_and(|(_, end)| end.as_ref().is_some_and(|e| !e.is_empty()))
         {
             let (start, end) = tags.remove(0);
-            lead.push_str(&start);
-            trail.insert_str(0, end.as_deref().unwrap_or_default());
+            lead.push_str(&self.raw[start]);
+            trail.insert_str(0, end.map_or("", |end| &self.raw[end]));
             source = renumber_down(source[3..source.len() - 4].trim());
         }
         Segment {
@@ -160,17 +171,22 @@ fn renumber_down(source: &str) -> String {
     while let Some(((text, (n, kind)), after)) = next_placeholder(rest) {
         out.push_str(text);
         // Callers only renumber text whose placeholder 1 was taken out; 0 cannot occur.
-        let n = n.saturating_sub(1);
-        match kind {
-            Kind::Open => write!(out, "<{n}>"),
-            Kind::Close => write!(out, "</{n}>"),
-            Kind::Void => write!(out, "<{n}/>"),
-        }
-        .expect("writing to a String");
+        push_placeholder(&mut out, n.saturating_sub(1), kind);
         rest = after;
     }
     out.push_str(rest);
     out
+}
+
+/// Appends placeholder `n` (`<n>`, `</n>` or `<n/>`). Runs rarely hold ten elements, whose
+/// numbers are written without the formatter.
+fn push_placeholder(out: &mut String, n: usize, kind: Kind) {
+    out.push_str(if kind == Kind::Close { "</" } else { "<" });
+    match u8::try_from(n) {
+        Ok(digit @ 0..=9) => out.push(char::from(b'0' + digit)),
+        _ => write!(out, "{n}").expect("writing to a String"),
+    }
+    out.push_str(if kind == Kind::Void { "/>" } else { ">" });
 }
 
 /// A finished run of inline HTML.
@@ -182,8 +198,12 @@ pub struct Segment {
     pub raw: String,
     lead: String,
     trail: String,
-    tags: Vec<(String, Option<String>)>,
+    tags: Vec<Tag>,
 }
+
+/// Where an element's start tag lies in the run's HTML, and its end tag once seen (empty for
+/// a void element).
+type Tag = (Range<usize>, Option<Range<usize>>);
 
 impl Segment {
     /// Whether a translator has anything to translate: some words outside the placeholders,
@@ -210,7 +230,8 @@ impl Segment {
             let (n, kind) = placeholder;
             let i = n.checked_sub(1).filter(|&i| i < self.tags.len())?;
             let (start, end) = &self.tags[i];
-            let void = end.as_deref() == Some("");
+            let void = end.as_ref().is_some_and(Range::is_empty);
+            let (start, end) = (&self.raw[start.clone()], end.clone().map(|e| &self.raw[e]));
             match kind {
                 Kind::Void if void && !used[i].0 => {
                     out.push_str(start);
@@ -222,7 +243,7 @@ impl Segment {
                     open.push(i);
                 }
                 Kind::Close if open.last() == Some(&i) => {
-                    out.push_str(end.as_deref().unwrap_or_default());
+                    out.push_str(end.unwrap_or_default());
                     used[i].1 = true;
                     open.pop();
                 }
@@ -377,11 +398,17 @@ pub fn normalize_space_into(s: &str, out: &mut String) {
     let start_len = out.len();
     if s.is_ascii() {
         let trimmed = s.trim_ascii();
-        let b = trimmed.as_bytes();
-        let space = |c: u8| c.is_ascii_whitespace() || c == 0x0b;
-        let normal = !b.iter().any(|&c| c != b' ' && space(c)) && !b.windows(2).any(|w| w == b"  ");
+        // Text already in its normal form (the common case) is copied once.
+        let mut after_space = false;
+        let normal = trimmed.bytes().all(|c| match c {
+            b' ' => !std::mem::replace(&mut after_space, true),
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => false,
+            _ => {
+                after_space = false;
+                true
+            }
+        });
         if normal {
-            // Text already in its normal form (the common case): one copy.
             out.push_str(trimmed);
             return;
         }
