@@ -274,5 +274,8 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    interleaved_ratio();
+    // Under a profiler (`--profile-time`) only the chosen case should run.
+    if !std::env::args().any(|a| a == "--profile-time") {
+        interleaved_ratio();
+    }
 }

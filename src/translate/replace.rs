@@ -640,7 +640,7 @@ impl Replacer {
 
     /// The run goes out as it came and the rest of its block passes untouched.
     fn give_up(&mut self, out: &mut Vec<u8>) {
-        self.run = SegmentBuilder::new();
+        self.run.clear();
         self.plain = true;
         out.append(&mut self.raw);
         self.next_check = FIRST_CHECK;
@@ -697,15 +697,19 @@ impl Replacer {
         if std::mem::replace(&mut self.plain, true) {
             return self.flush_plain(out);
         }
-        let segment = std::mem::take(&mut self.run).finish();
-        match self.render(&segment) {
-            Some(html) => {
-                let bytes = self.encode(&html);
-                out.extend_from_slice(&bytes);
-                self.raw.clear();
-            }
-            None => out.append(&mut self.raw),
+        // The builder and the HTML buffer are kept from run to run.
+        let mut run = std::mem::take(&mut self.run);
+        let mut html = std::mem::take(&mut self.html);
+        html.clear();
+        if self.render(run.end(), &mut html) {
+            out.extend_from_slice(&self.encode(&html));
+            self.raw.clear();
+        } else {
+            out.append(&mut self.raw);
         }
+        run.clear();
+        self.run = run;
+        self.html = html;
     }
 
     /// `flush` for a run of text alone: as a segment would render it, without building one.
@@ -750,17 +754,18 @@ impl Replacer {
         self.raw.clear();
     }
 
-    /// The translation of a finished run as HTML, counted; `None` leaves the run as it came.
-    fn render(&mut self, segment: &Segment) -> Option<String> {
+    /// The translation of a finished run as HTML, appended to `html` and counted; false leaves
+    /// the run as it came.
+    fn render(&mut self, segment: &Segment, html: &mut String) -> bool {
         self.lookup.seen(&segment.source);
         let words = if self.counting { segment.words() } else { 0 };
         self.coverage.words += words;
-        let html = self
+        let done = self
             .lookup
             .translation(&segment.source)
-            .and_then(|t| segment.render(t))?;
-        self.coverage.translated += words;
-        Some(html)
+            .is_some_and(|t| segment.render_into(t, html));
+        self.coverage.translated += if done { words } else { 0 };
+        done
     }
 
     /// The start tag with its text attributes translated, or `None` when none was.
@@ -1082,6 +1087,19 @@ mod tests {
             "<img alt=\"Ketel\" src=k.png><p>a < b</p></body><p>Close</p>"
         );
         for size in [1, 2, 3, 5, 8, 13, 4096] {
+            assert_eq!(replaced(page, size), want, "pieces of {size}");
+        }
+    }
+
+    #[test]
+    fn runs_one_after_another_keep_their_own_markup() {
+        // The segment buffers are reused from run to run: a run left untranslated between two
+        // translated ones, and the same sentence with other tags, must not borrow each other's.
+        let page = "<body><p>Ships in <b>7 days</b></p><p>Open <i>now</i> <br></p>\
+            <p> Ships in <em class=x>7 days</em>\n</p></body>";
+        let want = "<body><p>Dikirim dalam <b>7 hari</b></p><p>Open <i>now</i> <br></p>\
+            <p> Dikirim dalam <em class=x>7 hari</em>\n</p></body>";
+        for size in [1, 3, page.len()] {
             assert_eq!(replaced(page, size), want, "pieces of {size}");
         }
     }

@@ -23,6 +23,8 @@ pub struct SegmentBuilder {
     tags: Vec<Tag>,
     /// Placeholders opened and not yet closed (index, element key), innermost last.
     open: Vec<(usize, u64)>,
+    /// The segment `end` built.
+    done: Segment,
 }
 
 impl SegmentBuilder {
@@ -135,32 +137,49 @@ impl SegmentBuilder {
 
     /// Ends the run: the segment, with whitespace normalised, and the run's original HTML.
     pub fn finish(mut self) -> Segment {
+        self.end();
+        self.done
+    }
+
+    /// `finish` for a builder used run after run: the segment is built in buffers kept from
+    /// the runs before, and `clear` starts the next run.
+    pub fn end(&mut self) -> &Segment {
         self.decode_pending();
-        let mut source = normalize_space(&self.source);
-        let mut lead = leading_space(&self.raw).to_owned();
-        let mut trail = trailing_space(&self.raw).to_owned();
-        let mut tags = self.tags;
+        let done = &mut self.done;
+        done.source.clear();
+        normalize_space_into(&self.source, &mut done.source);
+        done.lead.clear();
+        done.lead.push_str(leading_space(&self.raw));
+        done.trail.clear();
+        done.trail.push_str(trailing_space(&self.raw));
+        std::mem::swap(&mut done.raw, &mut self.raw);
+        std::mem::swap(&mut done.tags, &mut self.tags);
         // An element around the whole run (a link, a bold line) is no part of the sentence: the
         // translator sees "Home", not "<1>Home</1>", and the tags stay around the translation.
-        while source.len() >= 7
-            && source.starts_with("<1>")
-            && source.find("</1>") == Some(source.len() - 4)
-            && tags
+        while done.source.len() >= 7
+            && done.source.starts_with("<1>")
+            && done.source.find("</1>") == Some(done.source.len() - 4)
+            && done
+                .tags
                 .first()
                 .is_some_and(|(_, end)| end.as_ref().is_some_and(|e| !e.is_empty()))
         {
-            let (start, end) = tags.remove(0);
-            lead.push_str(&self.raw[start]);
-            trail.insert_str(0, end.map_or("", |end| &self.raw[end]));
-            source = renumber_down(source[3..source.len() - 4].trim());
+            let (start, end) = done.tags.remove(0);
+            done.lead.push_str(&done.raw[start]);
+            done.trail
+                .insert_str(0, end.map_or("", |end| &done.raw[end]));
+            done.source = renumber_down(done.source[3..done.source.len() - 4].trim());
         }
-        Segment {
-            source,
-            lead,
-            trail,
-            tags,
-            raw: self.raw,
-        }
+        &self.done
+    }
+
+    /// Empties the builder for the next run, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.raw.clear();
+        self.source.clear();
+        self.pending.clear();
+        self.tags.clear();
+        self.open.clear();
     }
 }
 
@@ -190,7 +209,7 @@ fn push_placeholder(out: &mut String, n: usize, kind: Kind) {
 }
 
 /// A finished run of inline HTML.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Segment {
     /// What the memory is keyed by: decoded text, placeholders, single spaces, trimmed.
     pub source: String,
@@ -221,12 +240,27 @@ impl Segment {
     /// whitespace and original tags; `None` when its placeholders do not match the source's.
     pub fn render(&self, translation: &str) -> Option<String> {
         let mut out = String::with_capacity(self.raw.len() + translation.len());
+        self.render_into(translation, &mut out).then_some(out)
+    }
+
+    /// `render`, appended to `out`; false, with `out` left as it was, when the placeholders do
+    /// not match.
+    pub fn render_into(&self, translation: &str, out: &mut String) -> bool {
+        let before = out.len();
+        let done = self.render_parts(translation, out).is_some();
+        if !done {
+            out.truncate(before);
+        }
+        done
+    }
+
+    fn render_parts(&self, translation: &str, out: &mut String) -> Option<()> {
         out.push_str(&self.lead);
         let mut used = vec![(false, false); self.tags.len()];
         let mut open: Vec<usize> = Vec::new();
         let mut rest = translation;
         while let Some(((text, placeholder), after)) = next_placeholder(rest) {
-            push_escaped(&mut out, text);
+            push_escaped(out, text);
             let (n, kind) = placeholder;
             let i = n.checked_sub(1).filter(|&i| i < self.tags.len())?;
             let (start, end) = &self.tags[i];
@@ -251,7 +285,7 @@ impl Segment {
             }
             rest = after;
         }
-        push_escaped(&mut out, rest);
+        push_escaped(out, rest);
         // Every placeholder of the source exactly once, every pair closed. A start tag whose end
         // never came (the origin left it open) is closed nowhere, as in the source.
         let complete = used
@@ -262,7 +296,7 @@ impl Segment {
             return None;
         }
         out.push_str(&self.trail);
-        Some(out)
+        Some(())
     }
 }
 
