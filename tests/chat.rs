@@ -831,7 +831,8 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
 // misses have not been read. The earlier sets, whose misses have been read, now guard against
 // regressions: blind5 96.2 %, blind4 95.8, blind3 95.8, blind2 96.2, blind 94.2 (their lowest
 // language 93.3, 93.3, 91.7, 93.3, 91.7).
-const KB_FLOORS: [(&str, f64, f64); 6] = [
+const KB_FLOORS: [(&str, f64, f64); 7] = [
+    ("blind7", 90.5, 86.0),
     ("blind6", 91.0, 88.0),
     ("blind5", 95.0, 91.0),
     ("blind4", 94.5, 91.0),
