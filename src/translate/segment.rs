@@ -96,11 +96,6 @@ impl SegmentBuilder {
         push_placeholder(&mut self.source, self.tags.len(), Kind::Void);
     }
 
-    /// Takes the run so far as the origin sent it, leaving the builder empty.
-    pub fn take_raw(&mut self) -> String {
-        std::mem::take(self).raw
-    }
-
     /// The forms the source so far may take once the run ends, as `Segment::source` would
     /// begin: as it stands, and without each element open from the start (which `finish` takes
     /// out when it closes at the end). `None` while an entity may be incomplete.
