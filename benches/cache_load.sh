@@ -26,22 +26,9 @@ need wrk wrk
 need nginx nginx-light
 cargo build --release --quiet
 
-work=$(mktemp -d)
-PIDS=()
-cleanup() {
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-./target/release/edgeseo demo --listen 127.0.0.1:18283 --origin-listen "$ORIGIN" >/dev/null 2>&1 &
-PIDS+=($!)
-
-mkdir -p "$work/rules/seo"
-cp -r rules/demo-supplier/. "$work/rules/seo/"
-sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$ORIGIN\"|" "$work/rules/seo/site.toml"
+scratch
+demo_origin "$ORIGIN" 127.0.0.1:18283
+seo_site "$work/rules/seo" "$ORIGIN"
 printf '[cache]\nmax_size = "2GiB"\n[admin]\ntoken = "%s"\n' "$TOKEN" > "$work/rules/server.toml"
 ./target/release/edgeseo serve --rules "$work/rules" --listen "$EDGE" --admin "$ADMIN" >/dev/null 2>&1 &
 EDGE_PID=$!

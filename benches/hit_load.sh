@@ -25,21 +25,10 @@ need nginx nginx-light
 need h2load nghttp2-client
 cargo build --release --quiet
 
-work=$(mktemp -d)
-PIDS=()
-cleanup() {
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-./target/release/edgeseo demo --listen 127.0.0.1:18294 --origin-listen "$ORIGIN" >/dev/null 2>&1 &
-PIDS+=($!)
-mkdir -p "$work/rules/seo" "$work/www"
-cp -r rules/demo-supplier/. "$work/rules/seo/"
-sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$ORIGIN\"|" "$work/rules/seo/site.toml"
+scratch
+demo_origin "$ORIGIN" 127.0.0.1:18294
+seo_site "$work/rules/seo" "$ORIGIN"
+mkdir -p "$work/www"
 printf '[cache]\nmax_size = "256MiB"\n' > "$work/rules/server.toml"
 ./target/release/edgeseo serve --rules "$work/rules" --listen "$EDGE" >/dev/null 2>&1 &
 PIDS+=($!)

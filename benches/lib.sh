@@ -38,3 +38,32 @@ request = function()
 end""")
 PY
 }
+
+# scratch: a temporary directory in $work, removed on exit together with the processes in PIDS
+# and an nginx whose pid file is $work/nginx.pid.
+scratch() {
+  work=$(mktemp -d)
+  PIDS=()
+  trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  kill "${PIDS[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+
+# demo_origin ORIGIN UNUSED_LISTEN: the demo's embedded site served at ORIGIN (the demo's own
+# proxy listens on UNUSED_LISTEN and is not measured).
+demo_origin() {
+  ./target/release/edgeseo demo --listen "$2" --origin-listen "$1" >/dev/null 2>&1 &
+  PIDS+=($!)
+}
+
+# seo_site DIR ORIGIN: the demo's localized rules as the site in DIR, answering for seo.test and
+# fronting ORIGIN.
+seo_site() {
+  mkdir -p "$1"
+  cp -r rules/demo-supplier/. "$1/"
+  sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$2\"|" "$1/site.toml"
+}

@@ -23,24 +23,13 @@ need wrk wrk
 need nginx nginx-light
 cargo build --release --quiet
 
-work=$(mktemp -d)
-cleanup() {
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-PIDS=()
-trap cleanup EXIT
-
+scratch
 # The origin: the demo's embedded site on a fixed port (its own proxy listener is unused here).
-./target/release/edgeseo demo --listen 127.0.0.1:18183 --origin-listen "$ORIGIN" >/dev/null 2>&1 &
-PIDS+=($!)
+demo_origin "$ORIGIN" 127.0.0.1:18183
 
 # Two sites in one edgeseo: the demo's localized rules, and the same origin with no rewriting.
-mkdir -p "$work/rules/plain" "$work/rules/seo"
-cp -r rules/demo-supplier/. "$work/rules/seo/"
-sed -i -e 's/^hosts = .*/hosts = ["seo.test"]/' -e "s|^embedded = \"demo\"|url = \"http://$ORIGIN\"|" "$work/rules/seo/site.toml"
+seo_site "$work/rules/seo" "$ORIGIN"
+mkdir -p "$work/rules/plain"
 printf 'hosts = ["plain.test"]\n[origin]\nurl = "http://%s"\n[cache]\nenabled = false\n' "$ORIGIN" > "$work/rules/plain/site.toml"
 # No cache: every request is proxied (and, for the localized site, rewritten).
 printf '\n[cache]\nenabled = false\n' >> "$work/rules/seo/site.toml"

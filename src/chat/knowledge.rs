@@ -479,20 +479,27 @@ impl Knowledge {
         let rule_label = labels && intent != "customization" && RULE_INTENTS.contains(&intent);
         // Cues are matched before "-nya" is dropped too: "izinnya" is a cue, "izin" is not.
         let cue = self.has_cue(&lower, &words) || raw != words && self.has_cue(&lower, &raw);
+        let asked = rule_label
+            || cue
+            || intent == "certification"
+            || intent == "unknown" && self.needs.find(&lower, &words) == [0, 1]
+            || RULE_INTENTS.contains(&intent) && words.iter().any(|w| place(w, locale).is_some());
+        if !asked {
+            return None;
+        }
+        // What the message names, found once for the gate and the ranking.
+        let categories = CATEGORIES.found(&lower, &words, locale);
+        let phrases = self.keywords.find(&lower, &words);
         let least = if rule_label || cue {
             MIN_SCORE
         } else if intent == "certification" {
             STRONG_SCORE
-        } else if (intent == "unknown" && self.needs.find(&lower, &words) == [0, 1]
-            || RULE_INTENTS.contains(&intent) && words.iter().any(|w| place(w, locale).is_some()))
-            && (!CATEGORIES.found(&lower, &words, locale).is_empty()
-                || !self.keywords.find(&lower, &words).is_empty())
-        {
+        } else if !categories.is_empty() || !phrases.is_empty() {
             MIN_SCORE
         } else {
             return None;
         };
-        let hits = self.ranked(&lower, words, locale, labels);
+        let hits = self.ranked(words, locale, labels, categories, phrases);
         let first = hits.first().filter(|h| h.score >= least)?;
         let used: Vec<&RegEntry> = hits
             .iter()
@@ -503,20 +510,19 @@ impl Knowledge {
         Some(compose(&used, locale))
     }
 
-    /// The entries matching a message (lowercased, with words `words`), best first, scored in
-    /// the index of `locale` (with the product categories it names as terms of their own),
-    /// weighed by the market it is about and, for a question about `labels`, by the entry's
-    /// topic.
+    /// The entries matching a message with words `words`, naming the product `categories` and
+    /// rule keywords `phrases`, best first: scored in the index of `locale` (categories and
+    /// keywords as terms of their own), weighed by the market it is about and, for a question
+    /// about `labels`, by the entry's topic.
     fn ranked(
         &self,
-        lower: &str,
         mut words: Vec<String>,
         locale: Locale,
         labels: bool,
+        categories: Vec<usize>,
+        phrases: Vec<usize>,
     ) -> Vec<Hit<'_>> {
-        let categories = CATEGORIES.found(lower, &words, locale);
         let market = self.market(&words, locale);
-        let phrases = self.keywords.find(lower, &words);
         words.extend(phrases.into_iter().map(keyword_term));
         // "saus sambal" shares no word with the entry on processed food, but its category. One
         // term a category, not one a name: "biscuits" is food, not the rarest of its names

@@ -401,8 +401,9 @@ where
 struct Generation<'a> {
     text: String,
     locale: Locale,
-    /// The knowledge answer the model's facts come from: the only links the reply may carry.
-    facts: &'a str,
+    /// The knowledge answer the model's facts come from, lowercased once: the only links the
+    /// reply may carry, in any case.
+    facts: String,
     out: Option<&'a mpsc::Sender<Bytes>>,
     /// Where the reply for the buyer begins in `text`, once known: after a reasoning block.
     start: Option<usize>,
@@ -420,7 +421,7 @@ impl<'a> Generation<'a> {
         Generation {
             text: String::new(),
             locale,
-            facts,
+            facts: facts.to_lowercase(),
             out,
             start: None,
             judged: false,
@@ -544,7 +545,7 @@ impl<'a> Generation<'a> {
             };
             let link =
                 self.text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']']);
-            if !self.facts.to_lowercase().contains(&link.to_lowercase()) {
+            if !self.facts.contains(&link.to_lowercase()) {
                 return Err(LlmError::UnknownLink(link.to_string()));
             }
             from = end;
