@@ -54,22 +54,23 @@ const CUES: &[&str] = &[
     "sdppi", "postel", "komdigi", "kominfo", "kemenkes", "kemendag", "qcvn", "tcvn", "cr mark",
     "dav", "moit", "stameq", "tisi", "nbtc", "msds", "sds", "coa", "cfs", "gmp", "haccp", "ispm*",
     "form e", "forme", "rcep", "acfta", "lspro", "npb", "ghs", "pif", "rvc*", "b3", "ska", "ippc",
-    "dumping", "anti-dumping", "antidumping", "hscode", "wood packaging",
+    "dumping", "anti-dumping", "antidumping", "hscode", "wood packaging", "energy label",
     // id
     "izin edar", "izin impor", "perlu izin", "izin apa", "izinnya", "perizinan", "ijin edar",
-    "perlu ijin", "wajib", "didaftarkan", "pendaftaran", "registrasi", "sertifik*", "diimpor",
+    "perlu ijin", "wajib", "pendaftaran", "registrasi", "sertifik*", "diimpor",
     "mengimpor", "bea masuk", "bea cukai", "cukai", "impor", "importir", "notifikasi", "edar",
     "kementerian", "pabean", "kepabeanan", "syarat", "persyaratan", "fumigasi", "karantina",
-    "babi", "bmad",
+    "babi", "bmad", "daftar ke", "daftar di", "didaftar*", "nomor ml", "nomor md",
     // vi (folded)
     "giay phep", "cong bo", "hop quy", "dang ky", "chung nhan", "bat buoc", "nhan phu",
     "nhap khau", "hai quan", "ma hs", "quy chuan", "dan tem", "luu hanh", "bo y te", "thu tuc",
     "ho so", "hun trung", "kiem dich", "nhap ve", "khai bao",
-    "kiem tra nha nuoc", "chong ban pha gia", "trang thiet bi y te",
+    "kiem tra nha nuoc", "chong ban pha gia", "trang thiet bi y te", "giay to", "nhan nang luong",
+    "co cq",
     // th
     "นำเข้า", "อนุญาต", "ทะเบียน", "จดแจ้ง", "มาตรฐาน", "บังคับ", "ฉลากภาษาไทย", "พิกัดศุลกากร",
     "ศุลกากร", "ฮาลาล", "แสตมป์", "สรรพสามิต", "อย.", "มอก", "สมอ.", "กสทช", "สคบ", "รมยา",
-    "สารบบ", "ถิ่นกำเนิด", "ควบคุมฉลาก", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี",
+    "สารบบ", "ถิ่นกำเนิด", "ควบคุมฉลาก", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี", "พิกัด",
 ];
 
 /// Words asking what something needs or must have, in the four languages (folded), and the
@@ -77,8 +78,8 @@ const CUES: &[&str] = &[
 #[rustfmt::skip]
 const NEEDS: &[(&str, usize)] = &[
     ("need", 0), ("needs", 0), ("needed", 0), ("must", 0), ("butuh", 0), ("perlu", 0),
-    ("harus", 0), ("can gi", 0), ("phai co", 0), ("phai lam", 0), ("ต้องทำ", 0), ("ต้องมี", 0),
-    ("ต้องใช้", 0), ("ต้องขอ", 0),
+    ("harus", 0), ("can gi", 0), ("co can", 0), ("can phai", 0), ("phai co", 0), ("phai lam", 0),
+    ("ต้อง", 0),
     ("what", 1), ("which", 1), ("anything", 1), ("apa", 1), ("apakah", 1), ("gi", 1),
     ("nhung gi", 1), ("nao", 1), ("อะไร", 1), ("ไร", 1), ("บ้าง", 1), ("ไหม", 1),
 ];
@@ -109,9 +110,9 @@ const STRONG_SCORE: f32 = 10.0;
 /// Intents under which a message that names a market and a product category (or a rule's
 /// keyword) is a regulatory question even without a cue ("kipas angin buat pasar indonesia,
 /// manualnya harus bahasa indonesia?"). Not the commercial intents: "air fryer price to
-/// Jakarta?" wants the price. A message no intent fits needs no place when it asks what a
-/// product needs (`NEEDS`: "saus sambal mau masuk alfamart, butuh apa aja?"); chat about food or
-/// phones alone is not a question about rules.
+/// Jakarta?" wants the price. Asking what a product needs (`NEEDS`) takes no place ("saus sambal
+/// mau masuk alfamart, butuh apa aja?"); chat about food or phones alone is not a question about
+/// rules.
 const RULE_INTENTS: &[&str] = &[
     "unknown",
     "product_specs",
@@ -119,6 +120,13 @@ const RULE_INTENTS: &[&str] = &[
     "customization",
     "company_info",
 ];
+
+/// Intents besides `RULE_INTENTS` under which a message asking what a product needs (`NEEDS`)
+/// is a regulatory question: shipping, where what must travel with the goods is often a rule
+/// ("lithium batteries by sea, what documents must we have?"), and asking for a person, which
+/// buyers add to any question. A product must still be named, so "ship to Jakarta, what do you
+/// need from me?" keeps the shipping answer.
+const NEEDS_INTENTS: &[&str] = &["shipping", "contact_human"];
 
 /// Countries, cities and ports a buyer names when asking about a market. Not retail chains:
 /// "is your fan sold at Indomaret?" asks about the product.
@@ -482,7 +490,8 @@ impl Knowledge {
         let asked = rule_label
             || cue
             || intent == "certification"
-            || intent == "unknown" && self.needs.find(&lower, &words) == [0, 1]
+            || (RULE_INTENTS.contains(&intent) || NEEDS_INTENTS.contains(&intent))
+                && self.needs.find(&lower, &words) == [0, 1]
             || RULE_INTENTS.contains(&intent) && words.iter().any(|w| place(w, locale).is_some());
         if !asked {
             return None;
@@ -854,6 +863,37 @@ mod tests {
         assert!(r.iter().any(|e| e.starts_with("id-food")), "{r:?}");
         unanswered("resep kecap asin buatan rumah dong", "unknown");
         unanswered("saya butuh rice cooker 50 unit buat kantor", "unknown");
+    }
+
+    #[test]
+    fn a_shipping_question_about_what_goods_need_is_about_rules() {
+        let kb = kb();
+        let entries = |text: &str, locale: Locale| {
+            kb.answer(text, locale, "shipping")
+                .map(|r| r.entries)
+                .unwrap_or_default()
+        };
+        let r = entries("แบตเตอรี่ลิเธียมส่งทางเรือมาไทยต้องมีเอกสารอะไรบ้างครับ", Locale::Th);
+        assert!(
+            r.iter().any(|e| e == "asean-lithium-batteries-dangerous-goods"),
+            "{r:?}"
+        );
+        let r = entries(
+            "export furniture on wooden pallets to Thailand, what's needed for the pallets?",
+            Locale::En,
+        );
+        assert!(
+            r.iter()
+                .any(|e| e.contains("pallets") || e.contains("ispm15")),
+            "{r:?}"
+        );
+        // What the buyer must send, or when the goods arrive, is the shipping answer's.
+        for text in [
+            "ship to Jakarta, what do you need from me?",
+            "air fryer ship to Jakarta by sea, how many days?",
+        ] {
+            assert_eq!(entries(text, Locale::En), Vec::<String>::new(), "{text}");
+        }
     }
 
     #[test]
