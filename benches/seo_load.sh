@@ -38,13 +38,19 @@ printf '\n[cache]\nenabled = false\n' >> "$work/rules/seo/site.toml"
 PIDS+=($!)
 for _ in $(seq 100); do curl -fs -o /dev/null -H "Host: plain.test" "http://$EDGE$PAGE" && break; sleep 0.1; done
 
-# nginx with the head edgeseo would inject, as a fixed string.
-head_html=$(curl -fs -H "Host: seo.test" "http://$EDGE/id$PAGE" | python3 -c '
-import sys, re
+# nginx with the head edgeseo would inject, as a fixed string. nginx caps one configuration
+# token at 4 KB, so head.conf sets the head in parts, joined in sub_filter's replacement.
+head_vars=$(curl -fs -H "Host: seo.test" "http://$EDGE/id$PAGE" | python3 -c '
+import sys
 page = sys.stdin.read()
-start = page.index("<meta name=\"description\"")
-end = page.index("</head>")
-print(page[start:end].replace("\x27", "&#39;").replace("\n", " "))')
+head = page[page.index("<meta name=\"description\""):page.index("</head>")]
+for plain, entity in (("\\", "&#92;"), ("\x27", "&#39;"), ("$", "&#36;"), ("\n", " ")):
+    head = head.replace(plain, entity)
+parts = [head[i:i + 3000] for i in range(0, len(head), 3000)]
+with open(sys.argv[1], "w") as conf:
+    for n, part in enumerate(parts):
+        conf.write(f"set $head{n} \x27{part}\x27;\n")
+print("".join(f"$head{n}" for n in range(len(parts))))' "$work/head.conf")
 cat > "$work/nginx.conf" <<NGINX
 user $(id -un);
 worker_processes 2;
@@ -61,8 +67,9 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Accept-Encoding "";
+      include $work/head.conf;
       sub_filter_once on;
-      sub_filter '</head>' '$head_html</head>';
+      sub_filter '</head>' '$head_vars</head>';
     }
   }
 }

@@ -81,7 +81,8 @@ const NEEDS: &[(&str, usize)] = &[
     ("harus", 0), ("can gi", 0), ("co can", 0), ("can phai", 0), ("phai co", 0), ("phai lam", 0),
     ("ต้อง", 0),
     ("what", 1), ("which", 1), ("anything", 1), ("apa", 1), ("apakah", 1), ("gi", 1),
-    ("nhung gi", 1), ("nao", 1), ("อะไร", 1), ("ไร", 1), ("บ้าง", 1), ("ไหม", 1),
+    ("nhung gi", 1), ("nao", 1), ("khong", 1), ("ko", 1), ("อะไร", 1), ("ไร", 1), ("บ้าง", 1),
+    ("ไหม", 1),
 ];
 
 /// A label named with a language or the origin ("labels in Thai?", "label cuma bhs inggris?",
@@ -127,6 +128,29 @@ const RULE_INTENTS: &[&str] = &[
 /// buyers add to any question. A product must still be named, so "ship to Jakarta, what do you
 /// need from me?" keeps the shipping answer.
 const NEEDS_INTENTS: &[&str] = &["shipping", "contact_human"];
+
+/// Words of any buyer's chat, in the four languages (folded): pronouns, particles, question
+/// words, but not "who" (who applies is a rule's subject). They are left out of the ranking, where rare ones would count for much: the formal text
+/// of the entries has "itu" or "gì" in a few places only, so "CFS itu apa?" matched an entry on
+/// transit for its "itu". Chosen among the words most frequent in the base chat corpus.
+#[rustfmt::skip]
+const CHAT_WORDS: &[&str] = &[
+    // en
+    "my", "u", "you", "your", "we", "our", "i", "me", "do", "does", "this", "that", "it", "is",
+    "are", "the", "a", "an", "pls", "please", "hi", "hello",
+    // id
+    "bisa", "ga", "gak", "nggak", "mau", "apa", "apakah", "sama", "mana", "sudah", "udah", "dulu",
+    "lagi", "dong", "belum", "itu", "ini", "kan", "yg", "yang", "ya", "kak", "gan", "min",
+    "sy", "saya", "aja", "buat", "minta", "kalian", "kami", "pak", "bu", "sih", "deh", "kok",
+    "tuh", "gimana", "gmn", "dgn", "kalo", "klo", "kalau", "tapi", "juga", "brp", "berapa",
+    // vi
+    "a", "em", "anh", "chi", "shop", "ben", "chua", "nao", "roi", "toi", "vay", "minh", "sao",
+    "xin", "gi", "nhe", "nha", "oi", "ko", "k", "khong", "dc", "thi", "la", "cho", "voi",
+    "ah", "nhi",
+    // th
+    "ครับ", "คับ", "ค่ะ", "คะ", "นะ", "จ้า", "ไหม", "มั้ย", "บ้าง", "อะไร", "ยังไง", "อย่างไร",
+    "หน่อย", "ไร", "ผม", "เรา", "คุณ", "ป่าว", "เหรอ",
+];
 
 /// Countries, cities and ports a buyer names when asking about a market. Not retail chains:
 /// "is your fan sold at Indomaret?" asks about the product.
@@ -389,6 +413,10 @@ impl Knowledge {
                 // What a buyer's words can match: the text in their language, and the names,
                 // acronyms and keywords any language uses.
                 let mut doc = without_nya(folded_words(&e.text[locale as usize]), locale);
+                // The topic's words twice: an entry is about what its topic names more than
+                // about what its text mentions on the way ("CFS" is in a dozen entries' lists
+                // of documents, and the topic of one).
+                doc.extend(folded_words(&e.topic));
                 for extra in [&e.authority, &e.topic]
                     .into_iter()
                     .chain(&e.keywords)
@@ -532,6 +560,7 @@ impl Knowledge {
         phrases: Vec<usize>,
     ) -> Vec<Hit<'_>> {
         let market = self.market(&words, locale);
+        words.retain(|w| !CHAT_WORDS.contains(&w.as_str()));
         words.extend(phrases.into_iter().map(keyword_term));
         // "saus sambal" shares no word with the entry on processed food, but its category. One
         // term a category, not one a name: "biscuits" is food, not the rarest of its names
@@ -875,7 +904,8 @@ mod tests {
         };
         let r = entries("แบตเตอรี่ลิเธียมส่งทางเรือมาไทยต้องมีเอกสารอะไรบ้างครับ", Locale::Th);
         assert!(
-            r.iter().any(|e| e == "asean-lithium-batteries-dangerous-goods"),
+            r.iter()
+                .any(|e| e == "asean-lithium-batteries-dangerous-goods"),
             "{r:?}"
         );
         let r = entries(
