@@ -55,12 +55,14 @@ const CUES: &[&str] = &[
     "dav", "moit", "stameq", "tisi", "nbtc", "msds", "sds", "coa", "cfs", "gmp", "haccp", "ispm*",
     "form e", "forme", "rcep", "acfta", "lspro", "npb", "ghs", "pif", "rvc*", "b3", "ska", "ippc",
     "dumping", "anti-dumping", "antidumping", "hscode", "wood packaging", "energy label",
+    "form d", "atiga",
     // id
     "izin edar", "izin impor", "perlu izin", "izin apa", "izinnya", "perizinan", "ijin edar",
     "perlu ijin", "wajib", "pendaftaran", "registrasi", "sertifik*", "diimpor",
     "mengimpor", "bea masuk", "bea cukai", "cukai", "impor", "importir", "notifikasi", "edar",
     "kementerian", "pabean", "kepabeanan", "syarat", "persyaratan", "fumigasi", "karantina",
-    "babi", "bmad", "daftar ke", "daftar di", "didaftar*", "nomor ml", "nomor md",
+    "babi", "bmad", "daftar ke", "daftar di", "didaftar*", "nomor ml", "nomor md", "hemat energi",
+    "insw",
     // vi (folded)
     "giay phep", "cong bo", "hop quy", "dang ky", "chung nhan", "bat buoc", "nhan phu",
     "nhap khau", "hai quan", "ma hs", "quy chuan", "dan tem", "luu hanh", "bo y te", "thu tuc",
@@ -71,6 +73,7 @@ const CUES: &[&str] = &[
     "นำเข้า", "อนุญาต", "ทะเบียน", "จดแจ้ง", "มาตรฐาน", "บังคับ", "ฉลากภาษาไทย", "พิกัดศุลกากร",
     "ศุลกากร", "ฮาลาล", "แสตมป์", "สรรพสามิต", "อย.", "มอก", "สมอ.", "กสทช", "สคบ", "รมยา",
     "สารบบ", "ถิ่นกำเนิด", "ควบคุมฉลาก", "ทุ่มตลาด", "ผู้นำเข้า", "ฟอร์มอี", "พิกัด",
+    "ฟอร์มดี", "ฉลากประหยัดไฟ",
 ];
 
 /// Words asking what something needs or must have, in the four languages (folded), and the
