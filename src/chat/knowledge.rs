@@ -133,9 +133,10 @@ const RULE_INTENTS: &[&str] = &[
 const NEEDS_INTENTS: &[&str] = &["shipping", "contact_human"];
 
 /// Words of any buyer's chat, in the four languages (folded): pronouns, particles, question
-/// words, but not "who" (who applies is a rule's subject). They are left out of the ranking, where rare ones would count for much: the formal text
-/// of the entries has "itu" or "gì" in a few places only, so "CFS itu apa?" matched an entry on
-/// transit for its "itu". Chosen among the words most frequent in the base chat corpus.
+/// words, but not "who" (who applies is a rule's subject). They are left out of the ranking,
+/// where rare ones would count for much: the formal text of the entries has "itu" or "gì" in a
+/// few places only, so "CFS itu apa?" matched an entry on transit for its "itu". Chosen among
+/// the words most frequent in the base chat corpus; "a" is English and Vietnamese (ạ).
 #[rustfmt::skip]
 const CHAT_WORDS: &[&str] = &[
     // en
@@ -147,7 +148,7 @@ const CHAT_WORDS: &[&str] = &[
     "sy", "saya", "aja", "buat", "minta", "kalian", "kami", "pak", "bu", "sih", "deh", "kok",
     "tuh", "gimana", "gmn", "dgn", "kalo", "klo", "kalau", "tapi", "juga", "brp", "berapa",
     // vi
-    "a", "em", "anh", "chi", "shop", "ben", "chua", "nao", "roi", "toi", "vay", "minh", "sao",
+    "em", "anh", "chi", "shop", "ben", "chua", "nao", "roi", "toi", "vay", "minh", "sao",
     "xin", "gi", "nhe", "nha", "oi", "ko", "k", "khong", "dc", "thi", "la", "cho", "voi",
     "ah", "nhi",
     // th
