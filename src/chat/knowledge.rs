@@ -135,8 +135,9 @@ const NEEDS_INTENTS: &[&str] = &["shipping", "contact_human"];
 /// Words of any buyer's chat, in the four languages (folded): pronouns, particles, question
 /// words, but not "who" (who applies is a rule's subject). They are left out of the ranking,
 /// where rare ones would count for much: the formal text of the entries has "itu" or "gì" in a
-/// few places only, so "CFS itu apa?" matched an entry on transit for its "itu". Chosen among
-/// the words most frequent in the base chat corpus; "a" is English and Vietnamese (ạ).
+/// few places only, so "CFS itu apa?" matched an entry on transit for its "itu". The index drops
+/// them once when it is built, so no query is filtered. Chosen among the words most frequent in
+/// the base chat corpus; "a" is English and Vietnamese (ạ).
 #[rustfmt::skip]
 const CHAT_WORDS: &[&str] = &[
     // en
@@ -442,6 +443,7 @@ impl Knowledge {
                 );
                 doc
             }))
+            .without(CHAT_WORDS)
         });
         let cues = Phrases::new(CUES.iter().map(|c| (*c, 0)))?;
         let label_language = Phrases::new(LABEL_LANGUAGE.iter().copied())?;
@@ -564,7 +566,6 @@ impl Knowledge {
         phrases: Vec<usize>,
     ) -> Vec<Hit<'_>> {
         let market = self.market(&words, locale);
-        words.retain(|w| !CHAT_WORDS.contains(&w.as_str()));
         words.extend(phrases.into_iter().map(keyword_term));
         // "saus sambal" shares no word with the entry on processed food, but its category. One
         // term a category, not one a name: "biscuits" is food, not the rarest of its names
@@ -733,6 +734,15 @@ impl Bm25 {
             postings,
             relative_len: lens.iter().map(|l| l / avg).collect(),
         }
+    }
+
+    /// The index with `words` unsearchable: a query word of them then matches nothing, while
+    /// documents keep their lengths.
+    fn without(mut self, words: &[&str]) -> Bm25 {
+        for w in words {
+            self.postings.remove(*w);
+        }
+        self
     }
 
     fn idf(&self, word: &str) -> f32 {
