@@ -826,23 +826,26 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     }
 }
 
-// blind10, the current blind set, measured when it arrived: 92.9 % (en 93.3, id 91.7, vi 91.7,
-// th 95.0). The other sets' misses have been read, so they guard against regressions; each
-// scored 91-95 % when first measured (blind9: 94.2 %, blind8: 91.2 %). On the current code:
-// blind9 97.9 %, blind8 95.8, blind7 98.3, blind6 96.7, blind5 96.7, blind4 96.2, blind3 98.3,
-// blind2 97.5, blind 95.8 (their lowest language 95.0, 93.3, 95.0, 95.0, 93.3, 93.3, 95.0, 95.0,
-// 93.3).
-const KB_FLOORS: [(&str, f64, f64); 10] = [
-    ("blind10", 91.5, 90.0),
-    ("blind9", 96.5, 93.0),
-    ("blind8", 94.5, 91.0),
-    ("blind7", 97.0, 93.0),
-    ("blind6", 95.5, 93.0),
-    ("blind5", 95.5, 91.0),
-    ("blind4", 95.0, 91.0),
+// blind13, the current blind set, measured when it arrived: 94.6 % (en 95.0, id 96.7, vi 93.3,
+// th 93.3); blind12 97.5 % (95.0, 98.3, 98.3, 98.3) when it arrived; blind11 scored 94.2 % when
+// it arrived, before the learned gate, and 95.4 % with it. Their misses are unread. The other sets' misses have been read, so they guard against regressions;
+// each scored 91-95 % when first measured. On the current code: blind10 98.8 %, blind9 98.3,
+// blind8 97.1, blind7 98.8, blind6 97.5, blind5 97.1, blind4 97.5, blind3 98.3, blind2 97.9,
+// blind 97.1 (their lowest language 96.7, 95.0, 95.0, 96.7, 95.0, 95.0, 95.0, 95.0, 95.0, 95.0).
+const KB_FLOORS: [(&str, f64, f64); 13] = [
+    ("blind13", 93.5, 91.0),
+    ("blind12", 96.5, 93.0),
+    ("blind11", 94.5, 91.0),
+    ("blind10", 97.5, 95.0),
+    ("blind9", 97.0, 93.0),
+    ("blind8", 96.0, 93.0),
+    ("blind7", 97.5, 95.0),
+    ("blind6", 96.5, 93.0),
+    ("blind5", 96.0, 93.0),
+    ("blind4", 96.5, 93.0),
     ("blind3", 97.0, 93.0),
-    ("blind2", 96.5, 93.0),
-    ("blind", 94.5, 91.0),
+    ("blind2", 97.0, 93.0),
+    ("blind", 96.0, 93.0),
 ];
 
 /// Per language (en, id, vi, th): answers with every fact, and questions, of the set

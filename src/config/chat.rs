@@ -45,12 +45,19 @@ pub struct ChatExample {
 pub struct BaseChat {
     pub examples: Vec<ChatExample>,
     pub answers: HashMap<String, [String; 4]>,
+    /// Buyer messages labelled `rule` (asking about import rules) or `trade` (a commercial
+    /// request in the same words), which teach the knowledge base's gate.
+    pub rule_questions: Vec<ChatExample>,
 }
 
 /// Where the base files live in the source tree; diagnostics about them name these paths.
 const BASE_INTENTS: (&str, &str) = (
     "src/chat/base/intents.csv",
     include_str!("../chat/base/intents.csv"),
+);
+const BASE_RULE_QUESTIONS: (&str, &str) = (
+    "src/chat/base/rule-questions.csv",
+    include_str!("../chat/base/rule-questions.csv"),
 );
 const BASE_ANSWERS: (&str, &str) = (
     "src/chat/base/answers.toml",
@@ -67,7 +74,15 @@ static BASE: LazyLock<Result<BaseChat, Vec<Diagnostic>>> = LazyLock::new(|| {
         &SourceFile::new(BASE_ANSWERS.0, BASE_ANSWERS.1.into()),
         &mut diags,
     );
-    let chat = BaseChat { examples, answers };
+    let rule_questions = parse_examples(
+        &SourceFile::new(BASE_RULE_QUESTIONS.0, BASE_RULE_QUESTIONS.1.into()),
+        &mut diags,
+    );
+    let chat = BaseChat {
+        examples,
+        answers,
+        rule_questions,
+    };
     diags.extend(missing_answers(
         &chat.examples,
         &[&chat.answers],
