@@ -826,26 +826,28 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     }
 }
 
-// blind13, the current blind set, measured when it arrived: 94.6 % (en 95.0, id 96.7, vi 93.3,
-// th 93.3); blind12 97.5 % (95.0, 98.3, 98.3, 98.3) when it arrived; blind11 scored 94.2 % when
-// it arrived, before the learned gate, and 95.4 % with it. Their misses are unread. The other sets' misses have been read, so they guard against regressions;
-// each scored 91-95 % when first measured. On the current code: blind10 98.8 %, blind9 98.3,
-// blind8 97.1, blind7 98.8, blind6 97.5, blind5 97.1, blind4 97.5, blind3 98.3, blind2 97.9,
-// blind 97.1 (their lowest language 96.7, 95.0, 95.0, 96.7, 95.0, 95.0, 95.0, 95.0, 95.0, 95.0).
-const KB_FLOORS: [(&str, f64, f64); 13] = [
-    ("blind13", 93.5, 91.0),
-    ("blind12", 96.5, 93.0),
-    ("blind11", 94.5, 91.0),
+// blind14, the current blind set, measured when it arrived: 98.3 % (en 98.3, id 98.3, vi 96.7,
+// th 100); blind13 94.6 % (95.0, 96.7, 93.3, 93.3) when it arrived, its misses unread. The other
+// sets' misses have been read, so they guard against regressions; blind12 scored 97.5 % when it
+// arrived, blind11 94.2 %, the ten before 71.7-95.8 %. On the current code: blind13 95.0 %,
+// blind12 98.8, blind11 98.8, blind10 98.8, blind9 98.3, blind8 97.5, blind7 98.8, blind6 97.5,
+// blind5 97.5, blind4 97.5, blind3 97.9, blind2 98.3, blind 97.9 (their lowest language 93.3,
+// 96.7, 98.3, 96.7, 95.0, 95.0, 96.7, 95.0, 95.0, 95.0, 95.0, 96.7, 96.7).
+const KB_FLOORS: [(&str, f64, f64); 14] = [
+    ("blind14", 97.0, 95.0),
+    ("blind13", 94.0, 91.0),
+    ("blind12", 97.5, 95.0),
+    ("blind11", 97.5, 95.0),
     ("blind10", 97.5, 95.0),
     ("blind9", 97.0, 93.0),
-    ("blind8", 96.0, 93.0),
+    ("blind8", 96.5, 93.0),
     ("blind7", 97.5, 95.0),
     ("blind6", 96.5, 93.0),
-    ("blind5", 96.0, 93.0),
+    ("blind5", 96.5, 93.0),
     ("blind4", 96.5, 93.0),
     ("blind3", 97.0, 93.0),
-    ("blind2", 97.0, 93.0),
-    ("blind", 96.0, 93.0),
+    ("blind2", 97.0, 95.0),
+    ("blind", 97.0, 95.0),
 ];
 
 /// Per language (en, id, vi, th): answers with every fact, and questions, of the set

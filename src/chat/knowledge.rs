@@ -103,7 +103,7 @@ const LABEL_LANGUAGE: &[(&str, usize)] = &[
     ("label*", 0), ("nhan phu", 0), ("nhan mac", 0), ("nhan hang", 0), ("nhan san pham", 0),
     ("tren nhan", 0), ("dan nhan", 0), ("in nhan", 0), ("ฉลาก", 0),
     ("manual*", 0),
-    ("in thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1),
+    ("in thai", 1), ("bahasa", 1), ("bhs", 1), ("inggris", 1), ("mandarin", 1), ("english", 1),
     ("indonesian", 1), ("vietnamese", 1), ("tieng viet", 1), ("tieng anh", 1), ("tieng trung", 1),
     ("ภาษา", 1), ("origin", 1), ("made in", 1), ("xuat xu", 1), ("negara asal", 1),
     ("ถิ่นกำเนิด", 1), ("ประเทศผู้ผลิต", 1),
