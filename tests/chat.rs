@@ -826,14 +826,16 @@ async fn knowledge_questions_written_blind_are_answered_with_their_facts() {
     }
 }
 
-// blind14, the current blind set, measured when it arrived: 98.3 % (en 98.3, id 98.3, vi 96.7,
-// th 100); blind13 94.6 % (95.0, 96.7, 93.3, 93.3) when it arrived, its misses unread. The other
+// blind15, the current blind set, measured when it arrived: 98.3 % (en 98.3, id 100, vi 96.7,
+// th 98.3); blind14 98.3 % (98.3, 98.3, 96.7, 100) and blind13 94.6 % (95.0, 96.7, 93.3, 93.3)
+// when each arrived. The misses of all three are unread. The other
 // sets' misses have been read, so they guard against regressions; blind12 scored 97.5 % when it
 // arrived, blind11 94.2 %, the ten before 71.7-95.8 %. On the current code: blind13 95.0 %,
 // blind12 98.8, blind11 98.8, blind10 98.8, blind9 98.3, blind8 97.5, blind7 98.8, blind6 97.5,
 // blind5 97.5, blind4 97.5, blind3 97.9, blind2 98.3, blind 97.9 (their lowest language 93.3,
 // 96.7, 98.3, 96.7, 95.0, 95.0, 96.7, 95.0, 95.0, 95.0, 95.0, 96.7, 96.7).
-const KB_FLOORS: [(&str, f64, f64); 14] = [
+const KB_FLOORS: [(&str, f64, f64); 15] = [
+    ("blind15", 97.0, 95.0),
     ("blind14", 97.0, 95.0),
     ("blind13", 94.0, 91.0),
     ("blind12", 97.5, 95.0),
