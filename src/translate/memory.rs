@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::segment::words_of;
+use super::segment::{escape_text, has_placeholder, words_of};
 
 /// Why a PO file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,10 @@ pub struct Memory {
     /// Translations of sources without a context: what page text is looked up in, once per
     /// block of every page served, hence a fast hasher (the keys are the site's own text).
     plain: FastMap<String>,
+    /// The plain entries without placeholders as page HTML: the source as a page writes it
+    /// (escaped) → the translation as HTML. A run of text alone is looked up here by its bytes,
+    /// before any decoding; a page that writes the text otherwise finds it in `plain`.
+    html: HashMap<Box<[u8]>, Box<str>, foldhash::fast::RandomState>,
     /// Translations of sources with a `msgctxt`: context → source → translation.
     in_context: HashMap<String, FastMap<String>>,
     /// Every source served, sorted and each once: whether a run can still become one of them.
@@ -116,6 +120,12 @@ impl Memory {
                 }
             }
         }
+        memory.html = memory
+            .plain
+            .iter()
+            .filter(|(s, t)| !has_placeholder(s) && !has_placeholder(t))
+            .map(|(s, t)| (escape_text(s).into_bytes().into(), escape_text(t).into()))
+            .collect();
         let with_context = memory.in_context.values().flat_map(FastMap::keys);
         memory.sources = memory.plain.keys().chain(with_context).cloned().collect();
         memory.sources.sort_unstable();
@@ -130,6 +140,12 @@ impl Memory {
             Some(context) => self.in_context.get(context)?.get(source),
         }
         .map(String::as_str)
+    }
+
+    /// The translation as HTML of a run of text alone that reads `html` (trimmed, as the page
+    /// has it), for an entry without context.
+    pub fn get_html(&self, html: &[u8]) -> Option<&str> {
+        self.html.get(html).map(|t| &**t)
     }
 
     /// Whether some entry has `context` as its `msgctxt`.

@@ -48,35 +48,34 @@ enum Role {
     Block,
 }
 
-fn role(name: &str) -> Role {
+fn role(name: &[u8]) -> Role {
     match name {
-        "script" | "style" | "pre" | "code" | "kbd" | "samp" | "var" | "textarea" | "template"
-        | "svg" | "math" | "noscript" | "iframe" | "object" | "canvas" | "video" | "audio" => {
-            Role::Skip
-        }
-        "a" | "abbr" | "b" | "bdi" | "bdo" | "cite" | "data" | "del" | "dfn" | "em" | "font"
-        | "i" | "ins" | "mark" | "q" | "s" | "small" | "span" | "strong" | "sub" | "sup"
-        | "time" | "u" => Role::Inline,
-        "br" | "wbr" | "img" | "input" => Role::VoidInline,
-        "area" | "base" | "col" | "embed" | "hr" | "link" | "meta" | "param" | "source"
-        | "track" => Role::Void,
+        b"script" | b"style" | b"pre" | b"code" | b"kbd" | b"samp" | b"var" | b"textarea"
+        | b"template" | b"svg" | b"math" | b"noscript" | b"iframe" | b"object" | b"canvas"
+        | b"video" | b"audio" => Role::Skip,
+        b"a" | b"abbr" | b"b" | b"bdi" | b"bdo" | b"cite" | b"data" | b"del" | b"dfn" | b"em"
+        | b"font" | b"i" | b"ins" | b"mark" | b"q" | b"s" | b"small" | b"span" | b"strong"
+        | b"sub" | b"sup" | b"time" | b"u" => Role::Inline,
+        b"br" | b"wbr" | b"img" | b"input" => Role::VoidInline,
+        b"area" | b"base" | b"col" | b"embed" | b"hr" | b"link" | b"meta" | b"param"
+        | b"source" | b"track" => Role::Void,
         _ => Role::Block,
     }
 }
 
 /// The element's name when the HTML tokenizer reads its content as text up to its end tag.
-fn raw_text(name: &str) -> Option<&'static str> {
+fn raw_text(name: &[u8]) -> Option<&'static str> {
     Some(match name {
-        "script" => "script",
-        "style" => "style",
-        "textarea" => "textarea",
-        "title" => "title",
-        "xmp" => "xmp",
-        "iframe" => "iframe",
-        "noembed" => "noembed",
-        "noframes" => "noframes",
-        "noscript" => "noscript",
-        "plaintext" => "plaintext",
+        b"script" => "script",
+        b"style" => "style",
+        b"textarea" => "textarea",
+        b"title" => "title",
+        b"xmp" => "xmp",
+        b"iframe" => "iframe",
+        b"noembed" => "noembed",
+        b"noframes" => "noframes",
+        b"noscript" => "noscript",
+        b"plaintext" => "plaintext",
         _ => return None,
     })
 }
@@ -91,6 +90,11 @@ pub trait Lookup: Send + Sync + 'static {
     fn has_prefix(&self, partial: &str) -> bool;
     /// The translation of `source`.
     fn translation(&self, source: &str) -> Option<&str>;
+    /// The translation as HTML of a run of text alone whose trimmed HTML is `html`, when it is
+    /// found without decoding (see `Memory::get_html`).
+    fn html(&self, _html: &[u8]) -> Option<&str> {
+        None
+    }
     /// Every segment and attribute text, as it is met (prices and numbers included: see
     /// `segment::words_of`).
     fn seen(&self, _source: &str) {}
@@ -121,6 +125,13 @@ impl Lookup for PageMemory {
             .as_deref()
             .and_then(|page| self.memory.get(Some(page), source))
             .or_else(|| self.memory.get(None, source))
+    }
+    fn html(&self, html: &[u8]) -> Option<&str> {
+        // A page with entries of its own looks everything up by context first.
+        match self.page {
+            Some(_) => None,
+            None => self.memory.get_html(html),
+        }
     }
 }
 
@@ -186,10 +197,10 @@ struct Open {
 struct Packed(u64);
 
 impl Packed {
-    fn new(name: &str) -> Self {
+    fn new(name: &[u8]) -> Self {
         let mut bytes = [0u8; 8];
-        for (b, c) in bytes.iter_mut().zip(name.bytes()) {
-            *b = c;
+        for (b, c) in bytes.iter_mut().zip(name) {
+            *b = *c;
         }
         Self(u64::from_le_bytes(bytes))
     }
@@ -206,7 +217,7 @@ pub struct Replacer {
     mode: Mode,
     in_body: bool,
     /// The element whose content is left alone, and how deep elements of its name are nested.
-    skip: Option<(String, usize)>,
+    skip: Option<(Vec<u8>, usize)>,
     inline: Vec<Open>,
     /// The held run as a segment, once it has more than text (see `plain`).
     run: SegmentBuilder,
@@ -409,16 +420,20 @@ impl Replacer {
 
     fn comment(&mut self, html: &[u8], out: &mut Vec<u8>) {
         // A comment inside a run stays where it was when the run is not translated.
-        if self.holding()
-            && !self.raw.is_empty()
-            && let Some(text) = self.decode(html)
-            && self.promote(out)
-        {
-            self.run.other(&text);
-            self.raw.extend_from_slice(html);
-        } else {
-            out.extend_from_slice(html);
+        if self.holding() && !self.raw.is_empty() {
+            match self.decode(html) {
+                Some(text) if self.promote(out) => {
+                    self.run.other(&text);
+                    self.raw.extend_from_slice(html);
+                    return;
+                }
+                // Not in the page's encoding: the run goes out as it came, the comment after it.
+                None => self.give_up(out),
+                // Given up by `promote`.
+                Some(_) => {}
+            }
         }
+        out.extend_from_slice(html);
     }
 
     /// A complete tag; `wanted` when it has an attribute the replacer reads (`read_tag`).
@@ -432,13 +447,13 @@ impl Replacer {
         // Names that matter here are short and ASCII; lowercased on the stack.
         let mut buf = [0u8; 16];
         let raw_name = &html[name_start..name_start + name_len];
-        let name = if raw_name.len() <= buf.len() {
+        let name: &[u8] = if raw_name.len() <= buf.len() {
             for (b, c) in buf.iter_mut().zip(raw_name) {
                 *b = c.to_ascii_lowercase();
             }
-            std::str::from_utf8(&buf[..raw_name.len()]).unwrap_or("?")
+            &buf[..raw_name.len()]
         } else {
-            "?"
+            b"?"
         };
         if end {
             self.end_tag(name, html, out);
@@ -450,11 +465,11 @@ impl Replacer {
         }
     }
 
-    fn start_tag(&mut self, name: &str, html: &[u8], wanted: bool, out: &mut Vec<u8>) {
+    fn start_tag(&mut self, name: &[u8], html: &[u8], wanted: bool, out: &mut Vec<u8>) {
         let role = role(name);
         let void = matches!(role, Role::Void | Role::VoidInline);
         if !self.in_body {
-            if name == "body" {
+            if name == b"body" {
                 self.in_body = true;
                 self.encoding = *self.charset.lock().unwrap_or_else(|e| e.into_inner());
             }
@@ -469,7 +484,7 @@ impl Replacer {
             return;
         }
         // An input's `type` decides whether its `value` is read.
-        let may_matter = wanted || name == "input";
+        let may_matter = wanted || name == b"input";
         if role == Role::Block && !may_matter {
             // Most tags of a page: the run before it ends here, and so does the run inside it.
             self.block(out);
@@ -548,7 +563,7 @@ impl Replacer {
         out.extend_from_slice(html);
     }
 
-    fn end_tag(&mut self, name: &str, html: &[u8], out: &mut Vec<u8>) {
+    fn end_tag(&mut self, name: &[u8], html: &[u8], out: &mut Vec<u8>) {
         if !self.in_body {
             out.extend_from_slice(html);
             return;
@@ -586,7 +601,7 @@ impl Replacer {
         }
         self.block(out);
         out.extend_from_slice(html);
-        if name == "body" {
+        if name == b"body" {
             // After `</body>` nothing is translated.
             self.in_body = false;
         }
@@ -715,6 +730,21 @@ impl Replacer {
     /// `flush` for a run of text alone: as a segment would render it, without building one.
     fn flush_plain(&mut self, out: &mut Vec<u8>) {
         let raw = std::mem::take(&mut self.raw);
+        if self.encoding == encoding_rs::UTF_8 && !self.counting {
+            // Most runs of a translated page are found as the page writes them: no decoding,
+            // trimming or normalising.
+            let text = raw.trim_ascii_start();
+            let lead = &raw[..raw.len() - text.len()];
+            let text = text.trim_ascii_end();
+            if let Some(html) = (!text.is_empty()).then(|| self.lookup.html(text)).flatten() {
+                out.extend_from_slice(lead);
+                out.extend_from_slice(html.as_bytes());
+                out.extend_from_slice(&raw[lead.len() + text.len()..]);
+                self.raw = raw;
+                self.raw.clear();
+                return;
+            }
+        }
         let mut normal = std::mem::take(&mut self.source);
         let mut html = std::mem::take(&mut self.html);
         normal.clear();
@@ -771,11 +801,11 @@ impl Replacer {
     /// The start tag with its text attributes translated, or `None` when none was.
     fn translate_attributes(
         &mut self,
-        name: &str,
+        name: &[u8],
         tag: &str,
         attrs: &[Attr<'_>],
     ) -> Option<String> {
-        let button = name == "input"
+        let button = name == b"input"
             && attrs.iter().any(|a| {
                 a.name == "type"
                     && matches!(
@@ -1061,10 +1091,11 @@ mod tests {
     fn text_not_in_the_page_encoding_passes_byte_for_byte() {
         // Invalid UTF-8 in a run of text alone, before an inline element (the run becomes a
         // segment there), and after one; the runs around them are still translated.
+        // A comment with such bytes inside a run sends the run out first, as it came.
         let page: &[u8] = b"<body><p>Close \xff</p><p>\xfe <b>Close</b></p>\
-            <p>Ships in <b>7 days</b> \xc3</p><p>Close</p></body>";
+            <p>Ships in <b>7 days</b> \xc3</p><p>Close <!-- \xff --> now</p><p>Close</p></body>";
         let want: &[u8] = b"<body><p>Close \xff</p><p>\xfe <b>Close</b></p>\
-            <p>Ships in <b>7 days</b> \xc3</p><p>Tutup</p></body>";
+            <p>Ships in <b>7 days</b> \xc3</p><p>Close <!-- \xff --> now</p><p>Tutup</p></body>";
         for size in [1, 2, 3, 7, page.len()] {
             assert_eq!(replaced_bytes(page, size), want, "pieces of {size}");
         }
@@ -1113,6 +1144,33 @@ mod tests {
         let want = "<body><p> Tambah ke keranjang\n</p><p>Tambah ke keranjang</p><p>Add to carts</p></body>";
         for size in [1, 4, page.len()] {
             assert_eq!(replaced(page, size), want, "pieces of {size}");
+        }
+    }
+
+    #[test]
+    fn text_found_as_the_page_writes_it_reads_as_text_decoded() {
+        // A run is looked up by its bytes first (`Memory::get_html`), then decoded; both ways
+        // give the same HTML. An entry with placeholders cannot fill a run of text alone.
+        let po = concat!(
+            "msgid \"\"\nmsgstr \"Content-Type: text/plain; charset=UTF-8\\n\"\n\n",
+            "msgid \"Tom & Jerry\"\nmsgstr \"Tom & Jerry <versi>\"\n\n",
+            "msgid \"Open <1>now</1>\"\nmsgstr \"Buka <1>sekarang</1>\"\n\n",
+            "msgid \"Open now\"\nmsgstr \"Buka <1>sekarang</1>\"\n",
+        );
+        let memory = super::super::Memory::parse(std::path::Path::new("id.po"), po, false).unwrap();
+        let lookup = Arc::new(PageMemory::new(Arc::new(memory), "/"));
+        let page = "<body><p> Tom &amp; Jerry\n</p><p>Tom &#38; Jerry</p>\
+            <p>Open <b>now</b></p><p>Open now</p></body>";
+        let want = "<body><p> Tom &amp; Jerry &lt;versi&gt;\n</p><p>Tom &amp; Jerry &lt;versi&gt;</p>\
+            <p>Buka <b>sekarang</b></p><p>Open now</p></body>";
+        for size in [1, 5, page.len()] {
+            let mut r = Replacer::new(lookup.clone(), charset(encoding_rs::UTF_8));
+            let mut out = Vec::new();
+            for piece in page.as_bytes().chunks(size) {
+                r.push(piece, &mut out);
+            }
+            r.finish(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "pieces of {size}");
         }
     }
 

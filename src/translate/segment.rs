@@ -309,6 +309,47 @@ pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool
     true
 }
 
+/// Whether trimmed text has its spaces in normal form already: whitespace only as single
+/// spaces. Read byte by byte, the UTF-8 forms of the other Unicode white space included, so that
+/// text with letters beyond ASCII (Vietnamese, a middle dot) needs no decoding either.
+fn is_normal(text: &[u8]) -> bool {
+    let mut after_space = false;
+    let mut i = 0;
+    while i < text.len() {
+        let space = match text[i] {
+            b' ' if after_space => return false,
+            b' ' => true,
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => return false,
+            0xc2 => matches!(text.get(i + 1), Some(0x85 | 0xa0)),
+            0xe1 => text.get(i + 1..i + 3) == Some(&[0x9a, 0x80]),
+            0xe2 => matches!(
+                text.get(i + 1..i + 3),
+                Some([0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf] | [0x81, 0x9f])
+            ),
+            0xe3 => text.get(i + 1..i + 3) == Some(&[0x80, 0x80]),
+            _ => false,
+        };
+        if space && text[i] != b' ' {
+            return false;
+        }
+        after_space = space;
+        i += 1;
+    }
+    true
+}
+
+/// `text` escaped as HTML text, as a translation is written into a page.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+/// Whether `text` holds a placeholder (`<1>`, `</1>`, `<1/>`).
+pub fn has_placeholder(text: &str) -> bool {
+    next_placeholder(text).is_some()
+}
+
 /// Appends `text` escaped as HTML text (`&`, `<`, `>`). Most text has none of them, and is
 /// copied without a look at each character.
 fn push_escaped(out: &mut String, text: &str) {
@@ -425,22 +466,11 @@ fn normalize_space(s: &str) -> String {
 /// `normalize_space`, appended to `out`.
 pub fn normalize_space_into(s: &str, out: &mut String) {
     let start_len = out.len();
-    if s.is_ascii() {
-        let trimmed = s.trim_ascii();
-        // Text already in its normal form (the common case) is copied once.
-        let mut after_space = false;
-        let normal = trimmed.bytes().all(|c| match c {
-            b' ' => !std::mem::replace(&mut after_space, true),
-            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => false,
-            _ => {
-                after_space = false;
-                true
-            }
-        });
-        if normal {
-            out.push_str(trimmed);
-            return;
-        }
+    // Text already in its normal form (the common case) is copied once.
+    let trimmed = s.trim();
+    if is_normal(trimmed.as_bytes()) {
+        out.push_str(trimmed);
+        return;
     }
     let bytes = s.as_bytes();
     let mut word: Option<usize> = None;
@@ -485,6 +515,17 @@ fn trailing_space(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_white_space_character_is_read_as_a_space_and_no_other() {
+        // The normal-form check reads UTF-8 bytes; it must agree with `char::is_whitespace` on
+        // every character up to the ideographic space, the last white space there is.
+        for c in (0..=0x3000).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            let want = if c.is_whitespace() { "a b" } else { &text };
+            assert_eq!(normalize_space(&text), want, "U+{:04X}", c as u32);
+        }
+    }
 
     #[test]
     fn whitespace_normalises_the_same_on_every_path() {
