@@ -310,30 +310,27 @@ pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool
 }
 
 /// Whether trimmed text has its spaces in normal form already: whitespace only as single
-/// spaces. Read byte by byte, the UTF-8 forms of the other Unicode white space included, so that
-/// text with letters beyond ASCII (Vietnamese, a middle dot) needs no decoding either.
+/// spaces. Read as UTF-8 bytes, the other Unicode white space included, so that text beyond
+/// ASCII (Vietnamese, a middle dot) is not normalised character by character.
 fn is_normal(text: &[u8]) -> bool {
     let mut after_space = false;
-    let mut i = 0;
-    while i < text.len() {
-        let space = match text[i] {
-            b' ' if after_space => return false,
-            b' ' => true,
-            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => return false,
-            0xc2 => matches!(text.get(i + 1), Some(0x85 | 0xa0)),
-            0xe1 => text.get(i + 1..i + 3) == Some(&[0x9a, 0x80]),
+    for (i, &b) in text.iter().enumerate() {
+        let next = &text[i + 1..];
+        let other_space = match b {
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => true,
+            0xc2 => matches!(next.first(), Some(0x85 | 0xa0)),
+            0xe1 => next.starts_with(&[0x9a, 0x80]),
             0xe2 => matches!(
-                text.get(i + 1..i + 3),
+                next.get(..2),
                 Some([0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf] | [0x81, 0x9f])
             ),
-            0xe3 => text.get(i + 1..i + 3) == Some(&[0x80, 0x80]),
+            0xe3 => next.starts_with(&[0x80, 0x80]),
             _ => false,
         };
-        if space && text[i] != b' ' {
+        if other_space || (b == b' ' && after_space) {
             return false;
         }
-        after_space = space;
-        i += 1;
+        after_space = b == b' ';
     }
     true
 }
