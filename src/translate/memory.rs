@@ -123,7 +123,7 @@ impl Memory {
         memory.html = memory
             .plain
             .iter()
-            .filter(|(s, t)| !has_placeholder(s) && !has_placeholder(t))
+            .filter(|(s, t)| !s.is_empty() && !has_placeholder(s) && !has_placeholder(t))
             .map(|(s, t)| (escape_text(s).into_bytes().into(), escape_text(t).into()))
             .collect();
         let with_context = memory.in_context.values().flat_map(FastMap::keys);

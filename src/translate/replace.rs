@@ -736,7 +736,7 @@ impl Replacer {
             let text = raw.trim_ascii_start();
             let lead = &raw[..raw.len() - text.len()];
             let text = text.trim_ascii_end();
-            if let Some(html) = (!text.is_empty()).then(|| self.lookup.html(text)).flatten() {
+            if let Some(html) = self.lookup.html(text) {
                 out.extend_from_slice(lead);
                 out.extend_from_slice(html.as_bytes());
                 out.extend_from_slice(&raw[lead.len() + text.len()..]);

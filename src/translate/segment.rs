@@ -300,7 +300,7 @@ impl Segment {
 /// it. False, and nothing appended, when the translation has placeholders, which such a run
 /// cannot fill.
 pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool {
-    if next_placeholder(translation).is_some() {
+    if has_placeholder(translation) {
         return false;
     }
     out.push_str(leading_space(raw));
@@ -309,30 +309,20 @@ pub fn render_plain_into(raw: &str, translation: &str, out: &mut String) -> bool
     true
 }
 
-/// Whether trimmed text has its spaces in normal form already: whitespace only as single
-/// spaces. Read as UTF-8 bytes, the other Unicode white space included, so that text beyond
-/// ASCII (Vietnamese, a middle dot) is not normalised character by character.
-fn is_normal(text: &[u8]) -> bool {
+/// Whether trimmed text has its spaces in normal form already: white space only as single
+/// spaces.
+fn is_normal(text: &str) -> bool {
     let mut after_space = false;
-    for (i, &b) in text.iter().enumerate() {
-        let next = &text[i + 1..];
-        let other_space = match b {
-            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => true,
-            0xc2 => matches!(next.first(), Some(0x85 | 0xa0)),
-            0xe1 => next.starts_with(&[0x9a, 0x80]),
-            0xe2 => matches!(
-                next.get(..2),
-                Some([0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf] | [0x81, 0x9f])
-            ),
-            0xe3 => next.starts_with(&[0x80, 0x80]),
-            _ => false,
+    text.chars().all(|c| {
+        let space = c == ' ';
+        let normal = if space {
+            !after_space
+        } else {
+            !c.is_whitespace()
         };
-        if other_space || (b == b' ' && after_space) {
-            return false;
-        }
-        after_space = b == b' ';
-    }
-    true
+        after_space = space;
+        normal
+    })
 }
 
 /// `text` escaped as HTML text, as a translation is written into a page.
@@ -465,7 +455,7 @@ pub fn normalize_space_into(s: &str, out: &mut String) {
     let start_len = out.len();
     // Text already in its normal form (the common case) is copied once.
     let trimmed = s.trim();
-    if is_normal(trimmed.as_bytes()) {
+    if is_normal(trimmed) {
         out.push_str(trimmed);
         return;
     }
@@ -515,8 +505,8 @@ mod tests {
 
     #[test]
     fn every_white_space_character_is_read_as_a_space_and_no_other() {
-        // The normal-form check reads UTF-8 bytes; it must agree with `char::is_whitespace` on
-        // every character up to the ideographic space, the last white space there is.
+        // The normal-form check and the normalising pass must agree with `char::is_whitespace`
+        // on every character up to the ideographic space, the last white space there is.
         for c in (0..=0x3000).filter_map(char::from_u32) {
             let text = format!("a{c}b");
             let want = if c.is_whitespace() { "a b" } else { &text };
